@@ -1,0 +1,245 @@
+"""The input data contract: the tables a Nav register extract provides.
+
+Each table is declared once here (columns, types, keys, allowed values, ranges and the
+references between tables). `validate.py` checks a data directory against these
+declarations, and `docs/data-contract.md` is generated from them, so code, checks and
+documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Allowed values. Codes are Norwegian (the domain's own words), ASCII-only so that they
+# survive every CSV tool on the way.
+SEX = ("kvinne", "mann")
+EDUCATION = ("grunnskole", "videregaende", "hoyere_kort", "hoyere_lang", "ukjent")
+IMMIGRANT_CATEGORY = ("norskfodt", "vestlig", "ikke_vestlig", "ukjent")
+INNSATSGRUPPE = (
+    "standard",
+    "situasjonsbestemt",
+    "spesielt_tilpasset",
+    "varig_tilpasset",
+    "ikke_vurdert",
+    "sykmeldt_uten_arbeidsgiver",
+)
+BENEFIT = ("ingen", "dagpenger", "aap", "annen")
+OFFICE_TYPE = ("lokalkontor", "nasjonal")
+
+# Weekly hours to monthly hours: a month is 52/12 weeks on average.
+WEEKS_PER_MONTH = 52.0 / 12.0
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # one of: int, float, str, date, bool
+    description: str
+    nullable: bool = False
+    allowed: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    month: bool = False  # a date that must be the first day of a month
+    severity: str = "error"  # "warning": reported, does not stop the indicator pipeline
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Rows of this table must find a row in another table (optionally valid at `month`)."""
+
+    columns: tuple[str, ...]
+    table: str
+    target_columns: tuple[str, ...]
+    valid_at: str | None = None  # column in this table holding the month of validity
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    references: tuple[Reference, ...] = field(default_factory=tuple)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _month(name: str, description: str, nullable: bool = False) -> Column:
+    return Column(name, "date", description, nullable=nullable, month=True)
+
+
+PERSONS = Table(
+    "persons",
+    "One row per person in the extract (fixed characteristics).",
+    (
+        Column("person_id", "int", "Pseudonymised person id."),
+        _month("birth_month", "Month of birth (first day of the month)."),
+        Column("sex", "str", "Sex.", allowed=SEX),
+        Column("education", "str", "Highest completed education, 5 levels incl. unknown.", allowed=EDUCATION),
+        Column("immigrant_category", "str", "Country background: born in Norway, EU/EEA and other Western, non-Western, unknown.", allowed=IMMIGRANT_CATEGORY),
+    ),
+    key=("person_id",),
+)
+
+STOCK = Table(
+    "stock",
+    "The follow-up stock (beholdning): one row per person and month under §14a work-oriented follow-up.",
+    (
+        _month("month", "Measurement month (beholdningsmåned)."),
+        Column("person_id", "int", "Person id (persons.person_id)."),
+        Column("office_id", "str", "Following-up unit: a local office or the national follow-up unit NOE."),
+        Column("municipality_id", "str", "Municipality of residence in the month."),
+        Column("innsatsgruppe", "str", "Need level from the §14a decision (or not yet assessed).", allowed=INNSATSGRUPPE),
+        Column("months_since_registration", "int", "Whole months since the current registration started (0 in the first month).", min=0, max=600),
+        Column("benefit", "str", "Main benefit in the month.", allowed=BENEFIT),
+        Column("laid_off", "bool", "Temporarily laid off (permittert)."),
+        Column("youth_guarantee", "bool", "Covered by the youth guarantee (ungdomsgarantien, from July 2023)."),
+        Column("work_hours_12m", "float", "Hours worked in the 12 months before registration.", min=0, max=12 * 320),
+        Column("work_hours_24m", "float", "Hours worked in the 24 months before registration.", min=0, max=24 * 320),
+        Column("reduced_work_capacity", "bool", "Registered reduced work capacity (nedsatt arbeidsevne, health)."),
+    ),
+    key=("person_id", "month"),
+    references=(
+        Reference(("person_id",), "persons", ("person_id",), description="every person in the stock is in persons"),
+        Reference(("office_id",), "offices", ("office_id",), valid_at="month", description="the office exists in the month"),
+        Reference(("municipality_id",), "municipalities", ("municipality_id",), valid_at="month", description="the municipality exists in the month"),
+    ),
+)
+
+EMPLOYMENT = Table(
+    "employment",
+    "Hours worked per person and month, as reported to the employer register (a-ordningen). "
+    "Months without a row mean zero hours, up to `extract.employment_observed_to`.",
+    (
+        Column("person_id", "int", "Person id (persons.person_id)."),
+        _month("month", "Calendar month of the work."),
+        Column("hours", "float", "Hours worked in the month (all employers).", min=0, max=744),
+    ),
+    key=("person_id", "month"),
+    references=(Reference(("person_id",), "persons", ("person_id",), description="every employed person is in persons"),),
+)
+
+LABOUR_MARKET = Table(
+    "labour_market",
+    "Local labour market per commuting region (bo- og arbeidsmarkedsregion) and month.",
+    (
+        Column("commuting_region_id", "str", "Commuting region."),
+        _month("month", "Calendar month."),
+        Column("inflow_rate", "float", "Inflow of newly unemployed as a share of the labour force.", min=0, max=1),
+        Column("unemployment_rate", "float", "Registered unemployment as a share of the labour force.", min=0, max=1),
+        Column("vacancy_rate", "float", "New vacancies as a share of the labour force.", min=0, max=1),
+    ),
+    key=("commuting_region_id", "month"),
+)
+
+MUNICIPALITIES = Table(
+    "municipalities",
+    "Municipality -> commuting region and municipality -> office, valid from/to (municipality mergers, office changes).",
+    (
+        Column("municipality_id", "str", "Municipality number."),
+        Column("municipality_name", "str", "Name."),
+        Column("commuting_region_id", "str", "Commuting region the municipality belongs to."),
+        Column("office_id", "str", "Local office serving the municipality."),
+        _month("valid_from", "First month the row is valid."),
+        _month("valid_to", "Last month the row is valid (empty: still valid).", nullable=True),
+    ),
+    key=("municipality_id", "valid_from"),
+    references=(
+        Reference(("office_id",), "offices", ("office_id",), valid_at="valid_from", description="the serving office exists when the row starts"),
+    ),
+)
+
+OFFICES = Table(
+    "offices",
+    "Office -> region, valid from/to; merged or split offices name their successor.",
+    (
+        Column("office_id", "str", "Office number (enhetsnummer)."),
+        Column("office_name", "str", "Name."),
+        Column("region_id", "str", "Nav region (fylkesenhet); the national unit NOE has region 'NOE'."),
+        Column("office_type", "str", "Local office or national unit.", allowed=OFFICE_TYPE),
+        _month("valid_from", "First month the office exists."),
+        _month("valid_to", "Last month the office exists (empty: still exists).", nullable=True),
+        Column("successor_office_id", "str", "Office that took over the users when this one closed (merger).", nullable=True),
+    ),
+    key=("office_id", "valid_from"),
+    references=(Reference(("region_id",), "regions", ("region_id",), description="the region is known"),),
+)
+
+REGIONS = Table(
+    "regions",
+    "The 12 Nav regions, plus the national follow-up unit NOE as its own unit.",
+    (
+        Column("region_id", "str", "Region code."),
+        Column("region_name", "str", "Name."),
+    ),
+    key=("region_id",),
+)
+
+OFFICE_HR = Table(
+    "office_hr",
+    "Office HR per office and month for state employees: agreed working hours and sick-leave hours. "
+    "Value problems here are warnings: the office-resources analysis excludes and reports them.",
+    (
+        Column("office_id", "str", "Office."),
+        _month("month", "Calendar month."),
+        Column("agreed_hours", "float", "Agreed working hours of the office's state employees in the month.", min=0, max=1e6, severity="warning"),
+        Column("sick_leave_hours", "float", "Hours of sick leave in the month.", min=0, max=1e6, severity="warning"),
+    ),
+    key=("office_id", "month"),
+    references=(Reference(("office_id",), "offices", ("office_id",), valid_at="month", description="the office exists in the month"),),
+)
+
+EXTRACT = Table(
+    "extract",
+    "One row describing the extract: up to which month employment is completely observed. "
+    "Outcomes whose window runs past it are censored (missing), not zero.",
+    (
+        _month("employment_observed_to", "Last month of complete employment data."),
+        Column("description", "str", "Free text: source, date of extraction.", nullable=True),
+    ),
+    key=(),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT)
+}
+
+
+def contract_markdown() -> str:
+    """The contract as Markdown (written to docs/data-contract.md)."""
+    lines = [
+        "# Input data contract",
+        "",
+        "Generated from `arbeidsindikator/contract.py` by `arbeidsindikator contract`; do not edit by hand.",
+        "A data directory holds one file per table, `<table>.parquet` (or `<table>.csv`).",
+        "`arbeidsindikator validate --data DIR` checks all of it and reports every violation at once.",
+        "",
+    ]
+    for t in TABLES.values():
+        lines += [f"## `{t.name}`", "", t.description, ""]
+        lines.append(f"Key: {', '.join(t.key) if t.key else '(single row)'}")
+        lines.append("")
+        lines += ["| column | type | null | rule | description |", "|---|---|---|---|---|"]
+        for c in t.columns:
+            rule = []
+            if c.allowed:
+                rule.append("one of " + ", ".join(f"`{a}`" for a in c.allowed))
+            if c.min is not None or c.max is not None:
+                rule.append(f"in [{c.min:g}, {c.max:g}]")
+            if c.month:
+                rule.append("first day of a month")
+            if c.severity == "warning":
+                rule.append("(warning only)")
+            lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {'; '.join(rule)} | {c.description} |")
+        for r in t.references:
+            when = f" valid at `{r.valid_at}`" if r.valid_at else ""
+            lines.append("")
+            lines.append(f"- `{', '.join(r.columns)}` must exist in `{r.table}.{', '.join(r.target_columns)}`{when}: {r.description}.")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Outcomes of every person-month in the stock, computed in the database.
+
+- atid3 / atid12: average weekly hours over the 3 / 12 months after the measurement month
+  (hours in months t+1..t+k divided by k x 52/12 weeks).
+- jobb3 / jobb12: 1 if the person worked at least 19 hours a week in month t+3 / t+12.
+
+An outcome is censored (NULL, not zero) when its window runs past the last month of
+complete employment data (`extract.employment_observed_to`).
+
+The stock and the (sparse) employment table are joined on (person, month) and the windows
+are SQL window frames over a month index, so the work stays in DuckDB (or Spark SQL).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from .contract import WEEKS_PER_MONTH
+
+OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
+IN_WORK_WEEKLY_HOURS = 19.0
+UNITS = {
+    "atid3": "timer per uke", "atid12": "timer per uke",
+    "jobb3": "prosentpoeng", "jobb12": "prosentpoeng",
+}
+
+
+def month_index_sql(col: str) -> str:
+    """A month as an integer (months since year 0), so window frames can use RANGE."""
+    return f"(year({col}) * 12 + month({col}) - 1)"
+
+
+def outcomes_sql(stock: str = "stock", employment: str = "employment", extract: str = "extract") -> str:
+    """SQL selecting person_id, month and the four outcomes for every stock row."""
+    wk = WEEKS_PER_MONTH
+    thr = IN_WORK_WEEKLY_HOURS * wk - 1e-6  # monthly hours equivalent of 19 hours a week
+    mi = month_index_sql("month")
+    return f"""
+    WITH obs AS (SELECT {month_index_sql('employment_observed_to')} AS last_mi FROM {extract}),
+    spine AS (
+        SELECT coalesce(s.person_id, e.person_id) AS person_id,
+               coalesce(s.month, e.month) AS month,
+               coalesce(e.hours, 0.0) AS hours,
+               s.person_id IS NOT NULL AS in_stock
+        FROM (SELECT person_id, month FROM {stock}) s
+        FULL OUTER JOIN (SELECT person_id, month, hours FROM {employment}
+                         WHERE month <= (SELECT max(employment_observed_to) FROM {extract})) e
+          ON s.person_id = e.person_id AND s.month = e.month
+    ),
+    w AS (
+        SELECT person_id, month, in_stock, {mi} AS mi,
+          sum(hours) OVER (PARTITION BY person_id ORDER BY {mi} RANGE BETWEEN 1 FOLLOWING AND 3 FOLLOWING) AS h3,
+          sum(hours) OVER (PARTITION BY person_id ORDER BY {mi} RANGE BETWEEN 1 FOLLOWING AND 12 FOLLOWING) AS h12,
+          sum(hours) OVER (PARTITION BY person_id ORDER BY {mi} RANGE BETWEEN 3 FOLLOWING AND 3 FOLLOWING) AS m3,
+          sum(hours) OVER (PARTITION BY person_id ORDER BY {mi} RANGE BETWEEN 12 FOLLOWING AND 12 FOLLOWING) AS m12
+        FROM spine
+    )
+    SELECT person_id, month,
+      CASE WHEN mi + 3 <= last_mi THEN coalesce(h3, 0) / (3 * {wk}) END AS atid3,
+      CASE WHEN mi + 12 <= last_mi THEN coalesce(h12, 0) / (12 * {wk}) END AS atid12,
+      CASE WHEN mi + 3 <= last_mi THEN (coalesce(m3, 0) >= {thr})::DOUBLE END AS jobb3,
+      CASE WHEN mi + 12 <= last_mi THEN (coalesce(m12, 0) >= {thr})::DOUBLE END AS jobb12
+    FROM w, obs
+    WHERE in_stock
+    """
+
+
+def compute_outcomes(con: duckdb.DuckDBPyConnection, target: str = "outcomes") -> None:
+    """Materialise the outcomes as table `target` in the connection (needs the contract views)."""
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {outcomes_sql()}")

@@ -1,0 +1,307 @@
+"""Generate a synthetic Nav world and write it as Parquet, one file per contract table.
+
+    generate_world(out_dir, scale="medium", seed=1, clean=False)
+
+writes the contract tables into out_dir and the ground truth into out_dir/truth/ (which
+the indicator pipeline never reads). The directory appears atomically: everything is
+written to a temporary sibling and renamed at the end, so an interrupted run leaves no
+half-written world.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..contract import BENEFIT, EDUCATION, IMMIGRANT_CATEGORY, INNSATSGRUPPE
+from .employment import OUTCOMES, indicator_population, simulate_chunk
+from .geography import NT, T0, build_geography, build_labour_market
+from .offices import make_office_hr, make_theta, office_valid
+from .params import HORIZON, NOE_REGION, SCALES, STOCK_FIRST, STOCK_LAST, TrueModel, month_date
+from .population import VARIG, expand_stock, make_population, stock_counts
+
+WRITE_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+def _dict_col(codes: np.ndarray, values) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(list(values)))
+
+
+def _dates(m: np.ndarray) -> pa.Array:
+    return pa.array(month_date(m), type=pa.date32())
+
+
+def _opt_dates(ms) -> pa.Array:
+    """Month indices or None (open-ended validity) -> date32 with nulls."""
+    return pa.array([None if m is None else month_date(m).item() for m in ms], pa.date32())
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, **WRITE_OPTS)
+
+
+def _chunks(spell_person: np.ndarray, n_persons: int, size: int):
+    """Contiguous spell ranges covering whole persons, about `size` persons each."""
+    bounds = np.searchsorted(spell_person, np.arange(0, n_persons + size, size))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            yield a, b
+
+
+def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, clean: bool = False,
+                   employment_observed_to: str = "2024-12", person_truth: bool | None = None,
+                   progress: Callable[[str, float], None] | None = None) -> dict:
+    """Generate the world; returns a summary dict (also written to truth/world.json)."""
+    t_start = time.perf_counter()
+    sc = SCALES[scale]
+    tm = TrueModel()
+    if person_truth is None:
+        person_truth = scale != "national"
+    report = progress or (lambda step, frac: None)
+    out_dir = Path(out_dir)
+    ss = np.random.SeedSequence(seed)
+    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks = ss.spawn(6)
+    from .params import month_index
+    emp_end = month_index(employment_observed_to)
+    if not STOCK_LAST <= emp_end <= HORIZON:
+        raise ValueError(f"employment_observed_to must be between 2024-12 and 2025-12, got {employment_observed_to}")
+
+    report("geografi og arbeidsmarked", 0.0)
+    geo = build_geography(sc, np.random.default_rng(s_geo))
+    lm = build_labour_market(geo, np.random.default_rng(s_lm))
+    loginf = np.log(lm["inflow_rate"])
+    period = slice(STOCK_FIRST - T0, STOCK_LAST - T0 + 1)
+    lm_z = (loginf - loginf[:, period].mean()) / loginf[:, period].std()
+
+    report("personer og forløp", 0.05)
+    persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop))
+    n_persons = len(persons.birth)
+    n_off = len(geo.office_ids)
+
+    # pass 1: counts per office and month (for staffing, and to centre theta)
+    users = np.zeros((n_off, NT), np.int64)
+    users_ss = np.zeros((n_off, NT), np.int64)
+    pop_follow = np.zeros((n_off, NT), np.int64)
+    noe_users = np.zeros(NT, np.int64)
+    chunks = list(_chunks(spells.person, n_persons, sc.chunk_persons))
+    for a, b in chunks:
+        rows = expand_stock(persons, spells.take(np.arange(a, b)), geo)
+        u_all, u_ss, u_noe = stock_counts(rows, n_off, NT)
+        users += u_all
+        users_ss += u_ss
+        noe_users += u_noe
+        ind = rows.group != VARIG
+        pop_follow += np.bincount(rows.office[ind] * NT + (rows.month[ind] - T0), minlength=n_off * NT).reshape(n_off, NT)
+
+    report("kontorressurser og kontorbidrag", 0.15)
+    hr = make_office_hr(geo, users, np.random.default_rng(s_hr))
+    theta_raw, sick, staffing = make_theta(geo, hr, users, tm, np.random.default_rng(s_theta))
+    w = pop_follow[:, period]
+    centre = float((theta_raw[:, period] * w).sum() / w.sum())
+    theta = theta_raw - centre
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        (tmp / "truth").mkdir()
+        _write_static_tables(tmp, geo, lm, hr, emp_end)
+        _write_persons(tmp, persons)
+        # pass 2: stock, employment and truth, chunk by chunk of persons
+        stock_w = emp_w = truth_w = None
+        sums = {o: np.zeros((n_off, NT)) for o in OUTCOMES}
+        dsum = {o: 0.0 for o in OUTCOMES}
+        n_pm = np.zeros((n_off, NT))
+        n_ind = 0
+        chunk_seeds = s_chunks.spawn(len(chunks))
+        for ci, (a, b) in enumerate(chunks):
+            report("bestand, arbeidstimer og fasit", 0.2 + 0.75 * ci / len(chunks))
+            sp = spells.take(np.arange(a, b))
+            rows = expand_stock(persons, sp, geo)
+            sp_local = sp  # spell indices in rows refer to this chunk's spells
+            res = simulate_chunk(persons, sp_local, rows, theta, lm_z, geo, tm, np.random.default_rng(chunk_seeds[ci]))
+            idx = res.stock_index
+            stock_tbl = _stock_table(persons, sp_local, rows, idx, geo)
+            stock_w = stock_w or pq.ParquetWriter(tmp / "stock.parquet", stock_tbl.schema, **WRITE_OPTS)
+            stock_w.write_table(stock_tbl)
+            keep = res.emp_month <= emp_end
+            emp_tbl = pa.table({
+                "person_id": pa.array(res.emp_person[keep] + 1, pa.int64()),
+                "month": _dates(res.emp_month[keep]),
+                "hours": pa.array(res.emp_hours[keep], pa.float64()),
+            })
+            emp_w = emp_w or pq.ParquetWriter(tmp / "employment.parquet", emp_tbl.schema, **WRITE_OPTS)
+            emp_w.write_table(emp_tbl)
+            # truth: sums over the indicator population per (following office, month)
+            ind = indicator_population(rows, idx)
+            cell = rows.office[idx][ind] * NT + (rows.month[idx][ind] - T0)
+            n_pm += np.bincount(cell, minlength=n_off * NT).reshape(n_off, NT)
+            n_ind += int(ind.sum())
+            scale_out = {"atid3": 1.0, "atid12": 1.0, "jobb3": 100.0, "jobb12": 100.0}
+            for o in OUTCOMES:
+                diff = (res.expected_with[o] - res.expected_without[o])[ind] * scale_out[o]
+                sums[o] += np.bincount(cell, weights=diff, minlength=n_off * NT).reshape(n_off, NT)
+                dsum[o] += float(res.derivative[o][ind].sum()) * scale_out[o]
+            if person_truth:
+                cols = {"person_id": pa.array(rows.person[idx] + 1, pa.int64()), "month": _dates(rows.month[idx])}
+                for o in OUTCOMES:
+                    cols[f"expected_with_office_{o}"] = pa.array(res.expected_with[o] * scale_out[o])
+                    cols[f"expected_average_office_{o}"] = pa.array(res.expected_without[o] * scale_out[o])
+                ttbl = pa.table(cols)
+                truth_w = truth_w or pq.ParquetWriter(tmp / "truth" / "person_month.parquet", ttbl.schema, **WRITE_OPTS)
+                truth_w.write_table(ttbl)
+        for wtr in (stock_w, emp_w, truth_w):
+            if wtr is not None:
+                wtr.close()
+        report("fasit og oppsummering", 0.97)
+        summary = _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users, tm, centre)
+        summary.update(scale=scale, seed=seed, clean=clean, employment_observed_to=employment_observed_to,
+                       persons=n_persons, spells=len(spells), offices=n_off - 1,
+                       commuting_regions=len(geo.cr_ids), municipalities=len(geo.muni_ids),
+                       seconds=round(time.perf_counter() - t_start, 1))
+        # no timings in the file: the same seed must give byte-identical output
+        (tmp / "truth" / "world.json").write_text(json.dumps(
+            {k: v for k, v in summary.items() if k != "seconds"} | {"true_model": asdict(tm)},
+            indent=2, ensure_ascii=False, default=float))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report("ferdig", 1.0)
+    return summary
+
+
+def _stock_table(persons, sp, rows, idx, geo) -> pa.Table:
+    person = rows.person[idx]
+    spell = rows.spell[idx]
+    return pa.table({
+        "month": _dates(rows.month[idx]),
+        "person_id": pa.array(person + 1, pa.int64()),
+        "office_id": _dict_col(rows.office[idx], geo.office_ids),
+        "municipality_id": _dict_col(rows.muni[idx], geo.muni_ids),
+        "innsatsgruppe": _dict_col(rows.group[idx], INNSATSGRUPPE),
+        "months_since_registration": pa.array(rows.offset[idx].astype(np.int32)),
+        "benefit": _dict_col(rows.benefit[idx], BENEFIT),
+        "laid_off": pa.array(sp.laid_off[spell]),
+        "youth_guarantee": pa.array(rows.youth[idx]),
+        "work_hours_12m": pa.array(sp.h12[spell], pa.float64()),
+        "work_hours_24m": pa.array(sp.h24[spell], pa.float64()),
+        "reduced_work_capacity": pa.array(sp.reduced[spell]),
+    })
+
+
+def _write_persons(tmp: Path, p) -> None:
+    n = len(p.birth)
+    _write(pa.table({
+        "person_id": pa.array(np.arange(1, n + 1), pa.int64()),
+        "birth_month": _dates(p.birth),
+        "sex": _dict_col(np.where(p.male, 1, 0), ("kvinne", "mann")),
+        "education": _dict_col(p.education, EDUCATION),
+        "immigrant_category": _dict_col(p.immigrant, IMMIGRANT_CATEGORY),
+    }), tmp / "persons.parquet")
+
+
+def _validity_rows(values: np.ndarray):
+    """Runs of equal values along the month axis -> (start index, end index, value)."""
+    change = np.flatnonzero(np.diff(values)) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change - 1, len(values) - 1]
+    return [(s, e, values[s]) for s, e in zip(starts, ends)]
+
+
+def _write_static_tables(tmp: Path, geo, lm, hr, emp_end: int) -> None:
+    obs = slice(STOCK_FIRST - T0, emp_end - T0 + 1)
+    months = np.arange(STOCK_FIRST, emp_end + 1)
+    n_cr = len(geo.cr_ids)
+    _write(pa.table({
+        "commuting_region_id": pa.array(np.repeat(geo.cr_ids, len(months))),
+        "month": _dates(np.tile(months, n_cr)),
+        "inflow_rate": pa.array(np.round(lm["inflow_rate"][:, obs].ravel(), 6)),
+        "unemployment_rate": pa.array(np.round(lm["unemployment_rate"][:, obs].ravel(), 6)),
+        "vacancy_rate": pa.array(np.round(lm["vacancy_rate"][:, obs].ravel(), 6)),
+    }), tmp / "labour_market.parquet")
+    _write(pa.table({"region_id": geo.region_ids + [NOE_REGION],
+                     "region_name": geo.region_names + ["Nasjonal oppfølgingsenhet"]}), tmp / "regions.parquet")
+    # offices: valid from/to; open-ended offices have no valid_to
+    region_ids = np.array(geo.region_ids + [NOE_REGION])
+    _write(pa.table({
+        "office_id": geo.office_ids, "office_name": geo.office_names,
+        "region_id": region_ids[geo.office_region].tolist(),
+        "office_type": ["nasjonal" if i == geo.noe else "lokalkontor" for i in range(len(geo.office_ids))],
+        "valid_from": _dates(np.maximum(geo.office_from, STOCK_FIRST)),
+        "valid_to": _opt_dates([None if t >= HORIZON else t for t in geo.office_to]),
+        "successor_office_id": geo.office_successor,
+    }), tmp / "offices.parquet")
+    # municipalities: one row per run of (municipality, office) over time
+    rows = {}
+    nb = geo.muni_of_base.shape[0]
+    first = STOCK_FIRST - T0
+    for b in range(nb):
+        pair = geo.muni_of_base[b, first:] * 100_000 + geo.office_of_base[b, first:]
+        for s, e, v in _validity_rows(pair):
+            rows[(int(v // 100_000), int(v % 100_000), s)] = (e, geo.base_cr[b])
+    recs = sorted(rows.items())
+    last = HORIZON - STOCK_FIRST
+    _write(pa.table({
+        "municipality_id": [geo.muni_ids[m] for (m, o, s), _ in recs],
+        "municipality_name": [geo.muni_names[m] for (m, o, s), _ in recs],
+        "commuting_region_id": [geo.cr_ids[cr] for _, (e, cr) in recs],
+        "office_id": [geo.office_ids[o] for (m, o, s), _ in recs],
+        "valid_from": _dates(np.array([s + STOCK_FIRST for (m, o, s), _ in recs])),
+        "valid_to": _opt_dates([None if e >= last else e + STOCK_FIRST for _, (e, cr) in recs]),
+    }), tmp / "municipalities.parquet")
+    # office HR for every office-month in which the office exists
+    valid = office_valid(geo)[:, obs]
+    o_idx, k_idx = np.nonzero(valid)
+    _write(pa.table({
+        "office_id": pa.array(np.array(geo.office_ids)[o_idx]),
+        "month": _dates(months[k_idx]),
+        "agreed_hours": pa.array(hr["agreed_hours"][:, obs][o_idx, k_idx]),
+        "sick_leave_hours": pa.array(hr["sick_leave_hours"][:, obs][o_idx, k_idx]),
+    }), tmp / "office_hr.parquet")
+    _write(pa.table({
+        "employment_observed_to": _dates(np.array([emp_end])),
+        "description": ["Syntetisk Nav-verden (arbeidsindikator synth)"],
+    }), tmp / "extract.parquet")
+
+
+def _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users, tm, centre) -> dict:
+    period = slice(STOCK_FIRST - T0, STOCK_LAST - T0 + 1)
+    o_idx, k_idx = np.nonzero(n_pm[:, period] > 0)
+    k_abs = k_idx + (STOCK_FIRST - T0)
+    n = n_pm[o_idx, k_abs]
+    cols = {
+        "office_id": pa.array(np.array(geo.office_ids)[o_idx]),
+        "month": _dates(k_abs + T0),
+        "n_persons": pa.array(n.astype(np.int64)),
+        "theta": pa.array(theta[o_idx, k_abs]),
+        "sick_leave_share": pa.array(np.where(o_idx == geo.noe, np.nan, sick[o_idx, k_abs])),
+        "staffing_hours_per_user": pa.array(np.where(o_idx == geo.noe, np.nan, staffing[o_idx, k_abs])),
+    }
+    for o in OUTCOMES:
+        cols[f"true_{o}"] = pa.array(sums[o][o_idx, k_abs] / n)
+    _write(pa.table(cols), tmp / "truth" / "office_month.parquet")
+    # true effects: latent coefficients and their average marginal effect in outcome units
+    # (a persistent one-unit change, averaged over the indicator population)
+    ame = {o: dsum[o] / n_ind for o in OUTCOMES}
+    effects = []
+    for name, latent, unit in (("sick_leave", tm.sick_leave, "per unit share of agreed hours on sick leave"),
+                               ("staffing", tm.staffing, "per agreed hour per user and month"),
+                               ("noe", tm.noe_effect, "NOE vs an average office")):
+        for o in OUTCOMES:
+            effects.append((name, o, latent, latent * ame[o], unit))
+    _write(pa.table({
+        "effect": [e[0] for e in effects], "outcome": [e[1] for e in effects],
+        "latent": [e[2] for e in effects], "outcome_scale": [e[3] for e in effects],
+        "unit": [e[4] for e in effects],
+    }), tmp / "truth" / "effects.parquet")
+    return {"theta_centre": centre, "indicator_person_months": n_ind}
