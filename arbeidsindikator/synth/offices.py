@@ -51,7 +51,7 @@ def make_office_hr(geo: Geography, users: np.ndarray, rng: np.random.Generator) 
         ("2022-06", 0.076), ("2022-12", 0.092), ("2023-06", 0.078), ("2025-12", 0.081)])
     share = share * np.where(july, 1.3, 1.0)
     office_level = np.exp(rng.normal(0, 0.2, n_off))
-    q = 0.22  # chance that an employee has some sick leave in a month
+    q = 0.17  # chance that an employee has some sick leave in a month
     sick_emp = rng.binomial(staff, q)
     mean_frac = np.clip(share[None, :] * office_level[:, None] / q, 0.02, 0.95)
     alpha = 1.5

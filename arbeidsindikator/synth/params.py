@@ -45,7 +45,7 @@ REGIONS = (
     ("42", "Agder", 0.060),
     ("11", "Rogaland", 0.085),
     ("46", "Vestland", 0.110),
-    ("15", "Møre og Romsdal", 0.042),
+    ("15", "Møre og Romsdal", 0.048),
     ("50", "Trøndelag", 0.085),
     ("18", "Nordland", 0.050),
     ("54", "Troms og Finnmark", 0.048),

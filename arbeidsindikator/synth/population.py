@@ -128,7 +128,11 @@ def _spell_attributes(p: Persons, person: np.ndarray, start: np.ndarray, laid_of
         [group == SPES, group == VARIG, group == SIT, group == SYKM],
         [rng.random(n) < 0.85, rng.random(n) < 0.95, rng.random(n) < 0.12, rng.random(n) < 0.35],
         rng.random(n) < 0.02)
-    laid_off = laid_off_wave | ((group == STD) & (h12 > 1000) & (rng.random(n) < 0.06 * (1 + 0.8 * ((start % 12) < 3))))
+    # temporary lay-offs: common among new standard users with recent work, more in winter
+    # and in the long tail of the pandemic (Proba: 34 % of new spells in 2021, 22 % in 2023)
+    tail = (start >= PANDEMIC_START + 3) & (start < month_index("2022-01"))
+    p_laid = 0.45 * (1 + 0.3 * ((start % 12) < 3)) * np.where(tail, 1.6, 1.0)
+    laid_off = laid_off_wave | ((group == STD) & (h12 > 700) & (rng.random(n) < p_laid))
     # permanent employability of the person during the spell (the true model's mu without
     # state, labour market and office terms)
     e = (tm.intercept + _age_effect(age, tm) + tm.male * p.male[person]
@@ -163,7 +167,7 @@ def _spell_attributes(p: Persons, person: np.ndarray, start: np.ndarray, laid_of
     age_dec = (decided - p.birth[person]) / 12.0
     exempt = rng.random(n) < 0.20  # activity requirement, business start, digital opt-out, language
     to_noe = ((group == STD) & open_ & (age_dec >= 30) & (age_dec < 60) & ~exempt & ~laid_off
-              & (dur > undecided) & (rng.random(n) < 0.75))
+              & (dur > undecided) & (rng.random(n) < 0.65))
     noe_from = np.where(to_noe, undecided, -1)
     stay = rng.random(n) < 0.25  # the few who stay in NOE beyond the reassessment
     noe_until = np.where(to_noe, np.where(stay, dur, undecided + 5 + rng.integers(0, 2, n)), -1)
