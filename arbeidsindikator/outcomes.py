@@ -68,3 +68,34 @@ def outcomes_sql(stock: str = "stock", employment: str = "employment", extract: 
 def compute_outcomes(con: duckdb.DuckDBPyConnection, target: str = "outcomes") -> None:
     """Materialise the outcomes as table `target` in the connection (needs the contract views)."""
     con.execute(f"CREATE OR REPLACE TABLE {target} AS {outcomes_sql()}")
+
+
+def analysis_sql(outcomes: str = "outcomes") -> str:
+    """The person-month table the model reads: the stock with the person's characteristics,
+    the organisation (following office, its region; home office of the municipality), the
+    commuting region's labour market in the month, and the outcomes."""
+    valid = lambda t, m: f"{m} >= {t}.valid_from AND ({t}.valid_to IS NULL OR {m} <= {t}.valid_to)"  # noqa: E731
+    return f"""
+    SELECT s.person_id, s.month,
+           s.office_id, f.office_name, f.office_type, f.region_id, r.region_name,
+           m.office_id AS home_office_id, s.municipality_id, m.commuting_region_id,
+           CAST(floor(date_diff('month', p.birth_month, s.month) / 12) AS INTEGER) AS age,
+           p.sex, p.education, p.immigrant_category,
+           s.innsatsgruppe, s.months_since_registration, s.benefit, s.laid_off, s.youth_guarantee,
+           s.work_hours_12m, s.work_hours_24m, s.reduced_work_capacity,
+           l.inflow_rate, l.unemployment_rate, l.vacancy_rate,
+           o.atid3, o.atid12, o.jobb3, o.jobb12
+    FROM stock s
+    JOIN persons p USING (person_id)
+    JOIN offices f ON s.office_id = f.office_id AND {valid('f', 's.month')}
+    JOIN regions r ON f.region_id = r.region_id
+    JOIN municipalities m ON s.municipality_id = m.municipality_id AND {valid('m', 's.month')}
+    JOIN labour_market l ON l.commuting_region_id = m.commuting_region_id AND l.month = s.month
+    LEFT JOIN {outcomes} o ON o.person_id = s.person_id AND o.month = s.month
+    """
+
+
+def build_analysis(con: duckdb.DuckDBPyConnection, target: str = "analysis") -> None:
+    """Outcomes and the analysis table, materialised in the (working) connection."""
+    compute_outcomes(con, "outcomes")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {analysis_sql('outcomes')}")

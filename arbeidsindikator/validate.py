@@ -75,7 +75,7 @@ def register_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, tables=None)
 
 
 def _examples(con, sql: str) -> tuple[int, list[dict]]:
-    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
     if n == 0:
         return 0, []
     cur = con.execute(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}")
@@ -110,7 +110,7 @@ def _column_checks(con, t: Table, c: Column) -> list[Violation]:
 
 def _key_check(con, t: Table) -> list[Violation]:
     if not t.key:
-        n = con.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0]
+        n = con.execute(f"SELECT count(*) FROM {t.name}").fetchall()[0][0]
         return [] if n == 1 else [Violation(t.name, "*", f"must have exactly one row (has {n})", n)]
     keys = ", ".join(f'"{k}"' for k in t.key)
     n, ex = _examples(

@@ -75,11 +75,11 @@ def test_truth_covers_every_office_month(small_world):
     truth = (small_world / "truth" / "office_month.parquet").as_posix()
     missing = con.execute(f"""
         SELECT count(*) FROM (SELECT DISTINCT office_id, month FROM stock WHERE innsatsgruppe <> 'varig_tilpasset') s
-        ANTI JOIN read_parquet('{truth}') t USING (office_id, month)""").fetchone()[0]
+        ANTI JOIN read_parquet('{truth}') t USING (office_id, month)""").fetchall()[0][0]
     assert missing == 0
     n = con.execute(f"""SELECT sum(abs(t.n_persons - s.n)) FROM read_parquet('{truth}') t JOIN
         (SELECT office_id, month, count(*) n FROM stock WHERE innsatsgruppe <> 'varig_tilpasset' GROUP BY 1, 2) s
-        USING (office_id, month)""").fetchone()[0]
+        USING (office_id, month)""").fetchall()[0][0]
     assert n == 0
     effects = con.execute(f"SELECT effect, outcome, latent, outcome_scale FROM read_parquet('{(small_world / 'truth' / 'effects.parquet').as_posix()}')").fetchall()
     assert {e[0] for e in effects} == {"sick_leave", "staffing", "noe"}
@@ -116,7 +116,7 @@ def test_oracle_recovers_the_stored_truth(small_clean_world):
     d = con.execute(f"""SELECT max(abs(t.true_jobb3 - p.v)) FROM read_parquet('{tom}') t JOIN
         (SELECT s.office_id, s.month, avg(x.expected_with_office_jobb3 - x.expected_average_office_jobb3) v
          FROM stock s JOIN read_parquet('{(small_clean_world / 'truth' / 'person_month.parquet').as_posix()}') x
-         USING (person_id, month) WHERE s.innsatsgruppe <> 'varig_tilpasset' GROUP BY 1, 2) p USING (office_id, month)""").fetchone()[0]
+         USING (person_id, month) WHERE s.innsatsgruppe <> 'varig_tilpasset' GROUP BY 1, 2) p USING (office_id, month)""").fetchall()[0][0]
     assert d < 1e-9
     # realised outcomes are unbiased for the true expected outcome (no systematic gap)
     w = df["n"] / df["n"].sum()

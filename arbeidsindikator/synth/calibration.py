@@ -51,7 +51,7 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
     con.execute("""CREATE TEMP VIEW pop AS
         SELECT s.*, o.atid3, o.atid12, o.jobb3, o.jobb12 FROM stock s JOIN o USING (person_id, month)
         WHERE innsatsgruppe <> 'varig_tilpasset'""")
-    q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    q = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
     per_month = q("SELECT count(*) / count(DISTINCT month) FROM pop")
     target = facts["population"]["persons_under_follow_up_per_month"]
     scale = per_month / target

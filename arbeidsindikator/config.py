@@ -1,0 +1,147 @@
+"""The model specification (TOML): outcomes, terms, estimation period, breakdowns.
+
+Configuration is data: model variants are just other files. `load_spec` turns a file into a
+`ModelSpec` and reports every problem at once (malformed TOML with its line, unknown term
+kinds, columns that do not exist in the analysis table).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+TERM_KINDS = ("categorical", "bins", "deciles", "continuous")
+SE_TYPES = ("classical", "robust", "cluster")
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str], source: str = ""):
+        self.problems = problems
+        where = f" in {source}" if source else ""
+        super().__init__(f"{len(problems)} problem(s) with the model specification{where}; nothing was written.\n"
+                         + "\n".join(f"- {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Term:
+    column: str
+    kind: str
+    label: str = ""
+    breaks: tuple[float, ...] = ()
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    name: str
+    column: str
+    bins: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    outcomes: tuple[str, ...]
+    terms: tuple[Term, ...]
+    breakdowns: tuple[Breakdown, ...] = ()
+    description: str = ""
+    period_from: str | None = None
+    period_to: str | None = None
+    exclude: dict = field(default_factory=dict)
+    se_type: str = "cluster"
+    cluster: str = "person_id"
+    weight: str | None = None
+    min_persons: int = 10
+    source_text: str = ""
+
+    def in_model(self, breakdown: Breakdown) -> bool:
+        """A breakdown is 'in the model' when its column is one of the model's columns."""
+        return breakdown.column in {t.column for t in self.terms}
+
+    def columns(self) -> set[str]:
+        cols = {t.column for t in self.terms} | set(self.outcomes) | {b.column for b in self.breakdowns}
+        cols |= set(self.exclude)
+        if self.weight:
+            cols.add(self.weight)
+        return cols
+
+
+def default_spec_text() -> str:
+    return resources.files("arbeidsindikator").joinpath("configs/default.toml").read_text()
+
+
+def parse_spec(text: str, source: str = "") -> ModelSpec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"malformed TOML: {e}"], source) from None
+    problems = []
+    m = raw.get("model")
+    if not isinstance(m, dict):
+        raise ConfigError(["missing [model] table"], source)
+    outcomes = m.get("outcomes")
+    if not outcomes or not isinstance(outcomes, list):
+        problems.append("model.outcomes must be a non-empty list of outcome columns")
+        outcomes = []
+    terms = []
+    for i, t in enumerate(m.get("terms", [])):
+        kind = t.get("kind")
+        if "column" not in t:
+            problems.append(f"model.terms[{i}]: missing 'column'")
+            continue
+        if kind not in TERM_KINDS:
+            problems.append(f"model.terms[{i}] ({t['column']}): kind must be one of {', '.join(TERM_KINDS)}, got {kind!r}")
+            continue
+        breaks = tuple(float(b) for b in t.get("breaks", []))
+        if kind == "bins" and (not breaks or list(breaks) != sorted(set(breaks))):
+            problems.append(f"model.terms[{i}] ({t['column']}): bins need strictly increasing 'breaks'")
+        terms.append(Term(t["column"], kind, t.get("label", t["column"]), breaks,
+                          None if t.get("reference") is None else str(t["reference"])))
+    if not terms:
+        problems.append("model.terms is empty: the model needs at least one term")
+    se = m.get("se_type", "cluster")
+    if se not in SE_TYPES:
+        problems.append(f"model.se_type must be one of {', '.join(SE_TYPES)}, got {se!r}")
+    period = m.get("estimation_period", {}) or {}
+    for k in ("from", "to"):
+        v = period.get(k)
+        if v is not None and (not isinstance(v, str) or len(v) != 7 or v[4] != "-"):
+            problems.append(f"model.estimation_period.{k} must look like 'YYYY-MM', got {v!r}")
+    exclude = m.get("exclude", {}) or {}
+    if not isinstance(exclude, dict) or not all(isinstance(v, list) for v in exclude.values()):
+        problems.append("model.exclude must map a column to a list of values to leave out")
+        exclude = {}
+    breakdowns = tuple(Breakdown(b["name"], b["column"], tuple(float(x) for x in b.get("bins", [])))
+                       for b in raw.get("breakdowns", []) if "name" in b and "column" in b)
+    if any("name" not in b or "column" not in b for b in raw.get("breakdowns", [])):
+        problems.append("every [[breakdowns]] entry needs 'name' and 'column'")
+    min_persons = int(raw.get("publish", {}).get("min_persons", 10))
+    if min_persons < 1:
+        problems.append("publish.min_persons must be at least 1")
+    if problems:
+        raise ConfigError(problems, source)
+    return ModelSpec(name=m.get("name", "model"), outcomes=tuple(outcomes), terms=tuple(terms),
+                     breakdowns=breakdowns, description=m.get("description", ""),
+                     period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
+                     se_type=se, cluster=m.get("cluster", "person_id"), weight=m.get("weight"),
+                     min_persons=min_persons, source_text=text)
+
+
+def load_spec(path: Path | str | None = None) -> ModelSpec:
+    """Load a spec from a file (None: the packaged default)."""
+    if path is None:
+        return parse_spec(default_spec_text(), "default.toml")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError([f"file {p} does not exist"], str(p))
+    return parse_spec(p.read_text(), str(p))
+
+
+def check_columns(spec: ModelSpec, available: set[str], table: str = "analysis") -> None:
+    """Every column the spec names must exist in the table the model reads."""
+    missing = sorted(c for c in spec.columns() | {spec.cluster} if c not in available)
+    if missing:
+        raise ConfigError([f"column {c!r} does not exist in the {table} table (available: {', '.join(sorted(available))})"
+                           for c in missing])

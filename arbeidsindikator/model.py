@@ -1,0 +1,437 @@
+"""The indicator model: one (weighted) OLS per outcome from accumulated sufficient statistics.
+
+The design is built in SQL: every term becomes a small integer code (categorical levels,
+bins, deciles) or a numeric column. Arrow record batches of codes stream out of the
+database and are reduced to X'WX, X'Wy and per-person score sums with `np.bincount`, never
+a dense one-hot matrix, so memory does not grow with the number of rows and the same
+reduction runs per partition on Spark (sum per partition, then add).
+
+    model = IndicatorModel(spec).fit(con, "analysis")
+    model.results_["jobb3"].params, .std_errors("cluster"), .summary()
+
+Collinear columns and levels without observations are dropped with a note (never a crash);
+their coefficients are reported as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from .config import ModelSpec, Term
+
+BATCH_ROWS = 1_000_000
+COLLINEAR_TOL = 1e-9
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(v) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+@dataclass
+class TermCoding:
+    term: Term
+    levels: list[str]  # labels, code i <-> levels[i]; empty for continuous
+    reference: int | None
+    sql: str  # SQL expression giving the code (or the value for continuous)
+    cutpoints: list[float] = field(default_factory=list)
+
+    @property
+    def is_coded(self) -> bool:
+        return self.term.kind != "continuous"
+
+
+def _bin_labels(breaks: list[float]) -> list[str]:
+    b = [f"{x:g}" for x in breaks]
+    return [f"<{b[0]}"] + [f"[{b[i]}, {b[i + 1]})" for i in range(len(b) - 1)] + [f">={b[-1]}"]
+
+
+def _bin_sql(col: str, breaks: list[float]) -> str:
+    whens = " ".join(f"WHEN {col} < {x!r} THEN {i}" for i, x in enumerate(breaks))
+    return f"(CASE WHEN {col} IS NULL THEN NULL {whens} ELSE {len(breaks)} END)"
+
+
+def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_where: str) -> list[TermCoding]:
+    """Decide the levels of every term from the estimation sample."""
+    codings = []
+    for t in spec.terms:
+        col = _q(t.column)
+        if t.kind == "continuous":
+            codings.append(TermCoding(t, [], None, f"CAST({col} AS DOUBLE)"))
+            continue
+        if t.kind == "categorical":
+            rows = con.execute(f"SELECT coalesce(CAST({col} AS VARCHAR), '<NA>') v, count(*) n FROM {table} "
+                               f"WHERE {est_where} GROUP BY 1 ORDER BY 1").fetchall()
+            levels = [r[0] for r in rows]
+            counts = [r[1] for r in rows]
+            cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
+            sql = f"(CASE coalesce(CAST({col} AS VARCHAR), '<NA>') {cases} ELSE NULL END)"
+            cut = []
+        else:
+            if t.kind == "deciles":
+                qs = con.execute(f"SELECT quantile_cont({col}, [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]) "
+                                 f"FROM {table} WHERE {est_where}").fetchall()[0][0] or []
+                cut = sorted(set(float(x) for x in qs))
+                labels = [f"D{i + 1}" for i in range(len(cut) + 1)]
+            else:
+                cut = list(t.breaks)
+                labels = _bin_labels(cut)
+            sql = _bin_sql(col, cut)
+            got = dict(con.execute(f"SELECT {sql} c, count(*) FROM {table} WHERE {est_where} GROUP BY 1").fetchall())
+            levels = labels
+            counts = [got.get(i, 0) for i in range(len(labels))]
+        if t.reference is not None and t.reference in levels:
+            ref = levels.index(t.reference)
+        else:
+            ref = int(np.argmax(counts)) if counts else 0
+        codings.append(TermCoding(t, levels, ref, sql, cut))
+    return codings
+
+
+class Layout:
+    """Columns of the full one-hot design: intercept, every level of every coded term, continuous."""
+
+    def __init__(self, codings: list[TermCoding]):
+        self.codings = codings
+        self.coded = [c for c in codings if c.is_coded]
+        self.cont = [c for c in codings if not c.is_coded]
+        self.sizes = [len(c.levels) + 1 for c in self.coded]  # +1: unseen level (predicted as reference)
+        self.offsets = np.cumsum([1] + self.sizes[:-1]).tolist() if self.coded else []
+        self.p = 1 + sum(self.sizes) + len(self.cont)
+        names, base = ["(Intercept)"], []
+        for c in self.coded:
+            names += [f"{c.term.column}[{lv}]" for lv in c.levels] + [f"{c.term.column}[<unseen>]"]
+        names += [c.term.column for c in self.cont]
+        self.names = names
+        # columns that are never estimable: reference levels and the 'unseen' slot
+        for c, off, size in zip(self.coded, self.offsets, self.sizes):
+            base += [off + c.reference, off + size - 1]
+        self.structural_zero = sorted(base)
+
+    def cross(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray) -> np.ndarray:
+        """X' a for the full design."""
+        out = np.empty(self.p)
+        out[0] = a.sum()
+        for c, off, size in zip(codes, self.offsets, self.sizes):
+            out[off:off + size] = np.bincount(c, weights=a, minlength=size)
+        for j, x in enumerate(conts):
+            out[1 + sum(self.sizes) + j] = (a * x).sum()
+        return out
+
+    def gram(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray) -> np.ndarray:
+        """X' diag(a) X for the full design, from co-occurrence counts (no one-hot matrix)."""
+        p, g = self.p, np.zeros((self.p, self.p))
+        g[0] = self.cross(codes, conts, a)
+        k0 = 1 + sum(self.sizes)
+        for i, (ci, oi, si) in enumerate(zip(codes, self.offsets, self.sizes)):
+            g[oi:oi + si, oi:oi + si] = np.diag(np.bincount(ci, weights=a, minlength=si))
+            for cj, oj, sj in zip(codes[i + 1:], self.offsets[i + 1:], self.sizes[i + 1:]):
+                g[oi:oi + si, oj:oj + sj] = np.bincount(ci * sj + cj, weights=a, minlength=si * sj).reshape(si, sj)
+            for j, x in enumerate(conts):
+                g[oi:oi + si, k0 + j] = np.bincount(ci, weights=a * x, minlength=si)
+        for j, x in enumerate(conts):
+            for l in range(j, len(conts)):
+                g[k0 + j, k0 + l] = (a * x * conts[l]).sum()
+        iu = np.triu_indices(p, 1)
+        g[(iu[1], iu[0])] = g[iu]
+        g[:, 0] = g[0]
+        return g
+
+    def cluster_scores(self, cluster: np.ndarray, n_clusters: int, codes, conts, a: np.ndarray) -> np.ndarray:
+        """S[g] = sum over the cluster's rows of x * a  (n_clusters x p)."""
+        s = np.empty((n_clusters, self.p))
+        s[:, 0] = np.bincount(cluster, weights=a, minlength=n_clusters)
+        for c, off, size in zip(codes, self.offsets, self.sizes):
+            s[:, off:off + size] = np.bincount(cluster * size + c, weights=a, minlength=n_clusters * size).reshape(n_clusters, size)
+        k0 = 1 + sum(self.sizes)
+        for j, x in enumerate(conts):
+            s[:, k0 + j] = np.bincount(cluster, weights=a * x, minlength=n_clusters)
+        return s
+
+    def predict(self, beta_full: np.ndarray, codes, conts) -> np.ndarray:
+        yhat = np.full(len(codes[0]) if codes else len(conts[0]), beta_full[0])
+        for c, off, size in zip(codes, self.offsets, self.sizes):
+            yhat += beta_full[off:off + size][c]
+        k0 = 1 + sum(self.sizes)
+        for j, x in enumerate(conts):
+            yhat += beta_full[k0 + j] * x
+        return yhat
+
+
+@dataclass
+class FitResult:
+    outcome: str
+    names: list[str]
+    params: np.ndarray  # NaN where dropped
+    cov: dict  # se type -> covariance over the kept columns
+    kept: np.ndarray  # indices (into names) of estimated columns
+    nobs: int
+    n_clusters: int
+    sum_weights: float
+    rss: float
+    tss: float
+    notes: list[str]
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - len(self.kept)
+
+    @property
+    def r2(self) -> float:
+        return 1 - self.rss / self.tss if self.tss > 0 else float("nan")
+
+    def std_errors(self, se_type: str = "cluster") -> np.ndarray:
+        out = np.full(len(self.names), np.nan)
+        out[self.kept] = np.sqrt(np.diag(self.cov[se_type]))
+        return out
+
+    def tvalues(self, se_type: str = "cluster") -> np.ndarray:
+        return self.params / self.std_errors(se_type)
+
+    def pvalues(self, se_type: str = "cluster") -> np.ndarray:
+        t = self.tvalues(se_type)
+        if se_type == "classical":
+            return 2 * stats.t.sf(np.abs(t), self.df_resid)
+        return 2 * stats.norm.sf(np.abs(t))
+
+    def table(self, se_type: str = "cluster") -> list[dict]:
+        """Rows like Nav's model_metrics: variable, coefficient, std_err, t_value, p_value."""
+        se = {k: self.std_errors(k) for k in self.cov}
+        t, p = self.tvalues(se_type), self.pvalues(se_type)
+        return [{"response_variable": self.outcome, "variable": n, "coefficient": float(b),
+                 "std_err": float(se[se_type][i]), "t_value": float(t[i]), "p_value": float(p[i]),
+                 "se_type": se_type, "std_err_classical": float(se["classical"][i]),
+                 "std_err_robust": float(se["robust"][i]), "std_err_cluster": float(se["cluster"][i])}
+                for i, (n, b) in enumerate(zip(self.names, self.params))]
+
+    def summary(self, se_type: str = "cluster") -> str:
+        lines = [f"{self.outcome}: N = {self.nobs:,}, klynger = {self.n_clusters:,}, R² = {self.r2:.4f}, SE = {se_type}"]
+        for r in self.table(se_type):
+            if np.isnan(r["coefficient"]):
+                continue
+            lines.append(f"  {r['variable']:<45} {r['coefficient']:>10.4f} ({r['std_err']:.4f})")
+        return "\n".join(lines + [f"  merknad: {n}" for n in self.notes])
+
+
+def _select_columns(xtx: np.ndarray, candidates: list[int], layout: Layout, notes: list[str]) -> list[int]:
+    """Keep columns in order, dropping empty and collinear ones (sequential Cholesky)."""
+    kept: list[int] = []
+    for j in candidates:
+        if xtx[j, j] <= 0:
+            notes.append(f"{layout.names[j]} har ingen observasjoner i estimeringsutvalget og er utelatt")
+            continue
+        if kept:
+            a = xtx[np.ix_(kept, kept)]
+            b = xtx[kept, j]
+            resid = xtx[j, j] - b @ np.linalg.solve(a, b)
+        else:
+            resid = xtx[j, j]
+        if resid <= COLLINEAR_TOL * xtx[j, j]:
+            notes.append(f"{layout.names[j]} er kollineær med andre variabler og er utelatt")
+            continue
+        kept.append(j)
+    return kept
+
+
+class IndicatorModel:
+    """Configure with a ModelSpec, `fit` on a table in a DuckDB connection, then `predict`."""
+
+    def __init__(self, spec: ModelSpec, batch_rows: int = BATCH_ROWS):
+        self.spec = spec
+        self.batch_rows = batch_rows
+
+    # -- SQL ------------------------------------------------------------------------------
+    def population_where(self) -> str:
+        parts = ["TRUE"]
+        for col, values in self.spec.exclude.items():
+            vals = ", ".join(_sql_literal(v) for v in values)
+            parts.append(f"coalesce(CAST({_q(col)} AS VARCHAR), '') NOT IN ({vals})")
+        return " AND ".join(parts)
+
+    def period_where(self) -> str:
+        parts = []
+        if self.spec.period_from:
+            parts.append(f"month >= DATE '{self.spec.period_from}-01'")
+        if self.spec.period_to:
+            parts.append(f"month <= DATE '{self.spec.period_to}-01'")
+        return " AND ".join(parts) or "TRUE"
+
+    def design_sql(self, table: str) -> str:
+        cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
+        for i, c in enumerate(self.codings_):
+            cols.append(f"{c.sql} AS __t{i}")
+        for o in self.spec.outcomes:
+            cols.append(f"CAST({_q(o)} AS DOUBLE) AS __y_{o}")
+        cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "1.0 AS __w")
+        return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()} "
+                f"ORDER BY __cluster, __month")
+
+    # -- batches --------------------------------------------------------------------------
+    def _arrays(self, batch: pa.RecordBatch):
+        codes, conts = [], []
+        for i, c in enumerate(self.codings_):
+            col = batch.column(f"__t{i}").to_numpy(zero_copy_only=False)
+            if c.is_coded:
+                unseen = len(c.levels)
+                codes.append(np.where(np.isnan(col.astype(float)), unseen, col).astype(np.int64))
+            else:
+                conts.append(np.nan_to_num(col.astype(float)))
+        ys = {o: batch.column(f"__y_{o}").to_numpy(zero_copy_only=False).astype(float) for o in self.spec.outcomes}
+        w = batch.column("__w").to_numpy(zero_copy_only=False).astype(float)
+        est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool)
+        return codes, conts, ys, w, est
+
+    def _batches(self, con, table: str):
+        cur = con.cursor()
+        rel = cur.sql(self.design_sql(table))
+        # DuckDB 2.x calls it to_arrow_reader, 1.x record_batch
+        reader = (rel.to_arrow_reader(self.batch_rows) if hasattr(rel, "to_arrow_reader")
+                  else rel.record_batch(self.batch_rows))
+        for batch in reader:
+            yield batch
+        cur.close()
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, con: duckdb.DuckDBPyConnection, table: str = "analysis", predictions_table: str | None = "predictions",
+            progress=None) -> "IndicatorModel":
+        """Estimate every outcome; optionally write person-level predictions to `predictions_table`."""
+        est_where = f"{self.population_where()} AND {self.period_where()}"
+        self.codings_ = code_terms(self.spec, con, table, est_where)
+        layout = self.layout_ = Layout(self.codings_)
+        outs = self.spec.outcomes
+        p = layout.p
+        xtx = {o: np.zeros((p, p)) for o in outs}
+        xty = {o: np.zeros(p) for o in outs}
+        yy = {o: 0.0 for o in outs}
+        n = {o: 0 for o in outs}
+        sw = {o: 0.0 for o in outs}
+        total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
+        done = 0
+        for batch in self._batches(con, table):
+            codes, conts, ys, w, est = self._arrays(batch)
+            cache = {}
+            for o in outs:
+                m = est & ~np.isnan(ys[o])
+                key = m.tobytes()
+                if key not in cache:
+                    cache[key] = layout.gram([c[m] for c in codes], [x[m] for x in conts], w[m])
+                xtx[o] += cache[key]
+                xty[o] += layout.cross([c[m] for c in codes], [x[m] for x in conts], w[m] * ys[o][m])
+                yy[o] += float((w[m] * ys[o][m] ** 2).sum())
+                n[o] += int(m.sum())
+                sw[o] += float(w[m].sum())
+            done += batch.num_rows
+            if progress:
+                progress("modell: momenter", 0.5 * done / max(total, 1))
+        # solve
+        self.beta_full_ = {}
+        self.kept_ = {}
+        self.notes_ = {}
+        self._ainv = {}
+        for o in outs:
+            notes = []
+            if n[o] == 0:
+                raise ValueError(f"outcome {o} has no observed values in the estimation sample")
+            cand = [j for j in range(p) if j not in set(layout.structural_zero)]
+            kept = _select_columns(xtx[o], cand, layout, notes)
+            a = xtx[o][np.ix_(kept, kept)]
+            ainv = np.linalg.inv(a)
+            b = np.linalg.solve(a, xty[o][kept])
+            full = np.zeros(p)
+            full[kept] = b
+            self.beta_full_[o], self.kept_[o], self.notes_[o], self._ainv[o] = full, np.array(kept), notes, ainv
+        # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
+        hc = {o: np.zeros((p, p)) for o in outs}
+        cl = {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs}
+        rss = {o: 0.0 for o in outs}
+        n_clusters = {o: 0 for o in outs}
+        pred_batches = []
+        carry = None
+        done = 0
+
+        def process(b: pa.RecordBatch, final: bool):
+            nonlocal carry
+            if carry is not None:
+                b = pa.Table.from_batches([carry, b]).combine_chunks().to_batches()[0] if b.num_rows else carry
+                carry = None
+            if b.num_rows == 0:
+                return
+            cid = b.column("__cluster").to_numpy(zero_copy_only=False)
+            if not final:  # hold back the last cluster: it may continue in the next batch
+                cut = int(np.searchsorted(cid, cid[-1], side="left")) if np.all(cid[:-1] <= cid[1:]) else len(cid)
+                if cut == 0:
+                    carry = b
+                    return
+                carry = b.slice(cut)
+                b = b.slice(0, cut)
+                cid = cid[:cut]
+            codes, conts, ys, w, est = self._arrays(b)
+            _, g = np.unique(cid, return_inverse=True)
+            ng = int(g.max()) + 1
+            preds = {"person_id": b.column("__cluster"), "month": b.column("__month")}
+            for o in outs:
+                yhat = layout.predict(self.beta_full_[o], codes, conts)
+                preds[f"expected_{o}"] = pa.array(yhat)
+                m = est & ~np.isnan(ys[o])
+                if not m.any():
+                    continue
+                e = ys[o][m] - yhat[m]
+                wm = w[m]
+                rss[o] += float((wm * e * e).sum())
+                cm = [c[m] for c in codes]
+                xm = [x[m] for x in conts]
+                hc[o] += layout.gram(cm, xm, wm * wm * e * e)
+                gm = g[m]
+                s = layout.cluster_scores(gm, ng, cm, xm, wm * e)[:, self.kept_[o]]
+                s = s[np.bincount(gm, minlength=ng) > 0]
+                cl[o] += s.T @ s
+                n_clusters[o] += s.shape[0]
+            if predictions_table:
+                pred_batches.append(pa.table(preds))
+
+        for batch in self._batches(con, table):
+            process(batch, final=False)
+            done += batch.num_rows
+            if progress:
+                progress("modell: residualer og standardfeil", 0.5 + 0.5 * done / max(total, 1))
+        if carry is not None:
+            last, carry = carry, None
+            process(last, final=True)
+        self.results_ = {}
+        for o in outs:
+            kept = self.kept_[o]
+            ainv = self._ainv[o]
+            k = len(kept)
+            ybar = xty[o][0] / sw[o]
+            tss = yy[o] - sw[o] * ybar * ybar
+            sigma2 = rss[o] / (n[o] - k)
+            hck = hc[o][np.ix_(kept, kept)]
+            cov = {
+                "classical": sigma2 * ainv,
+                "robust": n[o] / (n[o] - k) * ainv @ hck @ ainv,
+                "cluster": (n_clusters[o] / (n_clusters[o] - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ cl[o] @ ainv,
+            }
+            params = np.full(p, np.nan)
+            params[kept] = self.beta_full_[o][kept]
+            self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o], sw[o],
+                                         rss[o], tss, self.notes_[o])
+        if predictions_table:
+            tbl = pa.concat_tables(pred_batches) if pred_batches else None
+            con.register("__pred", tbl)
+            con.execute(f"CREATE OR REPLACE TABLE {predictions_table} AS SELECT * FROM __pred")
+            con.unregister("__pred")
+        return self
+
+    def coefficient_rows(self) -> list[dict]:
+        rows = []
+        for o, r in self.results_.items():
+            rows += r.table(self.spec.se_type)
+        return rows

@@ -1,0 +1,119 @@
+"""The indicator model against statsmodels, and its handling of awkward designs."""
+
+import dataclasses
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from arbeidsindikator.config import ConfigError, Term, load_spec, parse_spec
+from arbeidsindikator.model import IndicatorModel
+from arbeidsindikator.outcomes import build_analysis
+from arbeidsindikator.validate import register_tables
+
+
+@pytest.fixture(scope="module")
+def con(small_world):
+    c = duckdb.connect()
+    register_tables(c, small_world)
+    build_analysis(c)
+    return c
+
+
+@pytest.fixture(scope="module")
+def fitted(con):
+    spec = load_spec()
+    return IndicatorModel(spec, batch_rows=50_000).fit(con, "analysis")  # small batches: many carries
+
+
+def _statsmodels_fit(con, model, outcome, cov_type, weights=None):
+    """The same regression with an explicit dummy matrix, fitted by statsmodels."""
+    df = con.sql(model.design_sql("analysis")).df()
+    df = df[df["__est"] & df[f"__y_{outcome}"].notna()].reset_index(drop=True)
+    cols = {"(Intercept)": np.ones(len(df))}
+    for i, c in enumerate(model.codings_):
+        if c.is_coded:
+            for k, lv in enumerate(c.levels):
+                if k != c.reference:
+                    cols[f"{c.term.column}[{lv}]"] = (df[f"__t{i}"] == k).astype(float).to_numpy()
+        else:
+            cols[c.term.column] = df[f"__t{i}"].astype(float).to_numpy()
+    X = pd.DataFrame(cols)
+    X = X.loc[:, X.sum() != 0]
+    y = df[f"__y_{outcome}"].to_numpy()
+    w = df["__w"].to_numpy() if weights else None
+    mod = sm.WLS(y, X, weights=w) if weights else sm.OLS(y, X)
+    kw = {"groups": df["__cluster"].to_numpy()} if cov_type == "cluster" else {}
+    return mod.fit(cov_type={"classical": "nonrobust", "robust": "HC1", "cluster": "cluster"}[cov_type], cov_kwds=kw or None)
+
+
+@pytest.mark.parametrize("outcome", ["atid3", "jobb12"])
+@pytest.mark.parametrize("se_type", ["classical", "robust", "cluster"])
+def test_coefficients_and_standard_errors_equal_statsmodels(con, fitted, outcome, se_type):
+    ref = _statsmodels_fit(con, fitted, outcome, se_type)
+    res = fitted.results_[outcome]
+    ours = dict(zip(res.names, res.params))
+    se = dict(zip(res.names, res.std_errors(se_type)))
+    for name in ref.params.index:
+        np.testing.assert_allclose(ours[name], ref.params[name], rtol=1e-8, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(se[name], ref.bse[name], rtol=1e-8, err_msg=name)
+    assert res.nobs == int(ref.nobs)
+    np.testing.assert_allclose(res.r2, ref.rsquared, rtol=1e-8)
+
+
+def test_weighted_least_squares_equals_statsmodels(con, small_world):
+    spec = dataclasses.replace(load_spec(), weight="work_hours_24m_plus_one", outcomes=("jobb3",))
+    con.execute("CREATE OR REPLACE VIEW analysis_w AS SELECT *, work_hours_24m + 1 AS work_hours_24m_plus_one FROM analysis")
+    m = IndicatorModel(spec, batch_rows=70_000).fit(con, "analysis_w", predictions_table=None)
+    df = con.sql(m.design_sql("analysis_w")).df()
+    df = df[df["__est"] & df["__y_jobb3"].notna()].reset_index(drop=True)
+    res = m.results_["jobb3"]
+    keep = list(res.kept)
+    X = np.zeros((len(df), len(keep)))
+    X[:, 0] = 1
+    names = [res.names[i] for i in keep]
+    for i, c in enumerate(m.codings_):
+        for k, lv in enumerate(c.levels):
+            nm = f"{c.term.column}[{lv}]"
+            if nm in names:
+                X[:, names.index(nm)] = (df[f"__t{i}"] == k)
+    fit = sm.WLS(df["__y_jobb3"].to_numpy(), X, weights=df["__w"].to_numpy()).fit(
+        cov_type="cluster", cov_kwds={"groups": df["__cluster"].to_numpy()})
+    np.testing.assert_allclose(res.params[keep], fit.params, rtol=1e-8)
+    np.testing.assert_allclose(res.std_errors("cluster")[keep], fit.bse, rtol=1e-8)
+
+
+def test_residuals_average_to_zero_over_the_estimation_sample(con, fitted):
+    for o in fitted.spec.outcomes:
+        r = con.execute(f"""SELECT sum(a.{o} - p.expected_{o}) / count(*), avg(a.{o}) FROM analysis a
+                            JOIN predictions p USING (person_id, month) WHERE a.{o} IS NOT NULL""").fetchall()[0]
+        assert abs(r[0]) < 1e-10 * max(1.0, abs(r[1])), (o, r)
+
+
+def test_collinear_and_empty_levels_are_dropped_with_a_note(con):
+    base = load_spec()
+    con.execute("CREATE OR REPLACE VIEW analysis_c AS SELECT *, sex AS sex_copy, age + 1000 AS old_age FROM analysis")
+    terms = base.terms + (Term("sex_copy", "categorical"), Term("old_age", "bins", breaks=(10, 20)))
+    spec = dataclasses.replace(base, terms=terms, outcomes=("jobb3",))
+    m = IndicatorModel(spec).fit(con, "analysis_c", predictions_table=None)
+    notes = " ".join(m.results_["jobb3"].notes)
+    assert "sex_copy" in notes and "kollineær" in notes
+    assert "old_age" in notes and "ingen observasjoner" in notes
+    plain = IndicatorModel(dataclasses.replace(base, outcomes=("jobb3",))).fit(con, "analysis", predictions_table=None)
+    np.testing.assert_allclose(m.results_["jobb3"].rss, plain.results_["jobb3"].rss, rtol=1e-9)
+
+
+def test_bad_specifications_are_refused_with_every_problem():
+    with pytest.raises(ConfigError, match="malformed TOML"):
+        parse_spec("[model\nname = 1")
+    with pytest.raises(ConfigError) as e:
+        parse_spec("""[model]
+outcomes = []
+se_type = "bootstrap"
+[[model.terms]]
+column = "age"
+kind = "splines"
+""")
+    assert len(e.value.problems) >= 3
