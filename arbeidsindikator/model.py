@@ -431,7 +431,10 @@ class IndicatorModel:
         return self
 
     def coefficient_rows(self) -> list[dict]:
+        """Coefficient table of every outcome (estimated columns only) with fit statistics."""
         rows = []
         for o, r in self.results_.items():
-            rows += r.table(self.spec.se_type)
+            for row in r.table(self.spec.se_type):
+                if row["coefficient"] == row["coefficient"]:  # skip dropped (NaN) columns
+                    rows.append(row | {"nobs": r.nobs, "n_clusters": r.n_clusters, "r2": r.r2})
         return rows

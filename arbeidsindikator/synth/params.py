@@ -113,8 +113,8 @@ class TrueModel:
     months_since_reg: float = -0.006  # per month, up to 48
     inflow_effect: float = -0.18  # per SD of log inflow rate across commuting region-months
     # office contribution (theta), latent units
-    office_sd: float = 0.13  # persistent office quality
-    office_year_sd: float = 0.06  # office x year deviation (AR over years)
+    office_sd: float = 0.17  # persistent office quality
+    office_year_sd: float = 0.08  # office x year deviation (AR over years)
     office_month_sd: float = 0.02
     sick_leave: float = -0.60  # per unit share of hours on sick leave
     staffing: float = 0.020  # per agreed hour per user and month

@@ -1,0 +1,154 @@
+"""Python API: everything the CLI does, in a few lines from a notebook.
+
+    import arbeidsindikator as ai
+    run = ai.run_indicator("data/", db="resultater.duckdb")          # validate -> publish
+    res = ai.Results("resultater.duckdb")
+    res.published(org_sted="Norge", utfall="jobb3").head()
+    res.coefficients()
+
+    # the model on any table with an outcome and covariates
+    con = ai.connect_data("data/")                                    # contract tables as views
+    model = ai.fit_model(con, "SELECT * FROM my_table", spec)          # spec names the columns
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from . import __version__
+from .config import ModelSpec, check_columns, load_spec, parse_spec
+from .contract import TABLES
+from .indicator import build_person_results
+from .model import IndicatorModel
+from .outcomes import build_analysis
+from .publish import build_published
+from .runs import fingerprint, latest_run_id, new_run_id, store_run
+from .validate import register_tables, table_file, validate
+
+
+def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the contract tables of `data_dir` as views."""
+    if check:
+        validate(data_dir)
+    con = duckdb.connect()
+    register_tables(con, Path(data_dir))
+    return con
+
+
+def fit_model(con: duckdb.DuckDBPyConnection, table_or_query: str, spec: ModelSpec | str | Path | None = None,
+              predictions_table: str | None = None) -> IndicatorModel:
+    """Fit the model specification on any table or query (the spec names the columns)."""
+    if not isinstance(spec, ModelSpec):
+        spec = load_spec(spec)
+    src = table_or_query
+    if src.strip().lower().startswith("select"):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW __fit_source AS {src}")
+        src = "__fit_source"
+    cols = {r[0] for r in con.execute(f"DESCRIBE {src}").fetchall()}
+    check_columns(spec, cols, src)
+    return IndicatorModel(spec).fit(con, src, predictions_table=predictions_table)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    db: Path
+    model: IndicatorModel
+    timings: dict
+    n_person_months: int
+
+
+def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = None,
+                  db: Path | str = "arbeidsindikator.duckdb", keep_person_level: bool = False,
+                  progress=None, memory_limit: str | None = None, _fail_after_published: bool = False) -> RunResult:
+    """validate -> outcomes -> model -> indicator -> publish -> store (one transaction)."""
+    report = progress or (lambda step, frac: None)
+    timings = {}
+    t = time.perf_counter()
+
+    def lap(name):
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = round(now - t, 3)
+        t = now
+
+    data_dir = Path(data_dir)
+    spec = config if isinstance(config, ModelSpec) else load_spec(config)
+    report("validering", 0.0)
+    validate(data_dir)  # raises with every violation before anything is written
+    lap("validate")
+    work = duckdb.connect()
+    if memory_limit:
+        work.execute(f"SET memory_limit = '{memory_limit}'")
+    register_tables(work, data_dir)
+    report("utfall", 0.05)
+    build_analysis(work)
+    lap("outcomes")
+    cols = {r[0] for r in work.execute("DESCRIBE analysis").fetchall()}
+    check_columns(spec, cols)
+    model = IndicatorModel(spec).fit(work, "analysis", progress=lambda s, f: report(s, 0.15 + 0.55 * f))
+    lap("model")
+    report("indikator", 0.72)
+    build_person_results(work, spec)
+    lap("indicator")
+    report("publisering", 0.8)
+    build_published(work, spec)
+    lap("publish")
+    n_pm = work.execute("SELECT count(*) FROM person_results").fetchall()[0][0]
+    run_id = new_run_id()
+    manifest = {
+        "run_id": run_id, "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        "model_name": spec.name, "package_version": __version__, "engine": "duckdb",
+        "data_dir": str(data_dir.resolve()), "config_toml": spec.source_text,
+        "input_fingerprints": {n: fingerprint(table_file(data_dir, n)) for n in TABLES if table_file(data_dir, n)},
+        "timings": timings, "n_person_months": n_pm,
+        "notes": {o: r.notes for o, r in model.results_.items()},
+    }
+    report("lagring", 0.9)
+    store_run(work, Path(db), manifest, model.coefficient_rows(), keep_person_level,
+              fail_after_published=_fail_after_published)
+    lap("store")
+    work.close()
+    report("ferdig", 1.0)
+    return RunResult(run_id, Path(db), model, timings, n_pm)
+
+
+class Results:
+    """Read access to a results store (aggregates only)."""
+
+    def __init__(self, db: Path | str):
+        self.db = Path(db)
+        if not self.db.exists():
+            raise FileNotFoundError(f"results database {self.db} does not exist; run `arbeidsindikator run` first")
+        self.con = duckdb.connect(str(self.db), read_only=True)
+
+    def run_id(self, run_id: str | None = None) -> str:
+        rid = run_id or latest_run_id(self.con)
+        if rid is None:
+            raise LookupError(f"{self.db} holds no runs")
+        return rid
+
+    def runs(self):
+        return self.con.execute("SELECT * FROM runs ORDER BY created_at").df()
+
+    def coefficients(self, run_id: str | None = None):
+        return self.con.execute("SELECT * FROM coefficients WHERE run_id = ?", [self.run_id(run_id)]).df()
+
+    def published(self, run_id: str | None = None, **filters):
+        where, args = ["run_id = ?"], [self.run_id(run_id)]
+        for k, v in filters.items():
+            where.append(f"{k.upper() if k.upper() in ('ORG_NIVAA', 'ORG_STED', 'ORG_STED_ID', 'UTFALL', 'NEDBRYTNING', 'GRUPPE') else k} = ?")
+            args.append(v)
+        return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM published WHERE {' AND '.join(where)} "
+                                "ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, BEHOLDNINGSMAANED", args).df()
+
+    def close(self):
+        self.con.close()
+
+
+__all__ = ["connect_data", "fit_model", "run_indicator", "Results", "RunResult", "load_spec", "parse_spec"]

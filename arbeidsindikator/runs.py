@@ -1,0 +1,85 @@
+"""Versioned runs in an embedded DuckDB results store.
+
+Every run gets an id and a manifest (input fingerprints, configuration, package version,
+timings) next to its outputs: coefficients (like Nav's model_metrics), notes from the
+estimation, the published table and, if asked for, the person-level results.
+
+All computation happens in a separate working database; the results store is written in a
+single transaction at the very end. A failed or interrupted run therefore leaves the
+previous results exactly as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from pathlib import Path
+
+import duckdb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, model_name VARCHAR, package_version VARCHAR,
+    engine VARCHAR, data_dir VARCHAR, config_toml VARCHAR, input_fingerprints JSON, timings JSON,
+    n_person_months BIGINT, notes JSON);
+CREATE TABLE IF NOT EXISTS coefficients (
+    run_id VARCHAR, response_variable VARCHAR, variable VARCHAR, coefficient DOUBLE, std_err DOUBLE,
+    t_value DOUBLE, p_value DOUBLE, se_type VARCHAR, std_err_classical DOUBLE, std_err_robust DOUBLE,
+    std_err_cluster DOUBLE, nobs BIGINT, n_clusters BIGINT, r2 DOUBLE);
+CREATE TABLE IF NOT EXISTS published (
+    run_id VARCHAR, BEHOLDNINGSMAANED DATE, ORG_NIVAA INTEGER, ORG_STED VARCHAR, ORG_STED_ID VARCHAR,
+    UTFALL VARCHAR, NEDBRYTNING VARCHAR, GRUPPE VARCHAR, I_MODELLEN BOOLEAN, ANTALL_PERSONER BIGINT,
+    faktisk DOUBLE, forventet DOUBLE, INDIKATOR DOUBLE, ENHET VARCHAR, PRIKKET BOOLEAN);
+"""
+
+
+def fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coefficient_rows: list[dict],
+              keep_person_level: bool, fail_after_published: bool = False) -> None:
+    """Copy the run's outputs from the working connection into `db`, in one transaction."""
+    db = Path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(db)) as res:  # create the schema in its own transaction
+        res.execute(SCHEMA)
+    work.execute(f"ATTACH '{db.as_posix()}' AS results")
+    try:
+        work.execute("BEGIN TRANSACTION")
+        rid = manifest["run_id"]
+        work.execute("""INSERT INTO results.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", [
+            rid, manifest["created_at"], manifest["model_name"], manifest["package_version"], manifest["engine"],
+            manifest["data_dir"], manifest["config_toml"], json.dumps(manifest["input_fingerprints"]),
+            json.dumps(manifest["timings"]), manifest["n_person_months"], json.dumps(manifest["notes"], ensure_ascii=False)])
+        cols = ["response_variable", "variable", "coefficient", "std_err", "t_value", "p_value", "se_type",
+                "std_err_classical", "std_err_robust", "std_err_cluster", "nobs", "n_clusters", "r2"]
+        work.executemany(f"INSERT INTO results.coefficients VALUES (?, {', '.join('?' * len(cols))})",
+                         [[rid] + [r[c] for c in cols] for r in coefficient_rows])
+        work.execute("INSERT INTO results.published SELECT ?, * FROM published", [rid])
+        if fail_after_published:  # used by the tests to prove atomicity
+            raise RuntimeError("simulated failure while storing the run")
+        if keep_person_level:
+            work.execute("CREATE TABLE IF NOT EXISTS results.person_results AS SELECT ''::VARCHAR AS run_id, * FROM person_results LIMIT 0")
+            work.execute("INSERT INTO results.person_results SELECT ?, * FROM person_results", [rid])
+        work.execute("COMMIT")
+    except BaseException:
+        work.execute("ROLLBACK")
+        raise
+    finally:
+        work.execute("DETACH results")
+
+
+def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    r = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchall()
+    return r[0][0] if r else None

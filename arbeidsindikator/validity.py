@@ -1,0 +1,59 @@
+"""Validity on the synthetic world: does the indicator measure the true office contribution?
+
+Compares the published office indicator, aggregated to office x year (weighted by persons),
+with the world's true contribution (truth/office_month.parquet) over the same person-months,
+and with the raw actual rate, which ignores who the users are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+
+def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None, min_persons: int = 100):
+    truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
+    con = duckdb.connect(str(db), read_only=True)
+    rid = run_id or con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
+    df = con.execute(f"""
+        WITH p AS (SELECT * FROM published WHERE run_id = ? AND ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle'
+                   AND NOT PRIKKET),
+        t AS (SELECT office_id, month, true_atid3, true_atid12, true_jobb3, true_jobb12 FROM read_parquet('{truth}')),
+        j AS (SELECT p.*, CASE p.UTFALL WHEN 'atid3' THEN t.true_atid3 WHEN 'atid12' THEN t.true_atid12
+                                        WHEN 'jobb3' THEN t.true_jobb3 ELSE t.true_jobb12 END AS truth
+              FROM p JOIN t ON t.office_id = p.ORG_STED_ID AND t.month = p.BEHOLDNINGSMAANED)
+        SELECT ORG_STED_ID AS office_id, year(BEHOLDNINGSMAANED) AS year, UTFALL AS outcome,
+               sum(ANTALL_PERSONER) AS n,
+               sum(INDIKATOR * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS indicator,
+               sum(faktisk * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS actual,
+               sum(truth * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS truth
+        FROM j GROUP BY ALL HAVING sum(ANTALL_PERSONER) >= {int(min_persons)}""", [rid]).df()
+    con.close()
+    # the truth relative to its period average, like the indicator
+    for o, g in df.groupby("outcome"):
+        centre = np.average(g["truth"], weights=g["n"])
+        df.loc[g.index, "truth"] = g["truth"] - centre
+    return df
+
+
+def _wcorr(x, y, w):
+    mx, my = np.average(x, weights=w), np.average(y, weights=w)
+    cov = np.average((x - mx) * (y - my), weights=w)
+    return cov / np.sqrt(np.average((x - mx) ** 2, weights=w) * np.average((y - my) ** 2, weights=w))
+
+
+def office_year_correlations(data_dir, db, run_id=None) -> dict:
+    """Per outcome: correlation of the office-year indicator and of the raw actual rate with the truth."""
+    df = office_year_frame(data_dir, db, run_id)
+    out = {}
+    for o, g in df.groupby("outcome"):
+        out[o] = {
+            "office_years": len(g),
+            "r_indicator": float(np.corrcoef(g["indicator"], g["truth"])[0, 1]),
+            "r_actual": float(np.corrcoef(g["actual"], g["truth"])[0, 1]),
+            "r_indicator_weighted": float(_wcorr(g["indicator"].to_numpy(), g["truth"].to_numpy(), g["n"].to_numpy())),
+            "rmse_indicator": float(np.sqrt(np.average((g["indicator"] - g["truth"]) ** 2, weights=g["n"]))),
+        }
+    return out
