@@ -42,7 +42,10 @@ def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyCon
 
 def fit_model(con: duckdb.DuckDBPyConnection, table_or_query: str, spec: ModelSpec | str | Path | None = None,
               predictions_table: str | None = None) -> IndicatorModel:
-    """Fit the model specification on any table or query (the spec names the columns)."""
+    """Fit the model specification on any table or query (the spec names the columns).
+
+    Predictions (if `predictions_table` is given) are keyed by (cluster column, month), which
+    must identify a row."""
     if not isinstance(spec, ModelSpec):
         spec = load_spec(spec)
     src = table_or_query

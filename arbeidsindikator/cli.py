@@ -96,5 +96,117 @@ def contract(out: Path = typer.Option(Path("docs/data-contract.md"), help="Where
     console.print(f"Skrev {out}")
 
 
+def _run_with_errors(fn):
+    """Turn contract and configuration errors into one clear message and exit code 2."""
+    from .config import ConfigError
+    try:
+        return fn()
+    except ValidationError as e:
+        _fail_validation(e)
+    except ConfigError as e:
+        console.print(f"[red]Modellspesifikasjonen kan ikke brukes (ingenting er skrevet):[/]")
+        for p in e.problems:
+            console.print(f"  - {p}")
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    data: Path = typer.Option(..., help="Directory with the contract's tables."),
+    config: Path = typer.Option(None, help="Model specification (TOML); default: Nav's model."),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store (DuckDB)."),
+    person_level: bool = typer.Option(False, "--person-level", help="Also store person-level actual/expected/indicator."),
+):
+    """Validate, compute outcomes, fit the model, publish; store the run in --db."""
+    from .api import run_indicator
+    with progress_bar("Arbeidsindikatoren") as cb:
+        r = _run_with_errors(lambda: run_indicator(data, config, db, keep_person_level=person_level, progress=cb))
+    console.print(f"Kjøring [bold]{r.run_id}[/] lagret i [bold]{db}[/] ({r.n_person_months:,} personmåneder).")
+    for o, res in r.model.results_.items():
+        console.print(f"  {o}: N = {res.nobs:,}, R² = {res.r2:.3f}" + (f", {len(res.notes)} merknad(er)" if res.notes else ""))
+    return r
+
+
+@app.command()
+def export(
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store."),
+    out: Path = typer.Option(Path("publisert"), help="Output path without extension (.csv and .parquet are written)."),
+    run_id: str = typer.Option(None, help="Run to export (default: the latest)."),
+):
+    """Export the published table of a run to CSV and Parquet."""
+    import duckdb
+
+    from .publish import export as export_query
+    from .runs import latest_run_id
+    con = duckdb.connect(str(db), read_only=True)
+    rid = run_id or latest_run_id(con)
+    files = export_query(con, f"SELECT * EXCLUDE (run_id) FROM published WHERE run_id = '{rid}'", out)
+    con.close()
+    console.print("Skrev " + ", ".join(str(f) for f in files))
+
+
+@app.command()
+def page(db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(Path("index.html"))):
+    """Write a simple HTML page (national and one region; actual vs expected by innsatsgruppe)."""
+    from .page import write_page
+    console.print(f"Skrev {write_page(db, out)}")
+
+
+@app.command()
+def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/)."),
+             db: Path = typer.Option(Path("arbeidsindikator.duckdb"))):
+    """Correlate the office-by-year indicator with the world's true office contribution."""
+    from rich.table import Table
+
+    from .validity import office_year_correlations
+    t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
+    for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
+        t.add_column(c)
+    for o, v in office_year_correlations(data, db).items():
+        t.add_row(o, str(v["office_years"]), f"{v['r_indicator']:.3f}", f"{v['r_actual']:.3f}", f"{v['rmse_indicator']:.3f}")
+    console.print(t)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), help="Directory for everything the demo writes."),
+    scale: str = typer.Option("medium", help="Size of the synthetic world."),
+    seed: int = typer.Option(1),
+):
+    """The whole chain on a synthetic world: data, indicator, published table, HTML page."""
+    import time
+
+    from .api import run_indicator
+    from .page import write_page
+    from .synth import generate_world
+    from .synth.calibration import calibration_report, report_table
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    data, db = out / "data", out / "arbeidsindikator.duckdb"
+    with progress_bar(f"1/3 Syntetisk Nav-verden ({scale})") as cb:
+        generate_world(data, scale=scale, seed=seed, progress=cb)
+    console.print(report_table(calibration_report(data)))
+    if db.exists():
+        db.unlink()  # the demo starts from an empty results store
+    with progress_bar("2/3 Arbeidsindikatoren") as cb:
+        r = run_indicator(data, None, db, progress=cb)
+    console.print("3/3 Publisering og nettside")
+    files = []
+    import duckdb
+
+    from .publish import export as export_query
+    con = duckdb.connect(str(db), read_only=True)
+    files += export_query(con, f"SELECT * EXCLUDE (run_id) FROM published WHERE run_id = '{r.run_id}'", out / "publisert")
+    files += export_query(con, f"SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = '{r.run_id}'", out / "koeffisienter", ("csv",))
+    con.close()
+    page_path = write_page(db, out / "index.html")
+    console.print(f"\n[bold green]Ferdig på {time.perf_counter() - t0:.0f} s.[/] Dette ble skrevet:")
+    console.print(f"  Syntetiske registerdata (Parquet): {data}/  (fasit i {data}/truth/)")
+    console.print(f"  Resultatdatabase (DuckDB):          {db}  (kjøring {r.run_id})")
+    for f in files:
+        console.print(f"  Tabell:                             {f}")
+    console.print(f"  Nettside:                           {page_path}")
+
+
 if __name__ == "__main__":
     app()

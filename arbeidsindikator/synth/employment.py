@@ -130,7 +130,8 @@ def simulate_chunk(p: Persons, s: Spells, rows: StockRows, theta: np.ndarray, lm
     first_row[pos0] = True
     dose = np.where(first_row, 0.0, theta_w[np.maximum(prev, 0)])
     cr = geo.base_cr[p.base[wp]]
-    lm = tm.inflow_effect * lm_z[cr, wm - T0]
+    # bounded: the 20-fold inflow spike of March 2020 must not wipe out all work
+    lm = tm.inflow_effect * 1.5 * np.tanh(lm_z[cr, wm - T0] / 1.5)
     mu0 = e_w + state_w + lm
     mu1 = mu0 + dose
     # realised hours

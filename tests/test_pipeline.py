@@ -1,0 +1,197 @@
+"""The indicator end to end: runs, atomicity, bad input, consistency, validity."""
+
+import shutil
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import arbeidsindikator as ai
+from arbeidsindikator.cli import app
+from arbeidsindikator.config import ConfigError, default_spec_text
+from arbeidsindikator.model import Layout, TermCoding
+from arbeidsindikator.config import Term
+from arbeidsindikator.validate import ValidationError
+from arbeidsindikator.validity import office_year_correlations
+
+
+@pytest.fixture(scope="module")
+def small_run(small_world, tmp_path_factory):
+    db = tmp_path_factory.mktemp("runs") / "res.duckdb"
+    run = ai.run_indicator(small_world, db=db, keep_person_level=True)
+    return run, db
+
+
+def test_run_stores_manifest_coefficients_and_published_table(small_run):
+    run, db = small_run
+    con = duckdb.connect(str(db), read_only=True)
+    m = con.execute("SELECT model_name, package_version, input_fingerprints, timings, config_toml FROM runs WHERE run_id = ?", [run.run_id]).fetchall()[0]
+    assert m[0] == "nav-standard" and m[1] == ai.__version__
+    assert "stock" in m[2] and "model" in m[3] and "[model]" in m[4]
+    coef = con.execute("SELECT DISTINCT response_variable FROM coefficients").fetchall()
+    assert {c[0] for c in coef} == {"atid3", "atid12", "jobb3", "jobb12"}
+    cols = [r[0] for r in con.execute("DESCRIBE published").fetchall()]
+    for c in ("BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED", "UTFALL", "NEDBRYTNING", "ANTALL_PERSONER",
+              "faktisk", "forventet", "INDIKATOR", "I_MODELLEN", "PRIKKET"):
+        assert c in cols
+    levels = {r[0] for r in con.execute("SELECT DISTINCT ORG_NIVAA FROM published").fetchall()}
+    assert levels == {1, 2, 3}
+    assert con.execute("SELECT count(*) FROM published WHERE ORG_STED = 'Nasjonal oppfølgingsenhet'").fetchall()[0][0] > 0
+    inmodel = dict(con.execute("SELECT NEDBRYTNING, any_value(I_MODELLEN) FROM published GROUP BY 1").fetchall())
+    assert inmodel == {"Alle": False, "Innsatsgruppe": False, "Ungdomsgaranti": False,
+                       "Innvandrerkategori": True, "Aldersgruppe": True, "Kjønn": True}
+    # no published cell below the threshold carries values
+    assert con.execute("SELECT count(*) FROM published WHERE ANTALL_PERSONER < 10 AND INDIKATOR IS NOT NULL").fetchall()[0][0] == 0
+    # 12-month outcomes are censored in the last 12 months of employment data
+    assert con.execute("SELECT max(BEHOLDNINGSMAANED) FROM published WHERE UTFALL = 'jobb12'").fetchall()[0][0].isoformat() == "2023-12-01"
+    assert con.execute("SELECT max(BEHOLDNINGSMAANED) FROM published WHERE UTFALL = 'jobb3'").fetchall()[0][0].isoformat() == "2024-09-01"
+
+
+def test_indicator_averages_to_zero_over_the_estimation_sample(small_run):
+    _, db = small_run
+    con = duckdb.connect(str(db), read_only=True)
+    for o in ("atid3", "atid12", "jobb3", "jobb12"):
+        mean, scale = con.execute(f"SELECT avg(indicator_{o}), avg(abs(actual_{o})) FROM person_results WHERE actual_{o} IS NOT NULL").fetchall()[0]
+        assert abs(mean) < 1e-10 * max(scale, 1.0), (o, mean)
+    # ... and so does the published national series, weighted by persons
+    for o in ("atid3", "jobb3"):
+        v = con.execute(f"""SELECT sum(INDIKATOR * ANTALL_PERSONER) / sum(ANTALL_PERSONER) FROM published
+                            WHERE ORG_NIVAA = 1 AND NEDBRYTNING = 'Alle' AND UTFALL = '{o}'""").fetchall()[0][0]
+        assert abs(v) < 1e-9
+
+
+def test_aggregates_are_consistent_across_levels(small_run):
+    _, db = small_run
+    con = duckdb.connect(str(db), read_only=True)
+    for child, parent in ((3, 2), (2, 1)):
+        if child == 3:
+            sql = f"""
+            WITH c AS (SELECT BEHOLDNINGSMAANED m, UTFALL u, NEDBRYTNING b, GRUPPE g, ORG_STED_ID id, ANTALL_PERSONER n, faktisk f, forventet e
+                       FROM published WHERE ORG_NIVAA = 3),
+                 o AS (SELECT DISTINCT p.office_id, p.region_id FROM person_results p)
+            SELECT count(*) FROM (
+              SELECT c.m, c.u, c.b, c.g, o.region_id, sum(c.n) n FROM c JOIN o ON c.id = o.office_id GROUP BY ALL) s
+            JOIN (SELECT BEHOLDNINGSMAANED m, UTFALL u, NEDBRYTNING b, GRUPPE g, ORG_STED_ID region_id, ANTALL_PERSONER n
+                  FROM published WHERE ORG_NIVAA = 2) r USING (m, u, b, g, region_id)
+            WHERE s.n <> r.n"""
+        else:
+            sql = """
+            SELECT count(*) FROM (SELECT BEHOLDNINGSMAANED, UTFALL, NEDBRYTNING, GRUPPE, sum(ANTALL_PERSONER) n,
+                                         sum(ANTALL_PERSONER * faktisk) fs
+                                  FROM published WHERE ORG_NIVAA = 2 GROUP BY ALL) s
+            JOIN (SELECT * FROM published WHERE ORG_NIVAA = 1) r USING (BEHOLDNINGSMAANED, UTFALL, NEDBRYTNING, GRUPPE)
+            WHERE s.n <> r.ANTALL_PERSONER"""
+        assert con.execute(sql).fetchall()[0][0] == 0
+    # sums too: national actual x persons equals the sum over regions (unsuppressed 'Alle' cells)
+    diff = con.execute("""
+        SELECT max(abs(r.s - n.faktisk * n.ANTALL_PERSONER)) FROM
+          (SELECT BEHOLDNINGSMAANED, UTFALL, sum(faktisk * ANTALL_PERSONER) s FROM published
+           WHERE ORG_NIVAA = 2 AND NEDBRYTNING = 'Alle' GROUP BY ALL HAVING bool_and(NOT PRIKKET)) r
+        JOIN published n USING (BEHOLDNINGSMAANED, UTFALL) WHERE n.ORG_NIVAA = 1 AND n.NEDBRYTNING = 'Alle'""").fetchall()[0][0]
+    assert diff < 1e-6
+
+
+def test_failed_run_leaves_previous_results_untouched(small_world, tmp_path):
+    db = tmp_path / "res.duckdb"
+    first = ai.run_indicator(small_world, db=db)
+    before = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM published").fetchall()[0][0]
+    with pytest.raises(RuntimeError, match="simulated"):
+        ai.run_indicator(small_world, db=db, _fail_after_published=True)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT list(run_id) FROM runs").fetchall()[0][0] == [first.run_id]
+    assert con.execute("SELECT count(*) FROM published").fetchall()[0][0] == before
+
+
+def test_bad_input_writes_nothing(small_world, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(small_world, bad)
+    (bad / "persons.parquet").unlink()
+    db = tmp_path / "res.duckdb"
+    with pytest.raises(ValidationError):
+        ai.run_indicator(bad, db=db)
+    assert not db.exists()
+    spec_bad_col = tmp_path / "bad.toml"
+    spec_bad_col.write_text(default_spec_text().replace('column = "education"', 'column = "utdanning_finnes_ikke"'))
+    with pytest.raises(ConfigError, match="utdanning_finnes_ikke"):
+        ai.run_indicator(small_world, config=spec_bad_col, db=db)
+    assert not db.exists()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[model\n")
+    result = CliRunner().invoke(app, ["run", "--data", str(small_world), "--config", str(broken), "--db", str(db)])
+    assert result.exit_code == 2 and "malformed TOML" in result.output
+    assert not db.exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 5), st.integers(20, 200), st.integers(0, 10_000))
+def test_gram_from_codes_equals_dense_one_hot(n_terms, n_levels, n, seed):
+    rng = np.random.default_rng(seed)
+    codings = [TermCoding(Term(f"t{k}", "categorical"), [str(i) for i in range(n_levels)], 0, "") for k in range(n_terms)]
+    codings.append(TermCoding(Term("x", "continuous"), [], None, ""))
+    lay = Layout(codings)
+    codes = [rng.integers(0, n_levels + 1, n) for _ in range(n_terms)]
+    conts = [rng.normal(size=n)]
+    a = rng.random(n)
+    X = np.zeros((n, lay.p))
+    X[:, 0] = 1
+    for c, off in zip(codes, lay.offsets):
+        X[np.arange(n), off + c] = 1
+    X[:, -1] = conts[0]
+    np.testing.assert_allclose(lay.gram(codes, conts, a), X.T @ (a[:, None] * X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lay.cross(codes, conts, a), X.T @ a, rtol=1e-12, atol=1e-12)
+    g = rng.integers(0, 7, n)
+    S = np.zeros((7, lay.p))
+    np.add.at(S, g, X * a[:, None])
+    np.testing.assert_allclose(lay.cluster_scores(g, 7, codes, conts, a), S, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(50, 400), st.integers(0, 10_000))
+def test_model_on_any_table_has_zero_mean_residuals(n, seed):
+    """The engine is not tied to Nav's names: any table with an outcome and covariates."""
+    rng = np.random.default_rng(seed)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (pid INTEGER, month DATE, y DOUBLE, colour VARCHAR, size DOUBLE)")
+    pid = rng.integers(0, max(2, n // 3), n)
+    con.executemany("INSERT INTO t VALUES (?, DATE '2020-01-01' + INTERVAL (?) MONTH, ?, ?, ?)",
+                    [(int(p), int(i), float(rng.normal()), ["red", "green", "blue"][int(rng.integers(0, 3))], float(rng.normal()))
+                     for i, p in enumerate(pid)])  # (pid, month) unique: predictions are keyed by it
+    spec = ai.parse_spec("""[model]
+outcomes = ["y"]
+cluster = "pid"
+[[model.terms]]
+column = "colour"
+kind = "categorical"
+[[model.terms]]
+column = "size"
+kind = "continuous"
+""")
+    m = ai.fit_model(con, "t", spec, predictions_table="pred")
+    resid = con.execute("SELECT avg(t.y - p.expected_y), avg(abs(t.y)) FROM t JOIN pred p ON p.person_id = t.pid AND p.month = t.month").fetchall()[0]
+    assert abs(resid[0]) < 1e-10 * max(1, resid[1])
+    assert m.results_["y"].nobs == n
+
+
+def test_demo_command_writes_everything(tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--out", str(out), "--scale", "small"])
+    assert r.exit_code == 0, r.output
+    for f in ("publisert.csv", "publisert.parquet", "koeffisienter.csv", "index.html", "arbeidsindikator.duckdb"):
+        assert (out / f).exists(), f
+    page = (out / "index.html").read_text()
+    assert "<svg" in page and "Innsatsgruppe" in page.replace("innsatsgruppe", "Innsatsgruppe")
+    # opens offline: nothing is loaded from elsewhere (namespace identifiers are not loads)
+    import re
+    assert not re.search(r'(src|href)\s*=\s*["\']https?:|url\(\s*["\']?https?:|@import', page)
+
+
+def test_validity_on_the_clean_medium_world(medium_clean_world, tmp_path):
+    db = tmp_path / "res.duckdb"
+    ai.run_indicator(medium_clean_world, db=db)
+    cor = office_year_correlations(medium_clean_world, db)
+    for o in ("jobb3", "atid3"):
+        assert cor[o]["r_indicator"] >= 0.9, (o, cor[o])
+        assert cor[o]["r_indicator"] > cor[o]["r_actual"] + 0.05, (o, cor[o])
