@@ -100,7 +100,7 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     build_person_results(work, spec)
     lap("indicator")
     report("publisering", 0.8)
-    build_published(work, spec)
+    build_published(work, spec, model)
     lap("publish")
     n_pm = work.execute("SELECT count(*) FROM person_results").fetchall()[0][0]
     run_id = new_run_id()

@@ -32,6 +32,12 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def arrow_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """A query result as an Arrow table (DuckDB 2.x: to_arrow_table, 1.x: arrow)."""
+    rel = con.sql(sql)
+    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+
+
 def _sql_literal(v) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 

@@ -1,78 +1,247 @@
-"""The published table: month x organisational level x unit x outcome x breakdown group.
+"""The published tables: month (or period) x level x unit x outcome x breakdown group.
 
 Columns follow Nav's published table (BEHOLDNINGSMAANED, ORG_NIVAA, ORG_STED, UTFALL,
-NEDBRYTNING, ANTALL_PERSONER, faktisk, forventet, INDIKATOR) plus what a reader needs to
-use a number correctly:
+NEDBRYTNING, ANTALL_PERSONER, faktisk, forventet, INDIKATOR). The project adds what a reader
+needs to use a number correctly:
 
 - GRUPPE: the group within the breakdown ('Alle' for the whole unit);
 - I_MODELLEN: the breakdown variable is in the model, so its groups average to zero over
-  the period by construction: compare their development over time, never their levels;
-- ENHET: 'timer per uke' for atid*, 'prosentpoeng' for jobb* (faktisk and forventet for jobb*
-  are percentages, so INDIKATOR = faktisk - forventet holds in every row);
-- PRIKKET: the cell has fewer than `min_persons` persons and its values are suppressed.
+  the period by construction. Compare their development over time, never their levels;
+- ENHET: 'timer per uke' for atid*, 'prosentpoeng' for jobb*. faktisk and forventet for jobb*
+  are percentages, so INDIKATOR = faktisk - forventet holds in every row;
+- *_SE and *_KI_NEDRE / *_KI_OVRE: standard errors and 95% confidence intervals of actual,
+  expected and indicator (see uncertainty.py);
+- INDIKATOR_KRYMPET: the empirical-Bayes (shrunken) office indicator, next to the raw one
+  (shrinkage.py); MELLOMVARIANS: the between-office variance behind it;
+- EKSTRA_TIMER_PER_UKE and ARSVERK (atid* only): the indicator as work volume. It is
+  INDIKATOR x persons hours per week, and one årsverk is 37.5 hours per week;
+- PRIKKET / PRIKKET_ARSAK: suppressed cells (too few persons, or secondary suppression so the
+  value cannot be recovered by subtraction). They carry no values.
 
 ORG_NIVAA: 1 the country, 2 a region, 3 an office. The national follow-up unit NOE is its
 own unit at level 2 and 3 (as in Nav's table), so the regions plus NOE add up to the country.
-ANTALL_PERSONER counts persons with an observed outcome (censored months are not published).
+ANTALL_PERSONER counts person-months with an observed outcome. Censored months are not
+published.
+
+`published` holds monthly cells. `published_period` holds the same for periods: calendar
+years, the last 12 months with an observed outcome, the whole period, and any period in
+the specification's [publish] periods. Repeated months of a person are clustered there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import _q
+from .model import IndicatorModel, _q
 from .outcomes import UNITS
+from .shrinkage import empirical_bayes
+from .suppression import suppress
+from .uncertainty import Z95, Period, grouping_sets, model_variance_cells
 
-LEVELS = (
-    (1, "'Norge'", "'0000'"),
-    (2, "region_name", "region_id"),
-    (3, "office_name", "office_id"),
-)
-
-
-def _scale(outcome: str) -> str:
-    return "100.0" if outcome.startswith("jobb") else "1.0"
+HOURS_PER_FTE_WEEK = 37.5
 
 
-def published_sql(spec: ModelSpec, source: str = "person_results") -> str:
-    parts = []
-    for level, sted, sted_id in LEVELS:
-        for name, _, in_model in breakdown_sql(spec):
-            grp = "'Alle'" if name == "Alle" else _q("grp_" + name)
-            for o in spec.outcomes:
-                s = _scale(o)
-                parts.append(f"""
-                SELECT month AS BEHOLDNINGSMAANED, {level} AS ORG_NIVAA, {sted} AS ORG_STED, {sted_id} AS ORG_STED_ID,
-                       '{o}' AS UTFALL, '{name}' AS NEDBRYTNING, {grp} AS GRUPPE, {str(in_model).upper()} AS I_MODELLEN,
-                       count(actual_{o}) AS ANTALL_PERSONER,
-                       {s} * avg(actual_{o}) AS faktisk,
-                       {s} * avg(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS forventet,
-                       {s} * avg(indicator_{o}) AS INDIKATOR,
-                       '{UNITS[o]}' AS ENHET
-                FROM {source} WHERE actual_{o} IS NOT NULL
-                GROUP BY ALL""")
-    return " UNION ALL ".join(parts)
+def _scale(o: str) -> float:
+    return 100.0 if o.startswith("jobb") else 1.0
 
 
-def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, source: str = "person_results",
-                    target: str = "published") -> None:
-    """Aggregate and apply small-cell suppression (values NULL, PRIKKET true)."""
-    k = int(spec.min_persons)
-    con.execute(f"""
-        CREATE OR REPLACE TABLE {target} AS
-        SELECT BEHOLDNINGSMAANED, ORG_NIVAA, ORG_STED, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, I_MODELLEN,
-               ANTALL_PERSONER,
-               CASE WHEN ANTALL_PERSONER >= {k} THEN faktisk END AS faktisk,
-               CASE WHEN ANTALL_PERSONER >= {k} THEN forventet END AS forventet,
-               CASE WHEN ANTALL_PERSONER >= {k} THEN INDIKATOR END AS INDIKATOR,
-               ENHET, ANTALL_PERSONER < {k} AS PRIKKET
-        FROM ({published_sql(spec, source)})
-        ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, BEHOLDNINGSMAANED
-    """)
+def _moment_cols(spec: ModelSpec, period_stage: bool) -> str:
+    """Per outcome: n, mean actual, mean expected, mean indicator and their variances."""
+    cols = []
+    for o in spec.outcomes:
+        if period_stage:  # sums per person first (clustered), then per cell
+            cols += [f"sum(n_{o}) AS n_{o}", f"count(*) FILTER (WHERE n_{o} > 0) AS g_{o}",
+                     f"sum(sy_{o}) AS sy_{o}", f"sum(sx_{o}) AS sx_{o}", f"sum(se_{o}) AS se_{o}",
+                     f"sum(sy_{o} * sy_{o}) AS syy_{o}", f"sum(se_{o} * se_{o}) AS see_{o}",
+                     f"sum(n_{o} * sy_{o}) AS nsy_{o}", f"sum(n_{o} * se_{o}) AS nse_{o}", f"sum(n_{o} * n_{o}) AS nn_{o}"]
+        else:
+            cols += [f"count(actual_{o}) AS n_{o}", f"avg(actual_{o}) AS y_{o}",
+                     f"avg(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS x_{o}",
+                     f"avg(indicator_{o}) AS e_{o}", f"var_samp(actual_{o}) AS vy_{o}",
+                     f"var_samp(indicator_{o}) AS ve_{o}", f"covar_samp(indicator_{o}, actual_{o}) AS cey_{o}"]
+    return ", ".join(cols)
+
+
+def _cell_frame(con, spec: ModelSpec, sql: str, meta) -> pd.DataFrame:
+    """Run a GROUPING SETS query and label each row with its level and breakdown."""
+    df = con.execute(sql).df()
+    grp_cols = ["region_id", "office_id"] + [f"grp_{n}" for n, _, _ in breakdown_sql(spec)[1:]]
+    bits = 1 << np.arange(len(grp_cols))
+    pattern = df[grp_cols].notna().to_numpy() @ bits  # which columns this row is grouped by
+    df["ORG_NIVAA"] = 0
+    df["ORG_STED_ID"] = "0000"
+    df["NEDBRYTNING"] = ""
+    df["GRUPPE"] = "Alle"
+    for level, bname, unit, gcol in meta:
+        want = sum(int(b) for c, b in zip(grp_cols, bits) if c == unit or (gcol is not None and _q(c) == gcol))
+        sel = pattern == want
+        df.loc[sel, "ORG_NIVAA"] = level
+        df.loc[sel, "NEDBRYTNING"] = bname
+        if unit is not None:
+            df.loc[sel, "ORG_STED_ID"] = df.loc[sel, unit]
+        if gcol is not None:
+            df.loc[sel, "GRUPPE"] = df.loc[sel, gcol.strip('"')]
+    return df.drop(columns=grp_cols)
+
+
+def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame:
+    """One row per outcome, with means and sampling variances of the means in outcome units."""
+    rows = []
+    keys = [c for c in df.columns if c in ("__period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE")]
+    for o in spec.outcomes:
+        s = _scale(o)
+        d = df[keys].copy()
+        d["UTFALL"] = o
+        n = df[f"n_{o}"].astype(float)
+        d["ANTALL_PERSONER"] = df[f"n_{o}"]
+        if period_stage:
+            g = df[f"g_{o}"].astype(float)
+            ybar, ebar = df[f"sy_{o}"] / n, df[f"se_{o}"] / n
+            corr = (g / (g - 1)).where(g > 1)  # one person only: no clustered variance
+            vy = corr * (df[f"syy_{o}"] - 2 * ybar * df[f"nsy_{o}"] + ybar ** 2 * df[f"nn_{o}"]) / n ** 2
+            ve = corr * (df[f"see_{o}"] - 2 * ebar * df[f"nse_{o}"] + ebar ** 2 * df[f"nn_{o}"]) / n ** 2
+            d["ANTALL_UNIKE_PERSONER"] = df[f"g_{o}"]
+            d["faktisk"], d["forventet"], d["INDIKATOR"] = s * ybar, s * df[f"sx_{o}"] / n, s * ebar
+            d["var_y"], d["var_e"], d["cov_ey"] = s * s * vy, s * s * ve, np.nan
+        else:
+            d["faktisk"], d["forventet"], d["INDIKATOR"] = s * df[f"y_{o}"], s * df[f"x_{o}"], s * df[f"e_{o}"]
+            d["var_y"], d["var_e"] = s * s * df[f"vy_{o}"] / n, s * s * df[f"ve_{o}"] / n
+            d["cov_ey"] = s * s * df[f"cey_{o}"] / n
+        rows.append(d[n > 0])
+    return pd.concat(rows, ignore_index=True)
+
+
+def _finish(d: pd.DataFrame, spec: ModelSpec, names: dict, region_of: dict) -> pd.DataFrame:
+    """Standard errors, intervals, names, work volume, suppression and shrinkage."""
+    in_model = {name: im for name, _, im in breakdown_sql(spec)}
+    d["I_MODELLEN"] = d["NEDBRYTNING"].map(in_model)
+    d["ENHET"] = d["UTFALL"].map(UNITS)
+    d["ORG_STED"] = [names.get((lv, i), i) for lv, i in zip(d["ORG_NIVAA"], d["ORG_STED_ID"])]
+    mv = d["model_var"].fillna(0.0)
+    d["faktisk_SE"] = np.sqrt(d["var_y"].clip(lower=0))
+    d["forventet_SE"] = np.sqrt(mv)
+    d["INDIKATOR_SE"] = np.sqrt(d["var_e"].clip(lower=0) + mv)
+    for c in ("faktisk", "forventet", "INDIKATOR"):
+        d[f"{c}_KI_NEDRE"] = d[c] - Z95 * d[f"{c}_SE"]
+        d[f"{c}_KI_OVRE"] = d[c] + Z95 * d[f"{c}_SE"]
+    d["KOV_INDIKATOR_FAKTISK"] = d["cov_ey"]
+    d["REGION_ID"] = [region_of.get(i) if lv == 3 else None for lv, i in zip(d["ORG_NIVAA"], d["ORG_STED_ID"])]
+    d = suppress(d, spec.min_persons, count="ANTALL_UNIKE_PERSONER" if "ANTALL_UNIKE_PERSONER" in d else "ANTALL_PERSONER")
+    d = empirical_bayes(d)
+    atid = d["UTFALL"].str.startswith("atid")
+    users = d["ANTALL_PERSONER"] / d.get("MANEDER", 1)
+    d["EKSTRA_TIMER_PER_UKE"] = np.where(atid, d["INDIKATOR"] * users, np.nan)
+    d["ARSVERK"] = d["EKSTRA_TIMER_PER_UKE"] / HOURS_PER_FTE_WEEK
+    return d.drop(columns=["var_y", "var_e", "cov_ey", "model_var"])
+
+
+VALUE_COLS = ["ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "ENHET",
+              "faktisk_SE", "forventet_SE", "INDIKATOR_SE", "faktisk_KI_NEDRE", "faktisk_KI_OVRE",
+              "forventet_KI_NEDRE", "forventet_KI_OVRE", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE",
+              "INDIKATOR_KRYMPET", "MELLOMVARIANS", "EKSTRA_TIMER_PER_UKE", "ARSVERK", "PRIKKET", "PRIKKET_ARSAK"]
+KEY_COLS = ["ORG_NIVAA", "ORG_STED", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "I_MODELLEN"]
+
+
+def default_periods(con, spec: ModelSpec, source: str = "person_results") -> list[Period]:
+    """Calendar years, the whole period, the last 12 months, and those named in the spec."""
+    lo, hi = con.execute(f"SELECT min(month), max(month) FROM {source}").fetchall()[0]
+    periods = [Period(str(y), f"{y}-01", f"{y}-12") for y in range(lo.year, hi.year + 1)]
+    periods.append(Period("hele perioden", f"{lo:%Y-%m}", f"{hi:%Y-%m}"))
+    for o in spec.outcomes:  # last 12 months in which this outcome is observed
+        last = con.execute(f"SELECT max(month) FROM {source} WHERE actual_{o} IS NOT NULL").fetchall()[0][0]
+        if last is not None:
+            first = (pd.Timestamp(last) - pd.DateOffset(months=11)).date()
+            p = Period(f"siste 12 mnd til {last:%Y-%m}", f"{first:%Y-%m}", f"{last:%Y-%m}")
+            if p.label not in {q.label for q in periods}:
+                periods.append(p)
+    for p in getattr(spec, "periods", ()) or ():
+        periods.append(Period(p["label"] if "label" in p else f"{p['from']}--{p['to']}", p["from"], p["to"]))
+    return periods
+
+
+def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: IndicatorModel,
+                    source: str = "person_results", periods: list[Period] | None = None) -> None:
+    """Create tables `published` (monthly) and `published_period` in the working connection."""
+    periods = periods if periods is not None else default_periods(con, spec, source)
+    names = {}
+    for lv, col, name in ((2, "region_id", "region_name"), (3, "office_id", "office_name")):
+        for i, n in con.execute(f"SELECT DISTINCT {col}, {name} FROM {source}").fetchall():
+            names[(lv, i)] = n
+    names[(1, "0000")] = "Norge"
+    region_of = dict(con.execute(f"SELECT DISTINCT office_id, region_id FROM {source}").fetchall())
+    groups = ", ".join(_q("grp_" + n) for n, _, _ in breakdown_sql(spec)[1:])
+    mv = model_variance_cells(con, model, periods, person_results=source)
+    # monthly cells: each person once per cell
+    gs, meta = grouping_sets(spec)
+    monthly = _cell_frame(con, spec, f"""
+        SELECT month AS __period, region_id, office_id, {groups}, {_moment_cols(spec, False)}
+        FROM {source} GROUP BY {gs}""", meta)
+    m = _long(monthly, spec, False)
+    m["mi"] = [d.year * 12 + d.month - 1 for d in pd.to_datetime(m["__period"])]
+    m = m.merge(mv[mv["period"] == ""].drop(columns="period"), how="left",
+                on=["mi", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"])
+    m = m.rename(columns={"__period": "BEHOLDNINGSMAANED"}).drop(columns="mi")
+    m["BEHOLDNINGSMAANED"] = pd.to_datetime(m["BEHOLDNINGSMAANED"]).dt.date
+    m = _finish(m, spec, names, region_of)
+    m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
+    _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
+    # period cells: residuals summed per person first
+    ptab = pd.DataFrame([(p.label, f"{p.start}-01", f"{p.end}-01", _months(p)) for p in periods],
+                        columns=["label", "start", "end", "months"])
+    con.register("__periods", ptab)
+    gsp, metap = grouping_sets(spec, extra="person_id")
+    rollup = ", ".join(f"sum(n_{o}) AS n_{o}, sum(sy_{o}) AS sy_{o}, sum(se_{o}) AS se_{o}, sum(sx_{o}) AS sx_{o}"
+                       for o in spec.outcomes)
+    per_person = ", ".join(
+        f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(indicator_{o}) AS se_{o}, "
+        f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
+    moments = _moment_cols(spec, True)
+    sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
+    gs_cells, _ = grouping_sets(spec)
+    keys = f"__period, region_id, office_id, {groups}"
+    period_df = _cell_frame(con, spec, f"""
+        WITH pp AS (SELECT p.label AS __period, r.* FROM {source} r
+                    JOIN __periods p ON r.month BETWEEN CAST(p.start AS DATE) AND CAST(p."end" AS DATE)),
+        -- one row per person and finest cell (office, groups) in the period
+        s00 AS (SELECT {keys}, person_id, {per_person} FROM pp GROUP BY ALL),
+        s0 AS (SELECT *, count(*) OVER (PARTITION BY __period, person_id) AS __k FROM s00),
+        -- persons in one finest cell: that row is their whole contribution to every coarser cell
+        single AS (SELECT {keys}, {moments} FROM s0 WHERE __k = 1 GROUP BY {gs_cells}),
+        -- persons who moved between cells: sum per person within each coarser cell first
+        moved AS (SELECT {keys}, person_id, {rollup} FROM s0 WHERE __k > 1 GROUP BY {gsp}),
+        moved_cells AS (SELECT {keys}, {moments} FROM moved GROUP BY ALL)
+        SELECT {keys}, {sum_moments} FROM (SELECT * FROM single UNION ALL BY NAME SELECT * FROM moved_cells)
+        GROUP BY ALL""", metap)
+    con.unregister("__periods")
+    p = _long(period_df, spec, True)
+    p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
+                left_on=["__period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"],
+                right_on=["period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"]).drop(columns="period")
+    p = p.merge(ptab.rename(columns={"label": "__period", "start": "PERIODE_FRA", "end": "PERIODE_TIL", "months": "MANEDER"}),
+                on="__period").rename(columns={"__period": "PERIODE"})
+    p = _finish(p, spec, names, region_of)
+    p["PERIODE_FRA"] = pd.to_datetime(p["PERIODE_FRA"]).dt.date
+    p["PERIODE_TIL"] = pd.to_datetime(p["PERIODE_TIL"]).dt.date
+    p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
+    _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
+
+
+def _months(p: Period) -> int:
+    a, b = p.start, p.end
+    return (int(b[:4]) - int(a[:4])) * 12 + int(b[5:7]) - int(a[5:7]) + 1
+
+
+def _store(con, name: str, df: pd.DataFrame) -> None:
+    con.register("__df", df)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __df")
+    con.unregister("__df")
 
 
 def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv", "parquet")) -> list[Path]:
@@ -88,3 +257,6 @@ def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv"
         tmp.replace(p)
         written.append(p)
     return written
+
+
+__all__ = ["build_published", "default_periods", "export", "HOURS_PER_FTE_WEEK", "dt"]

@@ -28,10 +28,6 @@ CREATE TABLE IF NOT EXISTS coefficients (
     run_id VARCHAR, response_variable VARCHAR, variable VARCHAR, coefficient DOUBLE, std_err DOUBLE,
     t_value DOUBLE, p_value DOUBLE, se_type VARCHAR, std_err_classical DOUBLE, std_err_robust DOUBLE,
     std_err_cluster DOUBLE, nobs BIGINT, n_clusters BIGINT, r2 DOUBLE);
-CREATE TABLE IF NOT EXISTS published (
-    run_id VARCHAR, BEHOLDNINGSMAANED DATE, ORG_NIVAA INTEGER, ORG_STED VARCHAR, ORG_STED_ID VARCHAR,
-    UTFALL VARCHAR, NEDBRYTNING VARCHAR, GRUPPE VARCHAR, I_MODELLEN BOOLEAN, ANTALL_PERSONER BIGINT,
-    faktisk DOUBLE, forventet DOUBLE, INDIKATOR DOUBLE, ENHET VARCHAR, PRIKKET BOOLEAN);
 """
 
 
@@ -66,7 +62,9 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
                 "std_err_classical", "std_err_robust", "std_err_cluster", "nobs", "n_clusters", "r2"]
         work.executemany(f"INSERT INTO results.coefficients VALUES (?, {', '.join('?' * len(cols))})",
                          [[rid] + [r[c] for c in cols] for r in coefficient_rows])
-        work.execute("INSERT INTO results.published SELECT ?, * FROM published", [rid])
+        for t in ("published", "published_period"):  # created on first use with the run's columns
+            work.execute(f"CREATE TABLE IF NOT EXISTS results.{t} AS SELECT ''::VARCHAR AS run_id, * FROM {t} LIMIT 0")
+            work.execute(f"INSERT INTO results.{t} BY NAME SELECT ? AS run_id, * FROM {t}", [rid])
         if fail_after_published:  # used by the tests to prove atomicity
             raise RuntimeError("simulated failure while storing the run")
         if keep_person_level:
