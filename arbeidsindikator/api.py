@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from . import __version__
 from .config import ModelSpec, check_columns, load_spec, parse_spec
@@ -149,6 +150,78 @@ class Results:
             args.append(v)
         return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM published WHERE {' AND '.join(where)} "
                                 "ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, BEHOLDNINGSMAANED", args).df()
+
+    def period(self, run_id: str | None = None, **filters):
+        """Period cells (calendar years, last 12 months, whole period, ...), person-clustered."""
+        return self._select("published_period", run_id, filters, "PERIODE")
+
+    def _select(self, table, run_id, filters, time_col):
+        where, args = ["run_id = ?"], [self.run_id(run_id)]
+        for k, v in filters.items():
+            where.append(f'"{k}" = ?')
+            args.append(v)
+        return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE {' AND '.join(where)} "
+                                f"ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, {time_col}", args).df()
+
+    def _unit(self, unit: str) -> tuple[int, str]:
+        """A unit by name or id -> (level, id); 'Norge' is the country."""
+        r = self.con.execute("""SELECT DISTINCT ORG_NIVAA, ORG_STED_ID FROM published
+                                WHERE run_id = ? AND (ORG_STED = ? OR ORG_STED_ID = ?) ORDER BY 1 DESC""",
+                             [self.run_id(), unit, unit]).fetchall()
+        if not r:
+            raise LookupError(f"unknown unit {unit!r}")
+        return r[0]
+
+    def compare_levels(self, unit: str, outcome: str, breakdown: str, month=None, period: str | None = None):
+        """The groups of a breakdown side by side. Refused (ReadingRuleError) for in-model breakdowns."""
+        from .reading import check_level_comparison
+        level, uid = self._unit(unit)
+        flt = {"ORG_NIVAA": level, "ORG_STED_ID": uid, "UTFALL": outcome, "NEDBRYTNING": breakdown}
+        df = self.period(period=None, **flt, PERIODE=period) if period else self.published(**flt)
+        if df.empty:
+            raise LookupError(f"no cells for breakdown {breakdown!r}")
+        check_level_comparison(breakdown, bool(df["I_MODELLEN"].iloc[0]))
+        if month is not None and not period:
+            df = df[pd.to_datetime(df["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
+        return df
+
+    def index_of_change(self, unit: str, outcome: str, reference_month, breakdown: str = "Alle", group: str = "Alle"):
+        """Development from a reference month (index 0 there), with a 95% interval; allowed for every breakdown."""
+        from .reading import index_of_change
+        level, uid = self._unit(unit)
+        s = self.published(ORG_NIVAA=level, ORG_STED_ID=uid, UTFALL=outcome, NEDBRYTNING=breakdown, GRUPPE=group)
+        out = index_of_change(s, reference_month)
+        out.insert(0, "ORG_STED", s["ORG_STED"].iloc[0])
+        out.insert(1, "UTFALL", outcome)
+        out.insert(2, "GRUPPE", group)
+        return out
+
+    def funnel(self, level: int, outcome: str, month=None, period: str | None = None, breakdown: str = "Alle",
+               group: str = "Alle", region: str | None = None):
+        """Funnel-plot data: every unit's indicator against its size with control limits."""
+        from .shrinkage import funnel
+        flt = {"ORG_NIVAA": level, "UTFALL": outcome, "NEDBRYTNING": breakdown, "GRUPPE": group}
+        if period:
+            cells = self.period(PERIODE=period, **flt)
+        else:
+            cells = self.published(**flt)
+            cells = cells[pd.to_datetime(cells["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
+        if level == 3:
+            cells = cells[cells["ORG_STED_ID"] != "4154"]  # NOE is not an office like the others
+            if region is not None:
+                cells = cells[cells["REGION_ID"] == self._unit(region)[1]]
+        return funnel(cells)
+
+    def work_volume(self, unit: str, month, outcome: str = "atid3") -> dict:
+        """The indicator as extra hours per week and full-time equivalents for a unit in a month."""
+        from .reading import work_volume
+        level, uid = self._unit(unit)
+        c = self.published(ORG_NIVAA=level, ORG_STED_ID=uid, UTFALL=outcome, NEDBRYTNING="Alle")
+        c = c[pd.to_datetime(c["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
+        if c.empty or pd.isna(c["INDIKATOR"].iloc[0]):
+            raise LookupError(f"no published value for {unit} in {month}")
+        return {"unit": c["ORG_STED"].iloc[0], "month": str(month)} | work_volume(float(c["INDIKATOR"].iloc[0]),
+                                                                               float(c["ANTALL_PERSONER"].iloc[0]))
 
     def close(self):
         self.con.close()

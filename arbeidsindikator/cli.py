@@ -48,7 +48,7 @@ def synth(
     out: Path = typer.Option(..., help="Directory to write the world to (replaced atomically)."),
     scale: str = typer.Option("medium", help="small | medium | national"),
     seed: int = typer.Option(1, help="Random seed; the same seed gives byte-identical files."),
-    clean: bool = typer.Option(False, "--clean", help="No unobserved person traits correlated with the office."),
+    clean: bool = typer.Option(False, "--clean", help="No unobserved traits correlated with the office, no unforeseeable labour-market shocks."),
     employment_observed_to: str = typer.Option("2024-12", help="Last month of employment data (2024-12 .. 2025-12)."),
     report: bool = typer.Option(False, "--report", help="Print the calibration report afterwards."),
 ):

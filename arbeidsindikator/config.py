@@ -52,6 +52,7 @@ class ModelSpec:
     exclude: dict = field(default_factory=dict)
     se_type: str = "cluster"
     cluster: str = "person_id"
+    cluster2: str | None = None  # second clustering level for the cells' model uncertainty
     weight: str | None = None
     min_persons: int = 10
     source_text: str = ""
@@ -63,6 +64,8 @@ class ModelSpec:
     def columns(self) -> set[str]:
         cols = {t.column for t in self.terms} | set(self.outcomes) | {b.column for b in self.breakdowns}
         cols |= set(self.exclude)
+        if self.cluster2:
+            cols.add(self.cluster2)
         if self.weight:
             cols.add(self.weight)
         return cols
@@ -125,7 +128,8 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
     return ModelSpec(name=m.get("name", "model"), outcomes=tuple(outcomes), terms=tuple(terms),
                      breakdowns=breakdowns, description=m.get("description", ""),
                      period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
-                     se_type=se, cluster=m.get("cluster", "person_id"), weight=m.get("weight"),
+                     se_type=se, cluster=m.get("cluster", "person_id"), cluster2=m.get("cluster2"),
+                     weight=m.get("weight"),
                      min_persons=min_persons, source_text=text)
 
 

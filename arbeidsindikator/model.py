@@ -274,6 +274,8 @@ class IndicatorModel:
         cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
         for i, c in enumerate(self.codings_):
             cols.append(f"{c.sql} AS __t{i}")
+        if self.spec.cluster2:
+            cols.append(f"{self.cluster2_sql_} AS __cluster2")
         for o in self.spec.outcomes:
             cols.append(f"CAST({_q(o)} AS DOUBLE) AS __y_{o}")
         cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "1.0 AS __w")
@@ -311,6 +313,12 @@ class IndicatorModel:
         """Estimate every outcome; optionally write person-level predictions to `predictions_table`."""
         est_where = f"{self.population_where()} AND {self.period_where()}"
         self.codings_ = code_terms(self.spec, con, table, est_where)
+        if self.spec.cluster2:  # e.g. commuting region: the level at which the labour market varies
+            levels = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({_q(self.spec.cluster2)} AS VARCHAR) FROM {table} "
+                                                f"WHERE {self.population_where()} ORDER BY 1").fetchall()]
+            cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
+            self.cluster2_sql_ = f"(CASE CAST({_q(self.spec.cluster2)} AS VARCHAR) {cases} END)"
+            self.n_cluster2_ = len(levels)
         layout = self.layout_ = Layout(self.codings_)
         outs = self.spec.outcomes
         p = layout.p
@@ -357,6 +365,7 @@ class IndicatorModel:
         # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
         hc = {o: np.zeros((p, p)) for o in outs}
         cl = {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs}
+        s2 = {o: np.zeros((getattr(self, "n_cluster2_", 0), p)) for o in outs}  # scores per second-level cluster
         rss = {o: 0.0 for o in outs}
         n_clusters = {o: 0 for o in outs}
         pred_batches = []
@@ -400,6 +409,9 @@ class IndicatorModel:
                 s = s[np.bincount(gm, minlength=ng) > 0]
                 cl[o] += s.T @ s
                 n_clusters[o] += s.shape[0]
+                if self.spec.cluster2:
+                    c2 = b.column("__cluster2").to_numpy(zero_copy_only=False).astype(np.int64)[m]
+                    s2[o] += layout.cluster_scores(c2, self.n_cluster2_, cm, xm, wm * e)
             if predictions_table:
                 pred_batches.append(pa.table(preds))
 
@@ -425,6 +437,10 @@ class IndicatorModel:
                 "robust": n[o] / (n[o] - k) * ainv @ hck @ ainv,
                 "cluster": (n_clusters[o] / (n_clusters[o] - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ cl[o] @ ainv,
             }
+            if self.spec.cluster2:
+                sk = s2[o][:, kept]
+                g2 = int((np.abs(sk).sum(axis=1) > 0).sum())
+                cov["cluster2"] = (g2 / (g2 - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ (sk.T @ sk) @ ainv
             params = np.full(p, np.nan)
             params[kept] = self.beta_full_[o][kept]
             self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o], sw[o],

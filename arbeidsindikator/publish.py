@@ -15,6 +15,7 @@ needs to use a number correctly:
   (shrinkage.py); MELLOMVARIANS: the between-office variance behind it;
 - EKSTRA_TIMER_PER_UKE and ARSVERK (atid* only): the indicator as work volume. It is
   INDIKATOR x persons hours per week, and one årsverk is 37.5 hours per week;
+- REGION_ID: the region of an office (level 3), so offices can be grouped by region;
 - PRIKKET / PRIKKET_ARSAK: suppressed cells (too few persons, or secondary suppression so the
   value cannot be recovered by subtraction). They carry no values.
 
@@ -146,7 +147,7 @@ VALUE_COLS = ["ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "ENHET",
               "faktisk_SE", "forventet_SE", "INDIKATOR_SE", "faktisk_KI_NEDRE", "faktisk_KI_OVRE",
               "forventet_KI_NEDRE", "forventet_KI_OVRE", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE",
               "INDIKATOR_KRYMPET", "MELLOMVARIANS", "EKSTRA_TIMER_PER_UKE", "ARSVERK", "PRIKKET", "PRIKKET_ARSAK"]
-KEY_COLS = ["ORG_NIVAA", "ORG_STED", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "I_MODELLEN"]
+KEY_COLS = ["ORG_NIVAA", "ORG_STED", "ORG_STED_ID", "REGION_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "I_MODELLEN"]
 
 
 def default_periods(con, spec: ModelSpec, source: str = "person_results") -> list[Period]:

@@ -115,7 +115,8 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
                         if o not in model.results_:
                             continue
                         kept = model.kept_[o]
-                        v = model.results_[o].cov["cluster"]
+                        cov = model.results_[o].cov
+                        v = cov.get("cluster2", cov["cluster"])
                         xk = xbar[:, kept]
                         q = np.einsum("ij,jk,ik->i", xk, v, xk) * (1e4 if o.startswith("jobb") else 1.0)
                         out.append(pd.DataFrame({

@@ -57,3 +57,46 @@ def office_year_correlations(data_dir, db, run_id=None) -> dict:
             "rmse_indicator": float(np.sqrt(np.average((g["indicator"] - g["truth"]) ** 2, weights=g["n"]))),
         }
     return out
+
+
+def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None):
+    """Office x calendar-year cells of `published_period` with the truth over the same
+    person-months (weighted by the monthly published persons), normalised to its period mean."""
+    truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
+    con = duckdb.connect(str(db), read_only=True)
+    rid = run_id or con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
+    df = con.execute(f"""
+        WITH m AS (SELECT p.ORG_STED_ID AS office_id, p.BEHOLDNINGSMAANED AS month, p.UTFALL AS outcome,
+                          p.ANTALL_PERSONER AS n,
+                          CASE p.UTFALL WHEN 'atid3' THEN t.true_atid3 WHEN 'atid12' THEN t.true_atid12
+                                        WHEN 'jobb3' THEN t.true_jobb3 ELSE t.true_jobb12 END AS truth
+                   FROM published p JOIN read_parquet('{truth}') t
+                     ON t.office_id = p.ORG_STED_ID AND t.month = p.BEHOLDNINGSMAANED
+                   WHERE p.run_id = ? AND p.ORG_NIVAA = 3 AND p.NEDBRYTNING = 'Alle'),
+        centre AS (SELECT outcome, sum(truth * n) / sum(n) AS c FROM m GROUP BY 1),
+        ty AS (SELECT office_id, CAST(year(month) AS VARCHAR) AS year, outcome, sum(truth * n) / sum(n) AS truth
+               FROM m GROUP BY ALL)
+        SELECT q.ORG_STED_ID AS office_id, q.PERIODE AS year, q.UTFALL AS outcome, q.ANTALL_PERSONER AS n,
+               q.ANTALL_UNIKE_PERSONER AS persons, q.INDIKATOR AS indicator, q.INDIKATOR_SE AS se,
+               q.INDIKATOR_KI_NEDRE AS lo, q.INDIKATOR_KI_OVRE AS hi, q.INDIKATOR_KRYMPET AS shrunk,
+               ty.truth - centre.c AS truth
+        FROM published_period q JOIN ty ON ty.office_id = q.ORG_STED_ID AND ty.year = q.PERIODE AND ty.outcome = q.UTFALL
+        JOIN centre ON centre.outcome = q.UTFALL
+        WHERE q.run_id = ? AND q.ORG_NIVAA = 3 AND q.NEDBRYTNING = 'Alle' AND NOT q.PRIKKET
+          AND q.ORG_STED_ID <> '4154' AND length(q.PERIODE) = 4""", [rid, rid]).df()
+    con.close()
+    return df
+
+
+def coverage_and_shrinkage(data_dir, db, run_id=None) -> dict:
+    """Per outcome: share of office-year 95% intervals covering the truth, and the mean squared
+    error of the raw and the shrunken office-year indicator against the truth."""
+    df = office_year_period_frame(data_dir, db, run_id)
+    out = {}
+    for o, g in df.groupby("outcome"):
+        covered = (g["lo"] <= g["truth"]) & (g["truth"] <= g["hi"])
+        out[o] = {"office_years": len(g), "coverage_95": float(covered.mean()),
+                  "mse_raw": float(((g["indicator"] - g["truth"]) ** 2).mean()),
+                  "mse_shrunk": float(((g["shrunk"] - g["truth"]) ** 2).mean()),
+                  "mean_se": float(g["se"].mean()), "bias": float((g["indicator"] - g["truth"]).mean())}
+    return out

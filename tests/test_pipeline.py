@@ -18,13 +18,6 @@ from arbeidsindikator.validate import ValidationError
 from arbeidsindikator.validity import office_year_correlations
 
 
-@pytest.fixture(scope="module")
-def small_run(small_world, tmp_path_factory):
-    db = tmp_path_factory.mktemp("runs") / "res.duckdb"
-    run = ai.run_indicator(small_world, db=db, keep_person_level=True)
-    return run, db
-
-
 def test_run_stores_manifest_coefficients_and_published_table(small_run):
     run, db = small_run
     con = duckdb.connect(str(db), read_only=True)

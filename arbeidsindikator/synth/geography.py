@@ -209,15 +209,26 @@ def _interp_knots(knots: list[tuple[str, float]]) -> np.ndarray:
     return np.interp(np.arange(T0, HORIZON + 1), x, y)
 
 
-def build_labour_market(geo: Geography, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Unemployment, inflow and vacancy rates per commuting region x month ([n_cr, NT])."""
-    u_nat = _interp_knots([
-        ("2013-01", 0.026), ("2016-06", 0.031), ("2017-01", 0.029), ("2018-01", 0.025),
-        ("2019-06", 0.022), ("2020-02", 0.023), ("2020-03", 0.105), ("2020-04", 0.100),
-        ("2020-06", 0.050), ("2020-12", 0.040), ("2021-06", 0.030), ("2021-12", 0.020),
-        ("2022-06", 0.016), ("2023-06", 0.017), ("2024-06", 0.020), ("2025-12", 0.021)])
+def build_labour_market(geo: Geography, rng: np.random.Generator, clean: bool = False) -> dict[str, np.ndarray]:
+    """Unemployment, inflow and vacancy rates per commuting region x month ([n_cr, NT]).
+
+    The clean world's national path has slow cycles only (no 2020 lockdown spike) and no
+    seasonal swings: a shock during the outcome window that no measurement month can foresee
+    would otherwise enter every office's indicator alike."""
+    if clean:
+        knots = [("2013-01", 0.026), ("2016-06", 0.030), ("2018-01", 0.025), ("2019-06", 0.022),
+                 ("2020-06", 0.026), ("2021-06", 0.024), ("2022-06", 0.018), ("2023-06", 0.018),
+                 ("2024-06", 0.020), ("2025-12", 0.021)]
+    else:
+        knots = [("2013-01", 0.026), ("2016-06", 0.031), ("2017-01", 0.029), ("2018-01", 0.025),
+                 ("2019-06", 0.022), ("2020-02", 0.023), ("2020-03", 0.105), ("2020-04", 0.100),
+                 ("2020-06", 0.050), ("2020-12", 0.040), ("2021-06", 0.030), ("2021-12", 0.020),
+                 ("2022-06", 0.016), ("2023-06", 0.017), ("2024-06", 0.020), ("2025-12", 0.021)]
+    u_nat = _interp_knots(knots)
     months = np.arange(T0, HORIZON + 1)
-    season = 1 + 0.08 * np.cos(2 * np.pi * (months % 12) / 12)
+    # seasonal swings in inflow say little about the coming months' work (a flaw of a model
+    # that enters inflow at the measurement month); the clean world has none
+    season = 1 + (0.0 if clean else 0.08) * np.cos(2 * np.pi * (months % 12) / 12)
     # the oil-price downturn hit the west coast hardest until 2017
     oil = np.clip((month_index("2018-01") - months) / 36.0, 0, 1) * 0.35
     n_cr = len(geo.cr_ids)
@@ -231,6 +242,6 @@ def build_labour_market(geo: Geography, rng: np.random.Generator) -> dict[str, n
     u = np.clip(u, 0.004, 0.25)
     du = np.diff(u, axis=1, prepend=u[:, :1])
     inflow = np.clip(0.17 * u + np.maximum(du, 0) + rng.normal(0, 0.0004, u.shape), 0.0005, 0.2)
-    spring = 1 + 0.12 * np.sin(2 * np.pi * ((months % 12) - 1) / 12)
+    spring = 1 + (0.0 if clean else 0.12) * np.sin(2 * np.pi * ((months % 12) - 1) / 12)
     vacancy = np.clip((0.032 - 0.45 * (u - 0.025)) * spring * np.exp(rng.normal(0, 0.05, u.shape)), 0.004, 0.08)
     return {"unemployment_rate": u, "inflow_rate": inflow, "vacancy_rate": vacancy}

@@ -63,8 +63,13 @@ def make_office_hr(geo: Geography, users: np.ndarray, rng: np.random.Generator) 
     return {"agreed_hours": agreed, "sick_leave_hours": sick, "staff": staff}
 
 
-def make_theta(geo: Geography, hr: dict, users: np.ndarray, tm: TrueModel, rng: np.random.Generator):
-    """True office contribution on the latent scale, before centring ([n_office, NT])."""
+def make_theta(geo: Geography, hr: dict, users: np.ndarray, tm: TrueModel, rng: np.random.Generator,
+               nav_wide: bool = True):
+    """True office contribution on the latent scale, before centring ([n_office, NT]).
+
+    `nav_wide`: a Nav-wide change over time (a 2021 peak, a dip from 2023). It coincides with
+    the labour-market cycle, so the model partly mistakes it for the labour market and the
+    labour-market coefficients absorb it (realistic); the clean world leaves it out."""
     n_off = len(geo.office_ids)
     months = np.arange(T0, HORIZON + 1)
     years = (months - months[0]) // 12
@@ -80,7 +85,7 @@ def make_theta(geo: Geography, hr: dict, users: np.ndarray, tm: TrueModel, rng: 
         staffing = hr["agreed_hours"] / np.maximum(users, 1)
     sick = np.nan_to_num(sick, nan=0.08)
     staffing = np.nan_to_num(staffing, nan=4.6)
-    nav = 0.05 * np.exp(-(((months - month_index("2021-09")) / 6.0) ** 2)) - 0.03 * (months >= month_index("2023-01"))
+    nav = float(nav_wide) * 0.05 * np.exp(-(((months - month_index("2021-09")) / 6.0) ** 2)) - 0.03 * (months >= month_index("2023-01"))
     theta = (persistent[:, None] + yearly[:, years] + monthly
              + tm.sick_leave * (sick - 0.075) + tm.staffing * (staffing - 4.6) + nav[None, :])
     noe = geo.noe

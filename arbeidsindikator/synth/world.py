@@ -77,7 +77,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
 
     report("geografi og arbeidsmarked", 0.0)
     geo = build_geography(sc, np.random.default_rng(s_geo))
-    lm = build_labour_market(geo, np.random.default_rng(s_lm))
+    lm = build_labour_market(geo, np.random.default_rng(s_lm), clean=clean)
     loginf = np.log(lm["inflow_rate"])
     period = slice(STOCK_FIRST - T0, STOCK_LAST - T0 + 1)
     lm_z = (loginf - loginf[:, period].mean()) / loginf[:, period].std()
@@ -104,7 +104,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
 
     report("kontorressurser og kontorbidrag", 0.15)
     hr = make_office_hr(geo, users, np.random.default_rng(s_hr))
-    theta_raw, sick, staffing = make_theta(geo, hr, users, tm, np.random.default_rng(s_theta))
+    theta_raw, sick, staffing = make_theta(geo, hr, users, tm, np.random.default_rng(s_theta), nav_wide=not clean)
     w = pop_follow[:, period]
     centre = float((theta_raw[:, period] * w).sum() / w.sum())
     theta = theta_raw - centre

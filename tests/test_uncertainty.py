@@ -1,0 +1,195 @@
+"""Honest numbers: standard errors, suppression, shrinkage, funnel, reading rules, index, work volume."""
+
+import dataclasses
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+import arbeidsindikator as ai
+from arbeidsindikator.reading import ReadingRuleError, index_of_change, work_volume
+from arbeidsindikator.shrinkage import dersimonian_laird
+from arbeidsindikator.validity import coverage_and_shrinkage
+
+
+def _office_year(con, db_con):
+    """A mid-sized office-year cell of the period table."""
+    return db_con.execute("""SELECT ORG_STED_ID, PERIODE, ANTALL_PERSONER, INDIKATOR, INDIKATOR_SE, forventet_SE, faktisk_SE
+        FROM published_period WHERE ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle' AND UTFALL = 'jobb3' AND PERIODE = '2019'
+          AND NOT PRIKKET ORDER BY ANTALL_PERSONER DESC LIMIT 1""").fetchall()[0]
+
+
+def test_period_standard_errors_equal_statsmodels_cluster_robust(small_run):
+    _, db = small_run
+    con = duckdb.connect(str(db), read_only=True)
+    office, period, n, ind, ind_se, exp_se, act_se = _office_year(con, con)
+    rows = con.execute("""SELECT person_id, indicator_jobb3 * 100 AS e, actual_jobb3 * 100 AS y FROM person_results
+                          WHERE office_id = ? AND year(month) = 2019 AND actual_jobb3 IS NOT NULL""", [office]).df()
+    assert len(rows) == n
+    for col, se in (("e", np.sqrt(ind_se ** 2 - exp_se ** 2)), ("y", act_se)):
+        fit = sm.OLS(rows[col].to_numpy(), np.ones(len(rows))).fit(
+            cov_type="cluster", cov_kwds={"groups": rows["person_id"].to_numpy()})
+        np.testing.assert_allclose(se, fit.bse[0], rtol=1e-8)
+    np.testing.assert_allclose(ind, rows["e"].mean(), rtol=1e-9)
+
+
+def test_model_uncertainty_of_a_cell_equals_delta_method_with_statsmodels(small_run, small_world):
+    """forventet_SE^2 = x_c' V x_c with V from statsmodels clustered by commuting region."""
+    run, db = small_run
+    model = run.model
+    con = duckdb.connect()
+    from arbeidsindikator.validate import register_tables
+    from arbeidsindikator.outcomes import build_analysis
+    register_tables(con, small_world)
+    build_analysis(con)
+    df = con.sql(model.design_sql("analysis") .replace("SELECT ", "SELECT office_id AS __office, commuting_region_id AS __cr, ", 1)).df()
+    est = df[df["__est"] & df["__y_jobb3"].notna()].reset_index(drop=True)
+    res = model.results_["jobb3"]
+    names = [res.names[i] for i in res.kept]
+
+    def dummies(frame):
+        X = np.zeros((len(frame), len(names)))
+        X[:, 0] = 1
+        for i, c in enumerate(model.codings_):
+            for k, lv in enumerate(c.levels):
+                nm = f"{c.term.column}[{lv}]"
+                if nm in names:
+                    X[:, names.index(nm)] = frame[f"__t{i}"] == k
+        return X
+    fit = sm.OLS(est["__y_jobb3"].to_numpy(), dummies(est)).fit(cov_type="cluster", cov_kwds={"groups": est["__cr"].to_numpy()})
+    rcon = duckdb.connect(str(db), read_only=True)
+    office, month, se = rcon.execute("""SELECT ORG_STED_ID, BEHOLDNINGSMAANED, forventet_SE FROM published
+        WHERE ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle' AND UTFALL = 'jobb3' AND NOT PRIKKET
+        ORDER BY ANTALL_PERSONER DESC LIMIT 1""").fetchall()[0]
+    cell = df[(df["__office"] == office) & (df["__month"] == pd.Timestamp(month)) & df["__y_jobb3"].notna()]
+    xbar = dummies(cell).mean(axis=0)
+    np.testing.assert_allclose(se, 100 * np.sqrt(xbar @ fit.cov_params() @ xbar), rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def strict_run(small_world, tmp_path_factory):
+    """A high threshold, so that suppression is common."""
+    spec = dataclasses.replace(ai.load_spec(), min_persons=40)
+    db = tmp_path_factory.mktemp("strict") / "res.duckdb"
+    ai.run_indicator(small_world, config=spec, db=db)
+    return duckdb.connect(str(db), read_only=True)
+
+
+def test_no_published_cell_below_the_threshold(strict_run):
+    con = strict_run
+    assert con.execute("SELECT count(*) FROM published WHERE PRIKKET").fetchall()[0][0] > 100
+    assert con.execute("SELECT count(*) FROM published WHERE NOT PRIKKET AND ANTALL_PERSONER < 40").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM published_period WHERE NOT PRIKKET AND ANTALL_UNIKE_PERSONER < 40").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM published WHERE PRIKKET AND (INDIKATOR IS NOT NULL OR faktisk IS NOT NULL "
+                       "OR INDIKATOR_SE IS NOT NULL OR INDIKATOR_KI_NEDRE IS NOT NULL)").fetchall()[0][0] == 0
+
+
+@pytest.mark.parametrize("table,time", [("published", "BEHOLDNINGSMAANED"), ("published_period", "PERIODE")])
+def test_suppressed_values_cannot_be_recovered_by_subtraction(strict_run, table, time):
+    con = strict_run
+    # groups of a breakdown under a published 'Alle' cell of the same unit
+    lonely_groups = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT c.{time}, c.UTFALL, c.ORG_NIVAA, c.ORG_STED_ID, c.NEDBRYTNING, sum(c.PRIKKET::INT) k
+          FROM {table} c JOIN {table} p ON p.{time} = c.{time} AND p.UTFALL = c.UTFALL AND p.ORG_NIVAA = c.ORG_NIVAA
+            AND p.ORG_STED_ID = c.ORG_STED_ID AND p.NEDBRYTNING = 'Alle'
+          WHERE c.NEDBRYTNING <> 'Alle' AND NOT p.PRIKKET GROUP BY ALL) WHERE k = 1""").fetchall()[0][0]
+    assert lonely_groups == 0
+    # offices of a region under the region's published cell (same breakdown group)
+    lonely_offices = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT c.{time}, c.UTFALL, c.NEDBRYTNING, c.GRUPPE, c.REGION_ID, sum(c.PRIKKET::INT) k
+          FROM {table} c JOIN {table} p ON p.{time} = c.{time} AND p.UTFALL = c.UTFALL AND p.ORG_NIVAA = 2
+            AND p.ORG_STED_ID = c.REGION_ID AND p.NEDBRYTNING = c.NEDBRYTNING AND p.GRUPPE = c.GRUPPE
+          WHERE c.ORG_NIVAA = 3 AND NOT p.PRIKKET GROUP BY ALL) WHERE k = 1""").fetchall()[0][0]
+    assert lonely_offices == 0
+
+
+def test_index_of_change_by_hand():
+    s = pd.DataFrame({"BEHOLDNINGSMAANED": pd.to_datetime(["2023-06-01", "2023-07-01", "2024-06-01"]).date,
+                      "INDIKATOR": [0.5, 0.2, 1.1], "INDIKATOR_SE": [0.1, 0.1, 0.2],
+                      "faktisk": [10.0, 10.5, 11.0], "faktisk_SE": [0.3, 0.3, 0.3], "KOV_INDIKATOR_FAKTISK": [0.02, 0.02, 0.02]})
+    out = index_of_change(s, "2023-06-01")
+    assert out["ENDRINGSINDEKS"].iloc[0] == 0.0 and out["ENDRINGSINDEKS_SE"].iloc[0] == 0.0
+    np.testing.assert_allclose(out["ENDRINGSINDEKS"].iloc[2], ((1.1 + 10.0) / (0.5 + 10.0) - 1) * 100)
+    np.testing.assert_allclose(out["ENDRINGSINDEKS"].iloc[1], ((0.2 + 10.0) / (0.5 + 10.0) - 1) * 100)
+    # delta method by hand for the last month
+    a, b = 11.1, 10.5
+    var = (100 / b) ** 2 * 0.04 + (100 * a / b ** 2) ** 2 * 0.01 + (100 * (b - a) / b ** 2) ** 2 * 0.09 \
+        + 2 * (-100 * a / b ** 2) * (100 * (b - a) / b ** 2) * 0.02
+    np.testing.assert_allclose(out["ENDRINGSINDEKS_SE"].iloc[2], np.sqrt(var))
+
+
+def test_index_of_change_is_zero_at_the_reference_month_in_the_results(small_run):
+    _, db = small_run
+    res = ai.Results(db)
+    idx = res.index_of_change("Norge", "atid3", "2023-06-01", breakdown="Kjønn", group="kvinne")
+    ref = idx[pd.to_datetime(idx["BEHOLDNINGSMAANED"]) == pd.Timestamp("2023-06-01")]
+    assert ref["ENDRINGSINDEKS"].iloc[0] == 0.0
+    assert idx["ENDRINGSINDEKS_KI_NEDRE"].le(idx["ENDRINGSINDEKS"]).all()
+
+
+def test_reading_rules_refuse_level_comparison_of_in_model_breakdowns(small_run):
+    _, db = small_run
+    res = ai.Results(db)
+    with pytest.raises(ReadingRuleError, match="modellen"):
+        res.compare_levels("Norge", "jobb3", "Kjønn")
+    with pytest.raises(ReadingRuleError):
+        res.compare_levels("Norge", "atid3", "Aldersgruppe", period="2019")
+    ok = res.compare_levels("Norge", "jobb3", "Innsatsgruppe", month="2019-06-01")
+    assert set(ok["GRUPPE"]) >= {"standard", "situasjonsbestemt", "spesielt_tilpasset"}
+
+
+def test_work_volume_reproduces_the_more_og_romsdal_example():
+    v = work_volume(0.1, 12_638)
+    assert round(v["extra_hours_per_week"]) == 1264
+    assert round(v["fte"], 1) == 33.7
+    assert "37,5" in v["conversion"]
+
+
+def test_work_volume_columns_in_the_published_table(small_run):
+    _, db = small_run
+    con = duckdb.connect(str(db), read_only=True)
+    d = con.execute("""SELECT max(abs(EKSTRA_TIMER_PER_UKE - INDIKATOR * ANTALL_PERSONER)), max(abs(ARSVERK * 37.5 - EKSTRA_TIMER_PER_UKE)),
+                              count(*) FILTER (WHERE UTFALL LIKE 'jobb%' AND ARSVERK IS NOT NULL)
+                       FROM published WHERE NOT PRIKKET""").fetchall()[0]
+    assert d[0] < 1e-9 and d[1] < 1e-9 and d[2] == 0
+
+
+def test_dersimonian_laird_and_shrinkage_towards_the_mean():
+    est = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+    se = np.array([0.5, 1.0, 0.3, 2.0, 0.8])
+    tau2, mu = dersimonian_laird(est, se)
+    w = 1 / se ** 2
+    q = (w * (est - (w * est).sum() / w.sum()) ** 2).sum()
+    assert tau2 == pytest.approx(max(0, (q - 4) / (w.sum() - (w ** 2).sum() / w.sum())))
+    from arbeidsindikator.shrinkage import empirical_bayes
+    d = pd.DataFrame({"PERIODE": "x", "UTFALL": "jobb3", "NEDBRYTNING": "Alle", "GRUPPE": "Alle", "ORG_NIVAA": 3,
+                      "ORG_STED_ID": list("abcde"), "PRIKKET": False, "INDIKATOR": est, "INDIKATOR_SE": se})
+    out = empirical_bayes(d)
+    shrunk = out["INDIKATOR_KRYMPET"].to_numpy()
+    assert np.all(np.abs(shrunk - mu) <= np.abs(est - mu) + 1e-12)
+    assert np.abs(shrunk - est)[3] > np.abs(shrunk - est)[2]  # the noisiest unit moves the most
+
+
+def test_funnel_limits_widen_for_small_units(small_run):
+    _, db = small_run
+    res = ai.Results(db)
+    f = res.funnel(level=3, outcome="jobb3", period="2019")
+    assert len(f) > 5 and "4154" not in set(f["ORG_STED_ID"])
+    width = f["GRENSE_95_OVRE"] - f["GRENSE_95_NEDRE"]
+    assert np.all(np.diff(width.to_numpy()) <= 1e-12)  # sorted by size: limits narrow as N grows
+    assert (f["GRENSE_998_OVRE"] > f["GRENSE_95_OVRE"]).all()
+    assert set(f["UTENFOR_95"]) <= {"", "over", "under"}
+
+
+def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, tmp_path):
+    db = tmp_path / "res.duckdb"
+    ai.run_indicator(medium_clean_world, db=db)
+    r = coverage_and_shrinkage(medium_clean_world, db)
+    for o in ("atid3", "jobb3"):
+        assert 0.90 <= r[o]["coverage_95"] <= 0.98, (o, r[o])
+    for o in r:
+        assert r[o]["mse_shrunk"] < r[o]["mse_raw"], (o, r[o])
