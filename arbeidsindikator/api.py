@@ -177,7 +177,7 @@ class Results:
         from .reading import check_level_comparison
         level, uid = self._unit(unit)
         flt = {"ORG_NIVAA": level, "ORG_STED_ID": uid, "UTFALL": outcome, "NEDBRYTNING": breakdown}
-        df = self.period(period=None, **flt, PERIODE=period) if period else self.published(**flt)
+        df = self.period(PERIODE=period, **flt) if period else self.published(**flt)
         if df.empty:
             raise LookupError(f"no cells for breakdown {breakdown!r}")
         check_level_comparison(breakdown, bool(df["I_MODELLEN"].iloc[0]))

@@ -10,7 +10,8 @@ families whose children add up to a parent:
   for the same breakdown group.
 If a family with a published parent has exactly one suppressed child, that child's persons
 and sums follow from the parent minus the others. The family's smallest other child is then
-suppressed too. This repeats until no family has a single suppressed child, because new
+suppressed too. If there is no other child (the child is the whole parent), the parent is
+suppressed instead. This repeats until no family has a single suppressed child, because new
 suppressions can open other families.
 
 Counts (ANTALL_PERSONER) stay visible. The count of users under follow-up is not the
@@ -71,9 +72,15 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
             published_parent = ~cand["pkey"].map(parent_supp).fillna(True).astype(bool)
             cand = cand[published_parent]
             free = cand[~cand["supp"]]
-            if free.empty:
-                continue
             pick = free.sort_values(["fam", "n"]).groupby("fam").head(1).index.to_numpy()
+            # a family whose only child is suppressed (the child equals the parent): suppress the parent
+            no_free = set(cand["fam"]) - set(free["fam"])
+            if no_free:
+                keys = set(cand.loc[cand["fam"].isin(no_free), "pkey"])
+                parent_rows = np.flatnonzero(is_parent.to_numpy() & np.isin(parent_key.to_numpy(), list(keys)) & ~supp)
+                pick = np.concatenate([pick, parent_rows])
+            if not len(pick):
+                continue
             supp[pick] = True
             reason[pick] = SECONDARY
             changed = True
