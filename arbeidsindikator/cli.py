@@ -167,6 +167,81 @@ def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/).
     console.print(t)
 
 
+def _print_frame(df, title: str, columns: list[str], out: Path | None = None) -> None:
+    from rich.table import Table
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for row in df[columns].itertuples(index=False):
+        t.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(t)
+    if out is not None:
+        df.to_csv(out, index=False)
+        console.print(f"Skrev {out}")
+
+
+@app.command()
+def indeks(
+    unit: str = typer.Option(..., help="Unit name or id ('Norge', a region, an office)."),
+    outcome: str = typer.Option("atid3"),
+    reference: str = typer.Option(..., help="Reference month YYYY-MM (index 0 there)."),
+    breakdown: str = typer.Option("Alle"), group: str = typer.Option("Alle"),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(None, help="Also write CSV."),
+):
+    """Index of change from a reference month, with 95% intervals (allowed for every breakdown)."""
+    from .api import Results
+    df = Results(db).index_of_change(unit, outcome, f"{reference}-01", breakdown, group)
+    _print_frame(df, f"Endringsindeks for {unit}, {outcome}, {group} (referanse {reference})",
+                 ["BEHOLDNINGSMAANED", "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"], out)
+
+
+@app.command()
+def sammenlign(
+    unit: str = typer.Option("Norge"), outcome: str = typer.Option("atid3"), breakdown: str = typer.Option(...),
+    month: str = typer.Option(None, help="YYYY-MM"), period: str = typer.Option(None, help="e.g. 2023 or 'hele perioden'"),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb")),
+):
+    """Compare the levels of a breakdown's groups (refused for breakdowns in the model)."""
+    from .api import Results
+    from .reading import ReadingRuleError
+    try:
+        df = Results(db).compare_levels(unit, outcome, breakdown, month=f"{month}-01" if month else None, period=period)
+    except ReadingRuleError as e:
+        console.print(f"[red]Ikke tillatt:[/] {e}")
+        raise typer.Exit(code=2)
+    time_col = "PERIODE" if period else "BEHOLDNINGSMAANED"
+    _print_frame(df, f"{breakdown}: {unit}, {outcome}", [time_col, "GRUPPE", "ANTALL_PERSONER", "faktisk", "forventet",
+                                                        "INDIKATOR", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE"])
+
+
+@app.command()
+def funnel(
+    level: int = typer.Option(3, help="2 regions, 3 offices."), outcome: str = typer.Option("jobb3"),
+    month: str = typer.Option(None, help="YYYY-MM"), period: str = typer.Option(None, help="e.g. 2023"),
+    region: str = typer.Option(None, help="Only the offices of this region."),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(None, help="Also write CSV."),
+):
+    """Funnel-plot data: units against their size with 95% / 99.8% control limits (no ranking)."""
+    from .api import Results
+    if not (month or period):
+        raise typer.BadParameter("give --month or --period")
+    df = Results(db).funnel(level, outcome, month=f"{month}-01" if month else None, period=period, region=region)
+    _print_frame(df, f"Traktplott {outcome} ({month or period}); mellomvarians {df['MELLOMVARIANS'].iloc[0]:.3f}" if len(df) else "Ingen enheter",
+                 ["ORG_STED", "ANTALL_PERSONER", "INDIKATOR", "GRENSE_95_NEDRE", "GRENSE_95_OVRE", "UTENFOR_95", "UTENFOR_998"], out)
+
+
+@app.command()
+def arbeidsvolum(
+    unit: str = typer.Option(...), month: str = typer.Option(..., help="YYYY-MM"), outcome: str = typer.Option("atid3"),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb")),
+):
+    """The indicator as extra hours per week and full-time equivalents for a unit."""
+    from .api import Results
+    v = Results(db).work_volume(unit, f"{month}-01", outcome)
+    console.print(f"{v['unit']}, {month}: {v['persons']:,.0f} brukere x {v['indicator_hours_per_week']:+.3f} timer per uke "
+                  f"= {v['extra_hours_per_week']:+,.0f} timer per uke = {v['fte']:+,.1f} årsverk ({v['conversion']}).")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), help="Directory for everything the demo writes."),
