@@ -153,6 +153,17 @@ def page(db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = t
 
 
 @app.command()
+def report(
+    unit: str = typer.Option("Norge", help="'Norge', a region or an office (name or id)."),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(Path("rapporter")),
+    reference: str = typer.Option(None, help="Reference month YYYY-MM for the index of change."),
+):
+    """Self-contained HTML report for a unit (opens offline), with SVG/PNG charts for slides."""
+    from .report import write_report
+    console.print(f"Skrev {write_report(db, unit, out, f'{reference}-01' if reference else None)}")
+
+
+@app.command()
 def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/)."),
              db: Path = typer.Option(Path("arbeidsindikator.duckdb"))):
     """Correlate the office-by-year indicator with the world's true office contribution."""
@@ -251,7 +262,7 @@ def demo(
     """The whole chain on a synthetic world: data, indicator, published table, HTML page."""
     import time
 
-    from .api import run_indicator
+    from .api import Results, run_indicator
     from .page import write_page
     from .synth import generate_world
     from .synth.calibration import calibration_report, report_table
@@ -275,12 +286,22 @@ def demo(
     files += export_query(con, f"SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = '{r.run_id}'", out / "koeffisienter", ("csv",))
     con.close()
     page_path = write_page(db, out / "index.html")
+    from .report import write_report
+    res = Results(db)
+    biggest = res.published(ORG_NIVAA=2, NEDBRYTNING="Alle", UTFALL="atid3").groupby("ORG_STED")["ANTALL_PERSONER"].sum()
+    res.close()
+    region = biggest.drop("Nasjonal oppfølgingsenhet", errors="ignore").idxmax()
+    reports = [write_report(db, u, out / "rapporter") for u in ("Norge", region)]
     console.print(f"\n[bold green]Ferdig på {time.perf_counter() - t0:.0f} s.[/] Dette ble skrevet:")
     console.print(f"  Syntetiske registerdata (Parquet): {data}/  (fasit i {data}/truth/)")
     console.print(f"  Resultatdatabase (DuckDB):          {db}  (kjøring {r.run_id})")
     for f in files:
         console.print(f"  Tabell:                             {f}")
     console.print(f"  Nettside:                           {page_path}")
+    for rp in reports:
+        console.print(f"  Rapport:                            {rp}")
+    console.print("\nLag rapport for en annen enhet: arbeidsindikator report --db " + str(db) + " --unit <navn> --out "
+                  + str(out / "rapporter"))
 
 
 if __name__ == "__main__":

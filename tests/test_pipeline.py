@@ -188,3 +188,32 @@ def test_validity_on_the_clean_medium_world(medium_clean_world, tmp_path):
     for o in ("jobb3", "atid3"):
         assert cor[o]["r_indicator"] >= 0.9, (o, cor[o])
         assert cor[o]["r_indicator"] > cor[o]["r_actual"] + 0.05, (o, cor[o])
+
+
+def test_report_has_every_section_opens_offline_and_matches_the_published_table(small_run, tmp_path):
+    import re
+
+    import pandas as pd
+
+    from arbeidsindikator.report import write_report
+    _, db = small_run
+    res = ai.Results(db)
+    office = res.published(ORG_NIVAA=3, NEDBRYTNING="Alle").query("ORG_STED_ID != '4154'")["ORG_STED_ID"].iloc[0]
+    for unit in ("Norge", "Oslo", office):
+        path = write_report(db, unit, tmp_path)
+        page = path.read_text()
+        for sid in ("indikator", "siste", "innsatsgruppe", "nedbrytninger", "endringsindeks", "arbeidsvolum", "slik-leser-du"):
+            assert f'id="{sid}"' in page, (unit, sid)
+        if unit != "Norge":
+            assert 'id="traktplott"' in page
+        assert "Lesebetingelse" in page  # the reading rule is shown for in-model breakdowns
+        assert not re.search(r'(src|href)\s*=\s*["\']https?:|url\(\s*["\']?https?:|@import', page)
+        assert "data:text/csv;base64," in page
+        slug = path.stem
+        assert (tmp_path / "figurer" / slug / "indikator.png").exists() and (tmp_path / "figurer" / slug / "indikator.svg").exists()
+    # the latest numbers in the national report equal the published table
+    page = (tmp_path / "norge.html").read_text()
+    nat = res.published(ORG_NIVAA=1, NEDBRYTNING="Alle", UTFALL="atid3")
+    last = nat[~nat["PRIKKET"]].iloc[-1]
+    assert f"{last['INDIKATOR']:.2f}" in page and f"{last['faktisk']:.2f}" in page
+    assert pd.Timestamp(last["BEHOLDNINGSMAANED"]).strftime("%Y-%m") in page
