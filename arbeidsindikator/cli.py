@@ -164,6 +164,24 @@ def report(
 
 
 @app.command()
+def serve(
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store to serve (published tables only)."),
+    host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --token."),
+    port: int = typer.Option(8000),
+    token: str = typer.Option(None, envvar="ARBEIDSINDIKATOR_TOKEN", help="Required bearer token (or ?token=)."),
+):
+    """Start the dashboard: a JSON API (OpenAPI at /docs) and its front end, from published tables only."""
+    import uvicorn
+
+    from .dashboard import create_app, is_loopback
+    if not is_loopback(host) and not token:
+        console.print("[red]Dashbordet bindes til en annen adresse enn 127.0.0.1; oppgi --token (eller ARBEIDSINDIKATOR_TOKEN).[/]")
+        raise typer.Exit(code=2)
+    console.print(f"Dashbord: http://{host}:{port}/  (API-beskrivelse: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(db, token), host=host, port=port, log_level="warning")
+
+
+@app.command()
 def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/)."),
              db: Path = typer.Option(Path("arbeidsindikator.duckdb"))):
     """Correlate the office-by-year indicator with the world's true office contribution."""
@@ -302,6 +320,7 @@ def demo(
         console.print(f"  Rapport:                            {rp}")
     console.print("\nLag rapport for en annen enhet: arbeidsindikator report --db " + str(db) + " --unit <navn> --out "
                   + str(out / "rapporter"))
+    console.print(f"Start dashbordet: .venv/bin/arbeidsindikator serve --db {db}   (åpne http://127.0.0.1:8000/)")
 
 
 if __name__ == "__main__":
