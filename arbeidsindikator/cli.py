@@ -104,7 +104,7 @@ def _run_with_errors(fn):
     except ValidationError as e:
         _fail_validation(e)
     except ConfigError as e:
-        console.print(f"[red]Modellspesifikasjonen kan ikke brukes (ingenting er skrevet):[/]")
+        console.print("[red]Modellspesifikasjonen kan ikke brukes (ingenting er skrevet):[/]")
         for p in e.problems:
             console.print(f"  - {p}")
         raise typer.Exit(code=2)

@@ -31,7 +31,6 @@ the specification's [publish] periods. Repeated months of a person are clustered
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -260,4 +259,4 @@ def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv"
     return written
 
 
-__all__ = ["build_published", "default_periods", "export", "HOURS_PER_FTE_WEEK", "dt"]
+__all__ = ["build_published", "default_periods", "export", "HOURS_PER_FTE_WEEK"]

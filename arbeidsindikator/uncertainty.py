@@ -98,13 +98,13 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
                 count = count.reshape(n_m, n_u, n_g)
                 for p in [None] + periods:
                     if p is None:
-                        s, n, keys = sums, count, np.arange(n_m)
+                        s, n = sums, count
                     else:
                         a = max(0, _mi(p.start) - m0)
                         e = min(n_m - 1, _mi(p.end) - m0)
                         if a > e:
                             continue
-                        s, n, keys = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True), None
+                        s, n = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True)
                     idx = np.flatnonzero(n.ravel() > 0)
                     if not len(idx):
                         continue

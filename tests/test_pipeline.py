@@ -61,7 +61,7 @@ def test_aggregates_are_consistent_across_levels(small_run):
     con = duckdb.connect(str(db), read_only=True)
     for child, parent in ((3, 2), (2, 1)):
         if child == 3:
-            sql = f"""
+            sql = """
             WITH c AS (SELECT BEHOLDNINGSMAANED m, UTFALL u, NEDBRYTNING b, GRUPPE g, ORG_STED_ID id, ANTALL_PERSONER n, faktisk f, forventet e
                        FROM published WHERE ORG_NIVAA = 3),
                  o AS (SELECT DISTINCT p.office_id, p.region_id FROM person_results p)

@@ -4,7 +4,6 @@ import hashlib
 
 import duckdb
 import numpy as np
-import pytest
 
 from arbeidsindikator.contract import TABLES
 from arbeidsindikator.outcomes import outcomes_sql

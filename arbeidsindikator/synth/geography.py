@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import BURN_IN, HORIZON, NOE_OFFICE, NOE_REGION, REGIONS, Scale, month_index
+from .params import BURN_IN, HORIZON, NOE_OFFICE, REGIONS, Scale, month_index
 
 T0 = BURN_IN
 NT = HORIZON - BURN_IN + 1  # months in the lookup arrays
