@@ -8,6 +8,7 @@ bound elsewhere it requires a token (Authorization: Bearer <token>, or ?token=).
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -102,7 +103,11 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         """A unit's monthly series, with the region's and the country's indicator for comparison."""
         check_outcome(outcome)
         check_breakdown(breakdown)
-        u = unit_row(unit)
+        return cached_series(unit_row(unit).id, outcome, breakdown, group, start, end)
+
+    @lru_cache(maxsize=4096)  # the published tables never change while the app runs
+    def cached_series(unit_id, outcome, breakdown, group, start, end):
+        u = by_id[unit_id]
         where = "run_id = ? AND ORG_NIVAA = ? AND ORG_STED_ID = ? AND UTFALL = ? AND NEDBRYTNING = ? AND GRUPPE = ?"
         args = [run_id, int(u.level), u.id, outcome, breakdown, group]
         if start:
