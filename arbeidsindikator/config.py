@@ -55,6 +55,7 @@ class ModelSpec:
     cluster2: str | None = None  # second clustering level for the cells' model uncertainty
     weight: str | None = None
     min_persons: int = 10
+    periods: tuple[tuple[str, str, str], ...] = ()  # extra published periods: (label, from, to)
     source_text: str = ""
 
     def in_model(self, breakdown: Breakdown) -> bool:
@@ -123,6 +124,13 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
     min_persons = int(raw.get("publish", {}).get("min_persons", 10))
     if min_persons < 1:
         problems.append("publish.min_persons must be at least 1")
+    periods = []
+    for i, per in enumerate(raw.get("publish", {}).get("periods", [])):
+        a, b = per.get("from"), per.get("to")
+        if not all(isinstance(v, str) and len(v) == 7 and v[4] == "-" for v in (a, b)) or a > b:
+            problems.append(f"publish.periods[{i}] needs 'from' <= 'to', both like 'YYYY-MM', got {a!r}..{b!r}")
+            continue
+        periods.append((str(per.get("label", f"{a}--{b}")), a, b))
     if problems:
         raise ConfigError(problems, source)
     return ModelSpec(name=m.get("name", "model"), outcomes=tuple(outcomes), terms=tuple(terms),
@@ -130,7 +138,7 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
                      period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
                      se_type=se, cluster=m.get("cluster", "person_id"), cluster2=m.get("cluster2"),
                      weight=m.get("weight"),
-                     min_persons=min_persons, source_text=text)
+                     min_persons=min_persons, periods=tuple(periods), source_text=text)
 
 
 def load_spec(path: Path | str | None = None) -> ModelSpec:

@@ -161,8 +161,7 @@ def default_periods(con, spec: ModelSpec, source: str = "person_results") -> lis
             p = Period(f"siste 12 mnd til {last:%Y-%m}", f"{first:%Y-%m}", f"{last:%Y-%m}")
             if p.label not in {q.label for q in periods}:
                 periods.append(p)
-    for p in getattr(spec, "periods", ()) or ():
-        periods.append(Period(p["label"] if "label" in p else f"{p['from']}--{p['to']}", p["from"], p["to"]))
+    periods += [Period(label, a, b) for label, a, b in spec.periods]
     return periods
 
 

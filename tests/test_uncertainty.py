@@ -193,3 +193,16 @@ def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, tm
         assert 0.90 <= r[o]["coverage_95"] <= 0.98, (o, r[o])
     for o in r:
         assert r[o]["mse_shrunk"] < r[o]["mse_raw"], (o, r[o])
+
+
+def test_periods_named_in_the_specification_are_published(small_world, tmp_path):
+    text = ai.config.default_spec_text().replace(
+        "periods = []", 'periods = [{ label = "garantiens første år", from = "2023-07", to = "2024-06" }]')
+    db = tmp_path / "res.duckdb"
+    ai.run_indicator(small_world, config=ai.parse_spec(text), db=db)
+    p = ai.Results(db).period(PERIODE="garantiens første år", ORG_NIVAA=1, NEDBRYTNING="Alle", UTFALL="atid3")
+    assert len(p) == 1 and p["MANEDER"].iloc[0] == 12
+    assert pd.Timestamp(p["PERIODE_FRA"].iloc[0]) == pd.Timestamp("2023-07-01")
+    assert pd.Timestamp(p["PERIODE_TIL"].iloc[0]) == pd.Timestamp("2024-06-01")
+    with pytest.raises(ai.config.ConfigError, match="publish.periods"):
+        ai.parse_spec(text.replace('from = "2023-07", to = "2024-06"', 'from = "2024-06", to = "2023-07"'))
