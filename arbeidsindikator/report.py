@@ -20,9 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .api import Results  # noqa: E402
-from .page import GROUP_LABEL, OUTCOME_LABEL  # noqa: E402
+from .page import GROUP_LABEL, OUTCOME_LABEL  # noqa: E402  (page also sets the chart style)
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 LEVEL_NAME = {1: "landet", 2: "regionen", 3: "kontoret"}
 

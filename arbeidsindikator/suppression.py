@@ -31,7 +31,7 @@ SUPPRESSED_VALUES = ["faktisk", "forventet", "INDIKATOR", "faktisk_SE", "forvent
 
 
 def _time_key(d: pd.DataFrame) -> str:
-    return "BEHOLDNINGSMAANED" if "BEHOLDNINGSMAANED" in d.columns else ("PERIODE" if "PERIODE" in d.columns else "__period")
+    return "BEHOLDNINGSMAANED" if "BEHOLDNINGSMAANED" in d.columns else "PERIODE"
 
 
 def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") -> pd.DataFrame:

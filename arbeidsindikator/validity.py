@@ -12,11 +12,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from .runs import latest_run_id
+
 
 def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None, min_persons: int = 100):
     truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
     con = duckdb.connect(str(db), read_only=True)
-    rid = run_id or con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
+    rid = run_id or latest_run_id(con)
     df = con.execute(f"""
         WITH p AS (SELECT * FROM published WHERE run_id = ? AND ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle'
                    AND NOT PRIKKET),
@@ -64,7 +66,7 @@ def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str |
     person-months (weighted by the monthly published persons), normalised to its period mean."""
     truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
     con = duckdb.connect(str(db), read_only=True)
-    rid = run_id or con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
+    rid = run_id or latest_run_id(con)
     df = con.execute(f"""
         WITH m AS (SELECT p.ORG_STED_ID AS office_id, p.BEHOLDNINGSMAANED AS month, p.UTFALL AS outcome,
                           p.ANTALL_PERSONER AS n,

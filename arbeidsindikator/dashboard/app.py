@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..page import GROUP_LABEL, OUTCOME_LABEL
+from ..runs import latest_run_id
 from ..reading import ReadingRuleError, check_level_comparison, index_of_change
 from ..shrinkage import funnel as funnel_data
 
@@ -39,7 +40,9 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     if not db.exists():
         raise FileNotFoundError(f"results database {db} does not exist")
     con = duckdb.connect(str(db), read_only=True)
-    run_id = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
+    run_id = latest_run_id(con)
+    if run_id is None:
+        raise LookupError(f"{db} holds no runs")
     units = con.execute("""SELECT DISTINCT ORG_NIVAA AS level, ORG_STED_ID AS id, ORG_STED AS name, REGION_ID AS region
                            FROM published WHERE run_id = ? ORDER BY 1, 3""", [run_id]).df()
     by_id = {r.id: r for r in units.itertuples()}
