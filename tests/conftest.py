@@ -8,32 +8,30 @@ import arbeidsindikator as ai
 from arbeidsindikator.synth import generate_world
 
 
+def _world(tmp_path_factory, name: str, scale: str, seed: int, clean: bool = False) -> Path:
+    out = tmp_path_factory.mktemp("worlds") / name
+    generate_world(out, scale=scale, seed=seed, clean=clean)
+    return out
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("worlds") / "small"
-    generate_world(out, scale="small", seed=1)
-    return out
+    return _world(tmp_path_factory, "small", "small", 1)
 
 
 @pytest.fixture(scope="session")
 def small_clean_world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("worlds") / "small_clean"
-    generate_world(out, scale="small", seed=3, clean=True)
-    return out
+    return _world(tmp_path_factory, "small_clean", "small", 3, clean=True)
 
 
 @pytest.fixture(scope="session")
 def medium_clean_world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("worlds") / "medium_clean"
-    generate_world(out, scale="medium", seed=11, clean=True)
-    return out
+    return _world(tmp_path_factory, "medium_clean", "medium", 11, clean=True)
 
 
 @pytest.fixture(scope="session")
 def medium_world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("worlds") / "medium"
-    generate_world(out, scale="medium", seed=12)
-    return out
+    return _world(tmp_path_factory, "medium", "medium", 12)
 
 
 @pytest.fixture(scope="session")
