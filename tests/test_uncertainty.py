@@ -185,11 +185,9 @@ def test_funnel_limits_widen_for_small_units(small_run):
     assert set(f["UTENFOR_95"]) <= {"", "over", "under"}
 
 
-def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, tmp_path):
-    db = tmp_path / "res.duckdb"
-    ai.run_indicator(medium_clean_world, db=db)
-    r = coverage_and_shrinkage(medium_clean_world, db)
-    for o in ("atid3", "jobb3"):
+def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, medium_clean_run):
+    r = coverage_and_shrinkage(medium_clean_world, medium_clean_run)
+    for o in ("atid3", "jobb3", "atid12"):
         assert 0.90 <= r[o]["coverage_95"] <= 0.98, (o, r[o])
     for o in r:
         assert r[o]["mse_shrunk"] < r[o]["mse_raw"], (o, r[o])
