@@ -325,3 +325,27 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+analyse_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                          help="Analyses built on the indicator (office resources, ...).")
+app.add_typer(analyse_app, name="analyse")
+
+
+@analyse_app.command("ressurser")
+def analyse_ressurser(
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store with a run kept at person level."),
+    data: Path = typer.Option(..., help="Directory with the contract's tables (stock, municipalities, office_hr)."),
+    out: Path = typer.Option(Path("ressurser"), help="Output directory (replaced atomically)."),
+    run_id: str = typer.Option(None, help="Run to analyse (default: the latest)."),
+    se: str = typer.Option("cluster", help="Standard errors in the tables: classical | robust | cluster (by office)."),
+):
+    """Sick leave and staffing against the office indicator (Dahl 2025): tables, figures, methods note."""
+    from .resources import ResourcesError
+    from .resources_report import write_resources_analysis
+    try:
+        path = write_resources_analysis(db, data, out, run_id, se)
+    except (ResourcesError, ValueError) as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(code=2)
+    console.print(f"Skrev {path}")

@@ -40,6 +40,6 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
     con.execute(f"""
         CREATE OR REPLACE TABLE {target} AS
         SELECT a.person_id, a.month, a.office_id, a.office_name, a.region_id, a.region_name,
-               a.home_office_id, {groups}{', ' if groups else ''}{per_outcome}
+               a.home_office_id, a.innsatsgruppe, {groups}{', ' if groups else ''}{per_outcome}
         FROM {analysis} a JOIN {predictions} p USING (person_id, month)
     """)

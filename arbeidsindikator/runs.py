@@ -69,7 +69,7 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
             raise RuntimeError("simulated failure while storing the run")
         if keep_person_level:
             work.execute("CREATE TABLE IF NOT EXISTS results.person_results AS SELECT ''::VARCHAR AS run_id, * FROM person_results LIMIT 0")
-            work.execute("INSERT INTO results.person_results SELECT ?, * FROM person_results", [rid])
+            work.execute("INSERT INTO results.person_results BY NAME SELECT ? AS run_id, * FROM person_results", [rid])
         work.execute("COMMIT")
     except BaseException:
         work.execute("ROLLBACK")

@@ -40,3 +40,12 @@ def small_run(small_world, tmp_path_factory):
     db = tmp_path_factory.mktemp("runs") / "res.duckdb"
     run = ai.run_indicator(small_world, db=db, keep_person_level=True)
     return run, db
+
+
+@pytest.fixture(scope="session")
+def medium_clean_run(medium_clean_world, tmp_path_factory):
+    """The default model on the clean medium world, person-level kept (validity, coverage,
+    office resources against the truth)."""
+    db = tmp_path_factory.mktemp("runs") / "medium_clean.duckdb"
+    ai.run_indicator(medium_clean_world, db=db, keep_person_level=True)
+    return db

@@ -181,9 +181,8 @@ def test_demo_command_writes_everything(tmp_path):
     assert not re.search(r'(src|href)\s*=\s*["\']https?:|url\(\s*["\']?https?:|@import', page)
 
 
-def test_validity_on_the_clean_medium_world(medium_clean_world, tmp_path):
-    db = tmp_path / "res.duckdb"
-    ai.run_indicator(medium_clean_world, db=db)
+def test_validity_on_the_clean_medium_world(medium_clean_world, medium_clean_run):
+    db = medium_clean_run
     cor = office_year_correlations(medium_clean_world, db)
     for o in ("jobb3", "atid3"):
         assert cor[o]["r_indicator"] >= 0.9, (o, cor[o])
