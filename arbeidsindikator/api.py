@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ from .outcomes import build_analysis
 from .publish import build_published
 from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
+
+# DuckDB's share of memory in a run; numpy accumulators and the published frames come on top
+WORK_MEMORY_LIMIT = "3GB"
 
 
 def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyConnection:
@@ -86,15 +91,28 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     report("validering", 0.0)
     validate(data_dir)  # raises with every violation before anything is written
     lap("validate")
-    work = duckdb.connect()
-    if memory_limit:
-        work.execute(f"SET memory_limit = '{memory_limit}'")
+    # The working database lives in a temporary file, not in memory: DuckDB then compresses
+    # the person-month tables and spills to disk under `memory_limit`, so a national run
+    # (30 million person-months) fits in a few GB. It is deleted when the run ends.
+    workdir = Path(tempfile.mkdtemp(prefix="arbeidsindikator-work-"))
+    work = duckdb.connect(str(workdir / "work.duckdb"))
+    try:
+        work.execute(f"SET memory_limit = '{memory_limit or WORK_MEMORY_LIMIT}'")
+        work.execute(f"SET temp_directory = '{(workdir / 'spill').as_posix()}'")
+        return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published)
+    finally:
+        work.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published) -> "RunResult":
     register_tables(work, data_dir)
     report("utfall", 0.05)
     build_analysis(work)
     lap("outcomes")
     cols = {r[0] for r in work.execute("DESCRIBE analysis").fetchall()}
     check_columns(spec, cols)
+    report("modell", 0.15)
     model = IndicatorModel(spec).fit(work, "analysis", progress=lambda s, f: report(s, 0.15 + 0.55 * f))
     lap("model")
     report("indikator", 0.72)
@@ -117,7 +135,6 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     store_run(work, Path(db), manifest, model.coefficient_rows(), keep_person_level,
               fail_after_published=_fail_after_published)
     lap("store")
-    work.close()
     report("ferdig", 1.0)
     return RunResult(run_id, Path(db), model, timings, n_pm)
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _q, arrow_table
+from .model import IndicatorModel, _q
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -45,104 +46,136 @@ class Period:
     end: str
 
 
-def _encode(col) -> tuple[np.ndarray, list[str]]:
-    d = pc.dictionary_encode(col.combine_chunks() if hasattr(col, "combine_chunks") else col)
-    return d.indices.to_numpy(zero_copy_only=False).astype(np.int64), [str(x) for x in d.dictionary.to_pylist()]
+def _index_in(col, ids: list[str]) -> np.ndarray:
+    """Codes of a string column against a known list of values."""
+    return pc.index_in(pc.cast(col, pa.string()), value_set=pa.array(ids, pa.string())).to_numpy(
+        zero_copy_only=False).astype(np.int64)
 
 
 def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, periods: list[Period],
-                         analysis: str = "analysis", person_results: str = "person_results") -> pd.DataFrame:
+                         analysis: str = "analysis", person_results: str = "person_results",
+                         batch_rows: int = 1_000_000) -> pd.DataFrame:
     """x_c' V_b x_c for every cell (month or period x level x unit x breakdown group x outcome),
-    in outcome units (jobb in percentage points squared)."""
+    in outcome units (jobb in percentage points squared).
+
+    The person-months are streamed in Arrow batches. Per breakdown and outcome mask, the sums of
+    the design rows are accumulated per month x (office, region) x group, the finest unit; the
+    region and national cells are sums of those. Memory is the accumulators plus one batch."""
     spec = model.spec
     lay = model.layout_
     bds = breakdown_sql(spec)
-    grp_cols = [f"pr.{_q('grp_' + name)}" for name, _, _ in bds[1:]]
+    masks = {k: v for k, v in MASKS.items() if v[0] in spec.outcomes}
+    m0, m1 = con.execute(f"SELECT min(year(month) * 12 + month(month) - 1), max(year(month) * 12 + month(month) - 1) "
+                         f"FROM {person_results}").fetchall()[0]
+    n_m = int(m1) - int(m0) + 1
+    pairs = con.execute(f"SELECT DISTINCT office_id, region_id FROM {person_results} ORDER BY 1, 2").fetchall()
+    pair_key = [f"{o}\x1f{r}" for o, r in pairs]
+    n_pair = len(pairs)
+    group_ids = [["Alle"]] + [[r[0] for r in con.execute(
+        f"SELECT DISTINCT CAST({_q('grp_' + name)} AS VARCHAR) FROM {person_results} ORDER BY 1").fetchall()]
+        for name, _, _ in bds[1:]]
     codes_sql = ", ".join(f"{c.sql} AS __t{i}" for i, c in enumerate(model.codings_))
-    obs = {k: f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in MASKS.items() if v[0] in spec.outcomes}
-    tbl = arrow_table(con, f"""
-        SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 AS INTEGER) AS __mi, pr.office_id, pr.region_id
-               {''.join(', ' + g for g in grp_cols)}, {', '.join(obs.values())}, {codes_sql}
-        FROM {analysis} a JOIN {person_results} pr USING (person_id, month)""")
-    mi = tbl.column("__mi").to_numpy()
-    m0 = int(mi.min())
-    month = mi - m0
-    n_m = int(month.max()) + 1
-    office, office_ids = _encode(tbl.column("office_id"))
-    region, region_ids = _encode(tbl.column("region_id"))
-    groups = [(_encode(tbl.column(f"grp_{name}"))) for name, _, _ in bds[1:]]
-    codes, conts = [], []
-    for i, c in enumerate(model.codings_):
-        col = tbl.column(f"__t{i}").to_numpy(zero_copy_only=False)
-        if c.is_coded:
-            codes.append(np.where(np.isnan(col.astype(float)), len(c.levels), col).astype(np.int64))
-        else:
-            conts.append(np.nan_to_num(col.astype(float)))
-    masks = {k: tbl.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool) for k in obs}
-    del tbl
-    levels = [(1, np.zeros(len(month), np.int64), ["0000"]), (2, region, region_ids), (3, office, office_ids)]
+    obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
+    grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS VARCHAR) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
+    sql = f"""
+        SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
+               pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {codes_sql}
+        FROM {analysis} a JOIN {person_results} pr USING (person_id, month)"""
+    acc = {(b, k): (np.zeros((n_m * n_pair * len(group_ids[b]), lay.p)), np.zeros(n_m * n_pair * len(group_ids[b])))
+           for b in range(len(bds)) for k in masks}
+    cur = con.cursor()
+    rel = cur.sql(sql)
+    reader = rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_rows)
+    for batch in reader:
+        month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
+        unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
+        codes, conts = [], []
+        for i, c in enumerate(model.codings_):
+            col = batch.column(f"__t{i}").to_numpy(zero_copy_only=False)
+            if c.is_coded:
+                codes.append(np.where(np.isnan(col.astype(float)), len(c.levels), col).astype(np.int64))
+            else:
+                conts.append(np.nan_to_num(col.astype(float)))
+        for b, (bname, _, _) in enumerate(bds):
+            n_g = len(group_ids[b])
+            g = 0 if b == 0 else _index_in(batch.column(f"grp_{bname}"), group_ids[b])
+            cell = unit * n_g + g
+            for k in masks:
+                m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
+                sums, count = acc[(b, k)]
+                _add_design_sums(lay, sums, count, cell[m], [c[m] for c in codes], [x[m] for x in conts])
+    cur.close()
+    # finest unit -> office, region, country
+    offices = sorted({o for o, _ in pairs})
+    regions = sorted({r for _, r in pairs})
+    to_office = np.array([offices.index(o) for o, _ in pairs])
+    to_region = np.array([regions.index(r) for _, r in pairs])
+    levels = [(1, np.zeros(n_pair, np.int64), ["0000"]), (2, to_region, regions), (3, to_office, offices)]
     out = []
-    for level, unit, unit_ids in levels:
-        n_u = len(unit_ids)
-        for b_idx, (bname, _, _) in enumerate(bds):
-            gcode, gnames = (np.zeros(len(month), np.int64), ["Alle"]) if b_idx == 0 else groups[b_idx - 1]
-            n_g = len(gnames)
-            cell = (month * n_u + unit) * n_g + gcode
-            n_cells = n_m * n_u * n_g
-            for mkey, outs in MASKS.items():
-                if mkey not in masks:
-                    continue
-                m = masks[mkey]
-                sums, count = _design_sums(lay, cell[m], n_cells, [c[m] for c in codes], [x[m] for x in conts])
-                sums = sums.reshape(n_m, n_u, n_g, lay.p)
-                count = count.reshape(n_m, n_u, n_g)
-                for p in [None] + periods:
-                    if p is None:
-                        s, n = sums, count
-                    else:
-                        a = max(0, _mi(p.start) - m0)
-                        e = min(n_m - 1, _mi(p.end) - m0)
-                        if a > e:
-                            continue
-                        s, n = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True)
-                    idx = np.flatnonzero(n.ravel() > 0)
-                    if not len(idx):
-                        continue
-                    xbar = s.reshape(-1, lay.p)[idx] / n.ravel()[idx, None]
-                    t_i, rest = np.divmod(idx, n_u * n_g)
-                    u_i, g_i = np.divmod(rest, n_g)
-                    for o in outs:
-                        if o not in model.results_:
-                            continue
-                        kept = model.kept_[o]
-                        cov = model.results_[o].cov
-                        v = cov.get("cluster2", cov["cluster"])
-                        xk = xbar[:, kept]
-                        q = np.einsum("ij,jk,ik->i", xk, v, xk) * (1e4 if o.startswith("jobb") else 1.0)
-                        out.append(pd.DataFrame({
-                            "period": ("" if p is None else p.label),
-                            "mi": (t_i + m0) if p is None else -1,
-                            "ORG_NIVAA": level, "ORG_STED_ID": np.array(unit_ids, dtype=object)[u_i],
-                            "NEDBRYTNING": bname, "GRUPPE": np.array(gnames, dtype=object)[g_i],
-                            "UTFALL": o, "model_var": q}))
+    for (b, k), (sums_fine, count_fine) in acc.items():
+        gnames = group_ids[b]
+        n_g = len(gnames)
+        sums_fine = sums_fine.reshape(n_m, n_pair, n_g, lay.p)
+        count_fine = count_fine.reshape(n_m, n_pair, n_g)
+        for level, unit_of_pair, unit_ids in levels:
+            agg = np.zeros((len(unit_ids), n_pair))
+            agg[unit_of_pair, np.arange(n_pair)] = 1.0
+            sums = np.tensordot(agg, sums_fine, axes=([1], [1])).transpose(1, 0, 2, 3)
+            count = np.tensordot(agg, count_fine, axes=([1], [1])).transpose(1, 0, 2)
+            out += _cell_variances(model, MASKS[k], sums, count, periods, int(m0), level, unit_ids, bds[b][0], gnames)
     return pd.concat(out, ignore_index=True)
+
+
+def _cell_variances(model, outcomes, sums, count, periods, m0, level, unit_ids, bname, gnames) -> list[pd.DataFrame]:
+    """x_c' V x_c for the monthly cells and every period's cells of one level and breakdown."""
+    n_m, n_u, n_g, p_ = sums.shape
+    out = []
+    for p in [None] + periods:
+        if p is None:
+            s, n = sums, count
+        else:
+            a = max(0, _mi(p.start) - m0)
+            e = min(n_m - 1, _mi(p.end) - m0)
+            if a > e:
+                continue
+            s, n = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True)
+        idx = np.flatnonzero(n.ravel() > 0)
+        if not len(idx):
+            continue
+        xbar = s.reshape(-1, p_)[idx] / n.ravel()[idx, None]
+        t_i, rest = np.divmod(idx, n_u * n_g)
+        u_i, g_i = np.divmod(rest, n_g)
+        for o in outcomes:
+            if o not in model.results_:
+                continue
+            cov = model.results_[o].cov
+            v = cov.get("cluster2", cov["cluster"])
+            xk = xbar[:, model.kept_[o]]
+            q = np.einsum("ij,jk,ik->i", xk, v, xk) * (1e4 if o.startswith("jobb") else 1.0)
+            out.append(pd.DataFrame({
+                "period": ("" if p is None else p.label),
+                "mi": (t_i + m0) if p is None else -1,
+                "ORG_NIVAA": level, "ORG_STED_ID": np.array(unit_ids, dtype=object)[u_i],
+                "NEDBRYTNING": bname, "GRUPPE": np.array(gnames, dtype=object)[g_i],
+                "UTFALL": o, "model_var": q}))
+    return out
 
 
 def _mi(ym: str) -> int:
     return int(ym[:4]) * 12 + int(ym[5:7]) - 1
 
 
-def _design_sums(lay, cell, n_cells, codes, conts):
-    """Sum of the full design row over the rows of each cell: (n_cells x p), and counts."""
-    sums = np.zeros((n_cells, lay.p))
-    count = np.bincount(cell, minlength=n_cells).astype(float)
-    sums[:, 0] = count
+def _add_design_sums(lay, sums: np.ndarray, count: np.ndarray, cell, codes, conts) -> None:
+    """Add the design rows of one batch to the per-cell sums (n_cells x p) and counts."""
+    n_cells = len(count)
+    c0 = np.bincount(cell, minlength=n_cells).astype(float)
+    count += c0
+    sums[:, 0] += c0
     for c, off, size in zip(codes, lay.offsets, lay.sizes):
-        sums[:, off:off + size] = np.bincount(cell * size + c, minlength=n_cells * size).reshape(n_cells, size)
+        sums[:, off:off + size] += np.bincount(cell * size + c, minlength=n_cells * size).reshape(n_cells, size)
     k0 = 1 + sum(lay.sizes)
     for j, x in enumerate(conts):
-        sums[:, k0 + j] = np.bincount(cell, weights=x, minlength=n_cells)
-    return sums, count
+        sums[:, k0 + j] += np.bincount(cell, weights=x, minlength=n_cells)
 
 
 def grouping_sets(spec: ModelSpec, extra: str = "") -> tuple[str, list[tuple[int, str, str, str]]]:
