@@ -1,0 +1,196 @@
+"""The model fit against its peers, on the same design (issue 7).
+
+A design like Nav's jobb3 model: N person-months, ten categorical covariates, persons with
+about ten months each, an outcome with person-level correlation; OLS with person-clustered
+standard errors. Fitted by
+
+- the project's engine (sufficient statistics over Arrow batches from DuckDB),
+- pyfixest with the covariates as dummies (gives the coefficients Nav stores),
+- pyfixest absorbing nine covariates as fixed effects (one kept as dummies),
+- statsmodels OLS with dummies (on the largest sample it handles here),
+
+each in a fresh process, so peak memory (VmHWM) is the fit's own. Also the project's engine
+at 1x / 2x / 4x rows, to show that cost grows linearly.
+
+    .venv/bin/python benchmarks/model_peers.py [--rows 5000000] [--out benchmarks/results]
+
+Not part of the test suite; results go to <out>/model_peers.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+LEVELS = [10, 2, 5, 3, 5, 5, 3, 6, 2, 10]  # like age bins, sex, education, ..., inflow deciles
+COVS = [f"c{i}" for i in range(len(LEVELS))]
+
+
+def make_design(n: int, path: Path, seed: int = 1) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(seed)
+    person = np.repeat(np.arange(n // 10 + 1), 10)[:n]
+    month = np.tile(np.arange(10), n // 10 + 1)[:n]
+    cols = {"person_id": person.astype(np.int64),
+            "month": (np.datetime64("2020-01") + month.astype("timedelta64[M]")).astype("datetime64[D]")}
+    lin = np.zeros(n)
+    for c, k in zip(COVS, LEVELS):
+        # persistent within person for most covariates, as in the register
+        x = rng.integers(0, k, n // 10 + 1)[person] if c not in ("c9",) else rng.integers(0, k, n)
+        cols[c] = x.astype(str)
+        lin += rng.normal(0, 0.05, k)[x]
+    u = rng.normal(0, 0.2, n // 10 + 1)[person]
+    cols["y"] = ((0.4 + lin + u + rng.normal(0, 0.45, n)) > 0.5).astype(float)
+    pq.write_table(pa.table(cols), path)
+
+
+SPEC = """
+[model]
+name = "peer-benchmark"
+outcomes = ["y"]
+estimation_period = {{ from = "2020-01", to = "2020-12" }}
+se_type = "cluster"
+cluster = "person_id"
+{terms}
+"""
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(engine: str, path: str, rows: int) -> dict:
+    """Fit in this (fresh) process and report time, peak memory and a few coefficients."""
+    t0 = time.perf_counter()
+    if engine == "ours":
+        import duckdb
+
+        import arbeidsindikator as ai
+        terms = "".join(f'\n[[model.terms]]\ncolumn = "{c}"\nkind = "categorical"\nreference = "0"\n' for c in COVS)
+        spec = ai.parse_spec(SPEC.format(terms=terms))
+        con = duckdb.connect()
+        con.execute(f"CREATE VIEW d AS SELECT * FROM read_parquet('{path}') LIMIT {rows}")
+        t0 = time.perf_counter()
+        m = ai.fit_model(con, "d", spec)
+        r = m.results_["y"]
+        se = r.std_errors("cluster")
+        coef = {n: (float(b), float(s)) for n, b, s in zip(r.names, r.params, se) if n.startswith(("c0", "c5", "c9"))}
+    else:
+        import pandas as pd
+        df = pd.read_parquet(path).iloc[:rows]
+        for c in COVS:
+            df[c] = df[c].astype("category")
+        t0 = time.perf_counter()
+        if engine == "statsmodels":
+            import statsmodels.formula.api as smf
+            f = "y ~ " + " + ".join(f"C({c})" for c in COVS)
+            res = smf.ols(f, data=df).fit(cov_type="cluster", cov_kwds={"groups": df["person_id"].to_numpy()})
+            params, bse = res.params, res.bse
+        else:
+            import pyfixest as pf
+            if engine == "pyfixest_dummies":
+                f = "y ~ " + " + ".join(f"C({c})" for c in COVS)
+            else:  # absorb nine covariates, keep c0 as dummies
+                f = "y ~ C(c0) | " + " + ".join(COVS[1:])
+            res = pf.feols(f, data=df, vcov={"CRV1": "person_id"})
+            params, bse = res.coef(), res.se()
+        coef = {}
+        for name in params.index:
+            for c in ("c0", "c5", "c9"):
+                if name.startswith(f"C({c})"):
+                    level = name.split("T.")[-1].rstrip("]")
+                    coef[f"{c}[{level}]"] = (float(params[name]), float(bse[name]))
+    return {"engine": engine, "rows": rows, "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "coef": coef}
+
+
+def run_child(engine: str, path: Path, rows: int, timeout: int = 3600) -> dict:
+    cmd = [sys.executable, __file__, "--child", engine, "--data", str(path), "--rows", str(rows)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        return {"engine": engine, "rows": rows, "error": (p.stderr or p.stdout)[-2000:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _agree(a: dict, b: dict) -> dict:
+    common = sorted(set(a["coef"]) & set(b["coef"]))
+    if not common:
+        return {"compared": 0}
+    db = max(abs(a["coef"][k][0] - b["coef"][k][0]) / max(abs(b["coef"][k][0]), 1e-12) for k in common)
+    ds = max(abs(a["coef"][k][1] - b["coef"][k][1]) / b["coef"][k][1] for k in common)
+    return {"compared": len(common), "max_rel_diff_coef": db, "max_rel_diff_se": ds}
+
+
+def machine() -> dict:
+    import os
+    import platform
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = next((int(ln.split()[1]) // 1024 for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), None)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--statsmodels-rows", type=int, default=1_000_000)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--child")
+    ap.add_argument("--data")
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.data, a.rows)))
+        return
+    a.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "design.parquet"
+        make_design(4 * a.rows, path)
+        res = {"machine": machine(), "rows": a.rows, "runs": []}
+        for engine, rows in (("ours", a.rows), ("pyfixest_dummies", a.rows), ("pyfixest_fe", a.rows),
+                             ("ours", a.statsmodels_rows), ("statsmodels", a.statsmodels_rows),
+                             ("ours", 2 * a.rows), ("ours", 4 * a.rows)):
+            r = run_child(engine, path, rows)
+            print(engine, rows, {k: v for k, v in r.items() if k != "coef"}, flush=True)
+            res["runs"].append(r)
+    runs = res["runs"]
+    ours = next(r for r in runs if r["engine"] == "ours" and r["rows"] == a.rows)
+    summary = {}
+    for r in runs:
+        if r["engine"] == "ours" or "error" in r:
+            continue
+        base = next(o for o in runs if o["engine"] == "ours" and o["rows"] == r["rows"])
+        summary[r["engine"]] = {"rows": r["rows"], "time_ratio": r["seconds"] / base["seconds"],
+                                "memory_ratio": r["peak_rss_mb"] / base["peak_rss_mb"], **_agree(base, r)}
+    scaling = {r["rows"]: r["seconds"] for r in runs if r["engine"] == "ours" and "error" not in r}
+    res["summary"], res["scaling_seconds"] = summary, scaling
+    (a.out / "model_peers.json").write_text(json.dumps(res, indent=1))
+    lines = [f"# Model fit against peers ({a.rows:,} rows, 10 categorical covariates, person-clustered SE)", "",
+             f"Machine: {res['machine']}", "", "| engine | rows | seconds | peak RSS MB | time ratio vs ours | memory ratio | max rel diff coef / SE |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {r['engine']} | {r['rows']:,} | failed | | | | |")
+            continue
+        s = summary.get(r["engine"], {})
+        agree = f"{s.get('max_rel_diff_coef', float('nan')):.1e} / {s.get('max_rel_diff_se', float('nan')):.1e}" if s.get("compared") else ""
+        lines.append(f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | "
+                     f"{s.get('time_ratio', 1.0):.1f} | {s.get('memory_ratio', 1.0):.1f} | {agree} |")
+    lines += ["", "Scaling of the project's engine (seconds by rows): " + ", ".join(f"{k:,}: {v:.2f}" for k, v in scaling.items())]
+    (a.out / "model_peers.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
