@@ -37,10 +37,12 @@ def _time_key(d: pd.DataFrame) -> str:
 def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") -> pd.DataFrame:
     """`count`: the column the threshold applies to (unique persons for multi-month cells, so
     one person's many months never make a cell publishable)."""
-    d = d.copy()
+    # a fixed row order and a full tie-break make the pattern reproducible: the cells arrive
+    # from a parallel GROUP BY in no particular order, and equal counts are common
+    t = _time_key(d)
+    d = d.sort_values([t, "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"], kind="stable").reset_index(drop=True)
     supp = (d[count] < min_persons).to_numpy().copy()
     reason = np.where(supp, PRIMARY, None).astype(object)
-    t = _time_key(d)
     d["__unit"] = d["ORG_NIVAA"].astype(str) + ":" + d["ORG_STED_ID"].astype(str)
     d["__parent_unit"] = np.where(d["ORG_NIVAA"] == 3, "2:" + d.get("REGION_ID", pd.Series([""] * len(d))).astype(str),
                                   np.where(d["ORG_NIVAA"] == 2, "1:0000", ""))
@@ -63,7 +65,8 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
         for child_fam, child_parent_key, is_parent, parent_key in kinds:
             parent_supp = pd.Series(supp[is_parent.to_numpy()], index=parent_key[is_parent].to_numpy())
             parent_supp = parent_supp[~parent_supp.index.duplicated()]
-            ch = pd.DataFrame({"fam": child_fam, "pkey": child_parent_key, "supp": supp, "n": n}).dropna(subset=["fam"])
+            ch = pd.DataFrame({"fam": child_fam, "pkey": child_parent_key, "supp": supp, "n": n,
+                               "row": np.arange(len(d))}).dropna(subset=["fam"])
             counts = ch.groupby("fam")["supp"].sum()
             lonely = counts[counts == 1].index
             if not len(lonely):
@@ -72,7 +75,7 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
             published_parent = ~cand["pkey"].map(parent_supp).fillna(True).astype(bool)
             cand = cand[published_parent]
             free = cand[~cand["supp"]]
-            pick = free.sort_values(["fam", "n"]).groupby("fam").head(1).index.to_numpy()
+            pick = free.sort_values(["fam", "n", "row"], kind="stable").groupby("fam").head(1)["row"].to_numpy()
             # a family whose only child is suppressed (the child equals the parent): suppress the parent
             no_free = set(cand["fam"]) - set(free["fam"])
             if no_free:
