@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
 
 from .config import ModelSpec, Term
@@ -100,6 +101,19 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
             ref = int(np.argmax(counts)) if counts else 0
         codings.append(TermCoding(t, levels, ref, sql, cut))
     return codings
+
+
+def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Columns __t0, __t1, ... of a batch as integer codes (coded terms) and floats (continuous).
+    A missing code goes to the term's 'unseen' slot; it is filled in Arrow (no float round trip)."""
+    codes, conts = [], []
+    for i, c in enumerate(codings):
+        col = batch.column(f"__t{i}")
+        if c.is_coded:
+            codes.append(pc.fill_null(col, len(c.levels)).to_numpy(zero_copy_only=False).astype(np.intp, copy=False))
+        else:
+            conts.append(np.nan_to_num(col.to_numpy(zero_copy_only=False).astype(float)))
+    return codes, conts
 
 
 class Layout:
@@ -284,14 +298,7 @@ class IndicatorModel:
 
     # -- batches --------------------------------------------------------------------------
     def _arrays(self, batch: pa.RecordBatch):
-        codes, conts = [], []
-        for i, c in enumerate(self.codings_):
-            col = batch.column(f"__t{i}").to_numpy(zero_copy_only=False)
-            if c.is_coded:
-                unseen = len(c.levels)
-                codes.append(np.where(np.isnan(col.astype(float)), unseen, col).astype(np.int64))
-            else:
-                conts.append(np.nan_to_num(col.astype(float)))
+        codes, conts = term_arrays(self.codings_, batch)
         ys = {o: batch.column(f"__y_{o}").to_numpy(zero_copy_only=False).astype(float) for o in self.spec.outcomes}
         w = batch.column("__w").to_numpy(zero_copy_only=False).astype(float)
         est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool)

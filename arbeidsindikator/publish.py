@@ -194,7 +194,6 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # period cells: residuals summed per person first
     ptab = pd.DataFrame([(p.label, f"{p.start}-01", f"{p.end}-01", _months(p)) for p in periods],
                         columns=["label", "start", "end", "months"])
-    con.register("__periods", ptab)
     gsp, metap = grouping_sets(spec, extra="person_id")
     rollup = ", ".join(f"sum(n_{o}) AS n_{o}, sum(sy_{o}) AS sy_{o}, sum(se_{o}) AS se_{o}, sum(sx_{o}) AS sx_{o}"
                        for o in spec.outcomes)
@@ -205,11 +204,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
     gs_cells, _ = grouping_sets(spec)
     keys = f"__period, region_id, office_id, {groups}"
+    _person_period_sums(con, spec, source, periods, keys, per_person, rollup)
     period_df = _cell_frame(con, spec, f"""
-        WITH pp AS (SELECT p.label AS __period, r.* FROM {source} r
-                    JOIN __periods p ON r.month BETWEEN CAST(p.start AS DATE) AND CAST(p."end" AS DATE)),
-        -- one row per person and finest cell (office, groups) in the period
-        s00 AS (SELECT {keys}, person_id, {per_person} FROM pp GROUP BY ALL),
+        WITH s00 AS (SELECT * FROM __pp),
         s0 AS (SELECT *, count(*) OVER (PARTITION BY __period, person_id) AS __k FROM s00),
         -- persons in one finest cell: that row is their whole contribution to every coarser cell
         single AS (SELECT {keys}, {moments} FROM s0 WHERE __k = 1 GROUP BY {gs_cells}),
@@ -218,7 +215,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         moved_cells AS (SELECT {keys}, {moments} FROM moved GROUP BY ALL)
         SELECT {keys}, {sum_moments} FROM (SELECT * FROM single UNION ALL BY NAME SELECT * FROM moved_cells)
         GROUP BY ALL""", metap)
-    con.unregister("__periods")
+    con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
                 left_on=["__period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"],
@@ -230,6 +227,31 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     p["PERIODE_TIL"] = pd.to_datetime(p["PERIODE_TIL"]).dt.date
     p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
+
+
+def _person_period_sums(con, spec: ModelSpec, source: str, periods: list[Period], keys: str,
+                        per_person: str, rollup: str) -> None:
+    """Table __pp: one row per period x person x finest cell with the person's sums there.
+
+    Person-months are not copied into every period they belong to. They are summed once per
+    calendar year; a period made of whole years sums those yearly rows. Only the other
+    periods (the last 12 months, named periods) read the person-months again, and only
+    their own months."""
+    cell = keys.replace("__period, ", "")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE __py AS
+        SELECT CAST(year(month) AS INTEGER) AS __y, person_id, {cell}, {per_person} FROM {source} GROUP BY ALL""")
+    parts = []
+    for p in periods:
+        label = p.label.replace("'", "''")
+        if p.start.endswith("-01") and p.end.endswith("-12"):
+            a, b = int(p.start[:4]), int(p.end[:4])
+            parts.append(f"SELECT '{label}' AS __period, person_id, {cell}, {rollup} FROM __py "
+                         f"WHERE __y BETWEEN {a} AND {b} GROUP BY ALL")
+        else:
+            parts.append(f"SELECT '{label}' AS __period, person_id, {cell}, {per_person} FROM {source} "
+                         f"WHERE month BETWEEN DATE '{p.start}-01' AND DATE '{p.end}-01' GROUP BY ALL")
+    con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL BY NAME ".join(parts))
+    con.execute("DROP TABLE __py")
 
 
 def _months(p: Period) -> int:

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _q
+from .model import IndicatorModel, _q, term_arrays
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -89,13 +89,7 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     for batch in reader:
         month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
         unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
-        codes, conts = [], []
-        for i, c in enumerate(model.codings_):
-            col = batch.column(f"__t{i}").to_numpy(zero_copy_only=False)
-            if c.is_coded:
-                codes.append(np.where(np.isnan(col.astype(float)), len(c.levels), col).astype(np.int64))
-            else:
-                conts.append(np.nan_to_num(col.astype(float)))
+        codes, conts = term_arrays(model.codings_, batch)
         for b, (bname, _, _) in enumerate(bds):
             n_g = len(group_ids[b])
             g = 0 if b == 0 else _index_in(batch.column(f"grp_{bname}"), group_ids[b])
