@@ -205,8 +205,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     gs_cells, _ = grouping_sets(spec)
     keys = f"__period, region_id, office_id, {groups}"
     _person_period_sums(con, spec, source, periods, keys, per_person, rollup)
-    period_df = _cell_frame(con, spec, f"""
-        WITH s00 AS (SELECT * FROM __pp),
+    # one period at a time: the per-person grouping sets then fit in memory instead of spilling
+    period_df = pd.concat([_cell_frame(con, spec, f"""
+        WITH s00 AS (SELECT * FROM __pp WHERE __period = '{p.label.replace("'", "''")}'),
         s0 AS (SELECT *, count(*) OVER (PARTITION BY __period, person_id) AS __k FROM s00),
         -- persons in one finest cell: that row is their whole contribution to every coarser cell
         single AS (SELECT {keys}, {moments} FROM s0 WHERE __k = 1 GROUP BY {gs_cells}),
@@ -214,7 +215,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         moved AS (SELECT {keys}, person_id, {rollup} FROM s0 WHERE __k > 1 GROUP BY {gsp}),
         moved_cells AS (SELECT {keys}, {moments} FROM moved GROUP BY ALL)
         SELECT {keys}, {sum_moments} FROM (SELECT * FROM single UNION ALL BY NAME SELECT * FROM moved_cells)
-        GROUP BY ALL""", metap)
+        GROUP BY ALL""", metap) for p in periods], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
