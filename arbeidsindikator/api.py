@@ -34,7 +34,7 @@ from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
 
 # DuckDB's share of memory in a run; numpy accumulators and the published frames come on top
-WORK_MEMORY_LIMIT = "3GB"
+WORK_MEMORY_LIMIT = "4GB"
 
 
 def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyConnection:
@@ -99,6 +99,7 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     try:
         work.execute(f"SET memory_limit = '{memory_limit or WORK_MEMORY_LIMIT}'")
         work.execute(f"SET temp_directory = '{(workdir / 'spill').as_posix()}'")
+        work.execute("SET preserve_insertion_order = false")  # every output is sorted explicitly
         return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published)
     finally:
         work.close()

@@ -208,7 +208,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # one period at a time: the per-person grouping sets then fit in memory instead of spilling
     period_df = pd.concat([_cell_frame(con, spec, f"""
         WITH s00 AS (SELECT * FROM __pp WHERE __period = '{p.label.replace("'", "''")}'),
-        s0 AS (SELECT *, count(*) OVER (PARTITION BY __period, person_id) AS __k FROM s00),
+        -- cells per person in the period (an aggregate and a join: unlike a window, it can spill)
+        k AS (SELECT person_id, count(*) AS __k FROM s00 GROUP BY person_id),
+        s0 AS (SELECT s00.*, k.__k FROM s00 JOIN k USING (person_id)),
         -- persons in one finest cell: that row is their whole contribution to every coarser cell
         single AS (SELECT {keys}, {moments} FROM s0 WHERE __k = 1 GROUP BY {gs_cells}),
         -- persons who moved between cells: sum per person within each coarser cell first
