@@ -34,7 +34,7 @@ from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
 
 # DuckDB's share of memory in a run; numpy accumulators and the published frames come on top
-WORK_MEMORY_LIMIT = "4GB"
+WORK_MEMORY_LIMIT = "3GB"
 
 
 def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyConnection:

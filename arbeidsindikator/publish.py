@@ -194,7 +194,6 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # period cells: residuals summed per person first
     ptab = pd.DataFrame([(p.label, f"{p.start}-01", f"{p.end}-01", _months(p)) for p in periods],
                         columns=["label", "start", "end", "months"])
-    gsp, metap = grouping_sets(spec, extra="person_id")
     rollup = ", ".join(f"sum(n_{o}) AS n_{o}, sum(sy_{o}) AS sy_{o}, sum(se_{o}) AS se_{o}, sum(sx_{o}) AS sx_{o}"
                        for o in spec.outcomes)
     per_person = ", ".join(
@@ -202,22 +201,11 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
     moments = _moment_cols(spec, True)
     sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
-    gs_cells, _ = grouping_sets(spec)
+    gs_cells, meta_cells = grouping_sets(spec)
     keys = f"__period, region_id, office_id, {groups}"
     _person_period_sums(con, spec, source, periods, keys, per_person, rollup)
-    # one period at a time: the per-person grouping sets then fit in memory instead of spilling
-    period_df = pd.concat([_cell_frame(con, spec, f"""
-        WITH s00 AS (SELECT * FROM __pp WHERE __period = '{p.label.replace("'", "''")}'),
-        -- cells per person in the period (an aggregate and a join: unlike a window, it can spill)
-        k AS (SELECT person_id, count(*) AS __k FROM s00 GROUP BY person_id),
-        s0 AS (SELECT s00.*, k.__k FROM s00 JOIN k USING (person_id)),
-        -- persons in one finest cell: that row is their whole contribution to every coarser cell
-        single AS (SELECT {keys}, {moments} FROM s0 WHERE __k = 1 GROUP BY {gs_cells}),
-        -- persons who moved between cells: sum per person within each coarser cell first
-        moved AS (SELECT {keys}, person_id, {rollup} FROM s0 WHERE __k > 1 GROUP BY {gsp}),
-        moved_cells AS (SELECT {keys}, {moments} FROM moved GROUP BY ALL)
-        SELECT {keys}, {sum_moments} FROM (SELECT * FROM single UNION ALL BY NAME SELECT * FROM moved_cells)
-        GROUP BY ALL""", metap) for p in periods], ignore_index=True)
+    period_df = pd.concat([_period_cells(con, spec, p, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
+                           for p in periods], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
@@ -230,6 +218,34 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     p["PERIODE_TIL"] = pd.to_datetime(p["PERIODE_TIL"]).dt.date
     p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
+
+
+def _period_cells(con, spec: ModelSpec, p: Period, keys: str, moments: str, sum_moments: str, rollup: str,
+                  gs_cells: str, meta) -> pd.DataFrame:
+    """Moments of every cell of one period, with each person's months clustered.
+
+    A person whose rows in the period all lie in one finest cell contributes that row to every
+    coarser cell (one GROUPING SETS query over cells). For persons who moved between finest
+    cells, their sums per coarser cell come first: one plain GROUP BY per level x breakdown,
+    so each aggregation can spill to disk (a GROUPING SETS over persons ran out of memory at
+    national scale)."""
+    label = p.label.replace("'", "''")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE __s0 AS
+        WITH s00 AS (SELECT * FROM __pp WHERE __period = '{label}'),
+        k AS (SELECT person_id, count(*) AS __k FROM s00 GROUP BY person_id)
+        SELECT s00.*, k.__k FROM s00 JOIN k USING (person_id)""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __pc AS SELECT {keys}, {moments} FROM __s0 WHERE __k = 1 GROUP BY {gs_cells}")
+    key_cols = [c.strip() for c in keys.split(",")][1:]
+    for _, _, unit, gcol in meta:
+        cols = [c for c in (unit, gcol) if c]
+        select = ", ".join(c if c in cols else f"NULL AS {c}" for c in key_cols)
+        by = ", ".join(["__period", *cols, "person_id"])
+        con.execute(f"""INSERT INTO __pc BY NAME
+            SELECT __period, {select}, {moments}
+            FROM (SELECT {by}, {rollup} FROM __s0 WHERE __k > 1 GROUP BY {by}) GROUP BY ALL""")
+    df = _cell_frame(con, spec, f"SELECT {keys}, {sum_moments} FROM __pc GROUP BY ALL", meta)
+    con.execute("DROP TABLE __s0; DROP TABLE __pc")
+    return df
 
 
 def _person_period_sums(con, spec: ModelSpec, source: str, periods: list[Period], keys: str,
