@@ -69,6 +69,19 @@ def _moment_cols(spec: ModelSpec, period_stage: bool) -> str:
     return ", ".join(cols)
 
 
+def _moment_cols_from_sums(spec: ModelSpec) -> str:
+    """The monthly moments of `_moment_cols` (count, means, sample variances, covariance) from
+    per-cell sums, so coarser cells can be built from finer ones."""
+    cols = []
+    for o in spec.outcomes:
+        n, sy, se = f"sum(n_{o})", f"sum(sy_{o})", f"sum(se_{o})"
+        var = lambda ss, a, b: f"CASE WHEN {n} > 1 THEN ({ss} - {a} * {b} / {n}) / ({n} - 1) END"  # noqa: E731
+        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n} AS y_{o}", f"sum(sx_{o}) / {n} AS x_{o}", f"{se} / {n} AS e_{o}",
+                 f"{var(f'sum(syy_{o})', sy, sy)} AS vy_{o}", f"{var(f'sum(see_{o})', se, se)} AS ve_{o}",
+                 f"{var(f'sum(sey_{o})', se, sy)} AS cey_{o}"]
+    return ", ".join(cols)
+
+
 def _cell_frame(con, spec: ModelSpec, sql: str, meta) -> pd.DataFrame:
     """Run a GROUPING SETS query and label each row with its level and breakdown."""
     df = con.execute(sql).df()
@@ -179,9 +192,17 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     mv = model_variance_cells(con, model, periods, person_results=source)
     # monthly cells: each person once per cell
     gs, meta = grouping_sets(spec)
+    # sums per finest cell first (a few million rows at national scale instead of 29 million),
+    # then the grouping sets over those; means and variances follow from the sums
+    finest = ", ".join(
+        f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(actual_{o} * actual_{o}) AS syy_{o}, "
+        f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}, sum(indicator_{o}) AS se_{o}, "
+        f"sum(indicator_{o} * indicator_{o}) AS see_{o}, sum(indicator_{o} * actual_{o}) AS sey_{o}"
+        for o in spec.outcomes)
     monthly = _cell_frame(con, spec, f"""
-        SELECT month AS __period, region_id, office_id, {groups}, {_moment_cols(spec, False)}
-        FROM {source} GROUP BY {gs}""", meta)
+        WITH f AS (SELECT month AS __period, region_id, office_id, {groups}, {finest} FROM {source} GROUP BY ALL)
+        SELECT __period, region_id, office_id, {groups}, {_moment_cols_from_sums(spec)}
+        FROM f GROUP BY {gs}""", meta)
     m = _long(monthly, spec, False)
     m["mi"] = [d.year * 12 + d.month - 1 for d in pd.to_datetime(m["__period"])]
     m = m.merge(mv[mv["period"] == ""].drop(columns="period"), how="left",
