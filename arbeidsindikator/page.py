@@ -17,6 +17,7 @@ import pandas as pd
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import atomic  # noqa: E402
 from .api import Results  # noqa: E402
 
 OUTCOME_LABEL = {
@@ -110,9 +111,4 @@ Et negativt tall betyr ikke at Nav gjør brukerne dårligere, bare at bidraget e
 Grupper som er med i modellen (alder, kjønn, innvandrerkategori) har gjennomsnitt null over perioden per konstruksjon;
 for dem kan bare utviklingen over tid sammenlignes, ikke nivået. Indikatoren er ikke laget for rangering av kontorer.</p></section>
 </body></html>"""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic.write_text(out, page)

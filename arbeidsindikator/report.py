@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import atomic  # noqa: E402
 from .api import Results  # noqa: E402
 from .page import GROUP_LABEL, OUTCOME_LABEL  # noqa: E402  (page also sets the chart style)
 
@@ -228,11 +229,7 @@ svg{{max-width:100%;height:auto}} table{{border-collapse:collapse;font-size:.9em
 </head><body><h1>Arbeidsindikatoren: {html.escape(name)}</h1>
 <p>Rapport for {LEVEL_NAME[level]} fra den publiserte tabellen (kjøring {html.escape(rid)}). Alle tall er aggregerte.</p>
 {body}</body></html>"""
-    path = out / f"{slug}.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(out / f"{slug}.html", page)
 
 
 def _default_reference(alle: pd.DataFrame) -> str:

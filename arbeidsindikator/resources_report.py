@@ -8,13 +8,12 @@ HR table; see resources.py for the definitions.
 from __future__ import annotations
 
 import html
-import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from . import atomic
 from .page import OUTCOME_LABEL
 from .report import Figures, _csv_link
 from .resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
@@ -155,18 +154,9 @@ def write_resources_analysis(db: Path | str, data_dir: Path | str, out: Path | s
     if se_type not in SE_TYPES:
         raise ValueError(f"se_type must be one of {SE_TYPES}")
     panel = office_month_panel(db, data_dir, run_id)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.directory(out) as tmp:
         index = _write(panel, data_dir, tmp, se_type)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out / index.name
+    return Path(out) / index.name
 
 
 def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:

@@ -11,8 +11,6 @@ half-written world.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import atomic
 from ..contract import BENEFIT, EDUCATION, IMMIGRANT_CATEGORY, INNSATSGRUPPE
 from .employment import OUTCOMES, indicator_population, simulate_chunk
 from .geography import NT, T0, build_geography, build_labour_market
@@ -109,8 +108,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     centre = float((theta_raw[:, period] * w).sum() / w.sum())
     theta = theta_raw - centre
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
-    try:
+    with atomic.directory(out_dir) as tmp:
         (tmp / "truth").mkdir()
         _write_static_tables(tmp, geo, lm, hr, emp_end)
         _write_persons(tmp, persons)
@@ -170,12 +168,6 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
         (tmp / "truth" / "world.json").write_text(json.dumps(
             {k: v for k, v in summary.items() if k != "seconds"} | {"true_model": asdict(tm)},
             indent=2, ensure_ascii=False, default=float))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report("ferdig", 1.0)
     return summary
 
