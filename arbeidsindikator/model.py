@@ -33,10 +33,16 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def arrow_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """A query result as an Arrow table (DuckDB 2.x: to_arrow_table, 1.x: arrow)."""
-    rel = con.sql(sql)
-    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+def arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, rows: int):
+    """A query result as Arrow record batches, streamed on a cursor of its own (so the
+    connection stays usable). DuckDB 2.x calls the reader to_arrow_reader, 1.x record_batch."""
+    cur = con.cursor()
+    try:
+        rel = cur.sql(sql)
+        reader = rel.to_arrow_reader(rows) if hasattr(rel, "to_arrow_reader") else rel.record_batch(rows)
+        yield from reader
+    finally:
+        cur.close()
 
 
 def _sql_literal(v) -> str:
@@ -305,14 +311,7 @@ class IndicatorModel:
         return codes, conts, ys, w, est
 
     def _batches(self, con, table: str):
-        cur = con.cursor()
-        rel = cur.sql(self.design_sql(table))
-        # DuckDB 2.x calls it to_arrow_reader, 1.x record_batch
-        reader = (rel.to_arrow_reader(self.batch_rows) if hasattr(rel, "to_arrow_reader")
-                  else rel.record_batch(self.batch_rows))
-        for batch in reader:
-            yield batch
-        cur.close()
+        return arrow_batches(con, self.design_sql(table), self.batch_rows)
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, con: duckdb.DuckDBPyConnection, table: str = "analysis", predictions_table: str | None = "predictions",

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _q, term_arrays
+from .model import IndicatorModel, _q, arrow_batches, term_arrays
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -83,22 +83,18 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
         FROM {analysis} a JOIN {person_results} pr USING (person_id, month)"""
     acc = {(b, k): (np.zeros((n_m * n_pair * len(group_ids[b]), lay.p)), np.zeros(n_m * n_pair * len(group_ids[b])))
            for b in range(len(bds)) for k in masks}
-    cur = con.cursor()
-    rel = cur.sql(sql)
-    reader = rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_rows)
-    for batch in reader:
+    for batch in arrow_batches(con, sql, batch_rows):
         month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
         unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
         codes, conts = term_arrays(model.codings_, batch)
-        for b, (bname, _, _) in enumerate(bds):
-            n_g = len(group_ids[b])
-            g = 0 if b == 0 else _index_in(batch.column(f"grp_{bname}"), group_ids[b])
-            cell = unit * n_g + g
-            for k in masks:
-                m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
+        groups = [0] + [_index_in(batch.column(f"grp_{name}"), ids) for (name, _, _), ids in zip(bds[1:], group_ids[1:])]
+        for k in masks:  # the rows with the outcome observed, selected once for every breakdown
+            m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
+            codes_k, conts_k, unit_k = [c[m] for c in codes], [x[m] for x in conts], unit[m]
+            for b, g in enumerate(groups):
                 sums, count = acc[(b, k)]
-                _add_design_sums(lay, sums, count, cell[m], [c[m] for c in codes], [x[m] for x in conts])
-    cur.close()
+                cell = unit_k * len(group_ids[b]) + (g if b == 0 else g[m])
+                _add_design_sums(lay, sums, count, cell, codes_k, conts_k)
     # finest unit -> office, region, country
     offices = sorted({o for o, _ in pairs})
     regions = sorted({r for _, r in pairs})
