@@ -52,26 +52,21 @@ def _scale(o: str) -> float:
     return 100.0 if o.startswith("jobb") else 1.0
 
 
-def _moment_cols(spec: ModelSpec, period_stage: bool) -> str:
-    """Per outcome: n, mean actual, mean expected, mean indicator and their variances."""
+def _period_moment_cols(spec: ModelSpec) -> str:
+    """Per outcome, over rows that are one person's sums in a cell: persons, sums, and the
+    cross-products the person-clustered variance needs."""
     cols = []
     for o in spec.outcomes:
-        if period_stage:  # sums per person first (clustered), then per cell
-            cols += [f"sum(n_{o}) AS n_{o}", f"count(*) FILTER (WHERE n_{o} > 0) AS g_{o}",
-                     f"sum(sy_{o}) AS sy_{o}", f"sum(sx_{o}) AS sx_{o}", f"sum(se_{o}) AS se_{o}",
-                     f"sum(sy_{o} * sy_{o}) AS syy_{o}", f"sum(se_{o} * se_{o}) AS see_{o}",
-                     f"sum(n_{o} * sy_{o}) AS nsy_{o}", f"sum(n_{o} * se_{o}) AS nse_{o}", f"sum(n_{o} * n_{o}) AS nn_{o}"]
-        else:
-            cols += [f"count(actual_{o}) AS n_{o}", f"avg(actual_{o}) AS y_{o}",
-                     f"avg(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS x_{o}",
-                     f"avg(indicator_{o}) AS e_{o}", f"var_samp(actual_{o}) AS vy_{o}",
-                     f"var_samp(indicator_{o}) AS ve_{o}", f"covar_samp(indicator_{o}, actual_{o}) AS cey_{o}"]
+        cols += [f"sum(n_{o}) AS n_{o}", f"count(*) FILTER (WHERE n_{o} > 0) AS g_{o}",
+                 f"sum(sy_{o}) AS sy_{o}", f"sum(sx_{o}) AS sx_{o}", f"sum(se_{o}) AS se_{o}",
+                 f"sum(sy_{o} * sy_{o}) AS syy_{o}", f"sum(se_{o} * se_{o}) AS see_{o}",
+                 f"sum(n_{o} * sy_{o}) AS nsy_{o}", f"sum(n_{o} * se_{o}) AS nse_{o}", f"sum(n_{o} * n_{o}) AS nn_{o}"]
     return ", ".join(cols)
 
 
-def _moment_cols_from_sums(spec: ModelSpec) -> str:
-    """The monthly moments of `_moment_cols` (count, means, sample variances, covariance) from
-    per-cell sums, so coarser cells can be built from finer ones."""
+def _monthly_moment_cols(spec: ModelSpec) -> str:
+    """Monthly moments (count, means, sample variances, covariance) from per-cell sums, so
+    coarser cells can be built from finer ones."""
     cols = []
     for o in spec.outcomes:
         n, sy, se = f"sum(n_{o})", f"sum(sy_{o})", f"sum(se_{o})"
@@ -201,7 +196,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         for o in spec.outcomes)
     monthly = _cell_frame(con, spec, f"""
         WITH f AS (SELECT month AS __period, region_id, office_id, {groups}, {finest} FROM {source} GROUP BY ALL)
-        SELECT __period, region_id, office_id, {groups}, {_moment_cols_from_sums(spec)}
+        SELECT __period, region_id, office_id, {groups}, {_monthly_moment_cols(spec)}
         FROM f GROUP BY {gs}""", meta)
     m = _long(monthly, spec, False)
     m["mi"] = [d.year * 12 + d.month - 1 for d in pd.to_datetime(m["__period"])]
@@ -220,11 +215,11 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     per_person = ", ".join(
         f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(indicator_{o}) AS se_{o}, "
         f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
-    moments = _moment_cols(spec, True)
+    moments = _period_moment_cols(spec)
     sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
     gs_cells, meta_cells = grouping_sets(spec)
     keys = f"__period, region_id, office_id, {groups}"
-    _person_period_sums(con, spec, source, periods, keys, per_person, rollup)
+    _person_period_sums(con, source, periods, keys, per_person, rollup)
     period_df = pd.concat([_period_cells(con, spec, p, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
                            for p in periods], ignore_index=True)
     con.execute("DROP TABLE __pp")
@@ -269,7 +264,7 @@ def _period_cells(con, spec: ModelSpec, p: Period, keys: str, moments: str, sum_
     return df
 
 
-def _person_period_sums(con, spec: ModelSpec, source: str, periods: list[Period], keys: str,
+def _person_period_sums(con, source: str, periods: list[Period], keys: str,
                         per_person: str, rollup: str) -> None:
     """Table __pp: one row per period x person x finest cell with the person's sums there.
 
