@@ -24,7 +24,7 @@ the small-sample factors statsmodels uses, so results can be checked against it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -225,20 +225,28 @@ def exclusion_summary(excluded: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Fit:
-    """A fitted WLS: coefficients, their covariance and the usual summary numbers."""
+    """A fitted WLS: coefficients, the covariance of every standard-error type (one fit
+    gives them all), the type in use, and the usual summary numbers."""
 
     names: list[str]
     params: np.ndarray
-    cov: np.ndarray
+    covs: dict[str, np.ndarray]
     se_type: str
     nobs: int
     df_resid: int
     r2: float
     r2_adj: float
     n_clusters: int | None = None
-    fixed_effects: str | None = None
-    n_fixed_effects: int = 0
-    extra: dict = field(default_factory=dict)
+
+    def with_se(self, se_type: str) -> "Fit":
+        """The same fit, reported with another standard-error type."""
+        if se_type not in self.covs:
+            raise ValueError(f"se_type must be one of {tuple(self.covs)}, not {se_type!r}")
+        return replace(self, se_type=se_type)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self.covs[self.se_type]
 
     @property
     def se(self) -> np.ndarray:
@@ -264,11 +272,10 @@ class Fit:
         return float(self.se[self.names.index(name)])
 
 
-def design(df: pd.DataFrame, x: list[str], fe: str | None = None) -> tuple[np.ndarray, list[str], int]:
+def design(df: pd.DataFrame, x: list[str], fe: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Constant, the regressors and (if `fe`) dummies for every level of `fe` but the first."""
     cols = [np.ones(len(df))] + [df[c].to_numpy(float) for c in x]
     names = ["const"] + list(x)
-    n_fe = 0
     if fe is not None:
         codes, levels = pd.factorize(df[fe], sort=True)
         dummies = np.zeros((len(df), len(levels) - 1))
@@ -276,8 +283,7 @@ def design(df: pd.DataFrame, x: list[str], fe: str | None = None) -> tuple[np.nd
         dummies[rows, codes[rows] - 1] = 1.0
         cols.append(dummies)
         names += [f"{fe}[{v}]" for v in levels[1:]]
-        n_fe = len(levels) - 1
-    return np.column_stack(cols), names, n_fe
+    return np.column_stack(cols), names
 
 
 def wls(df: pd.DataFrame, y: str, x: list[str], weights: str = "persons", fe: str | None = "month",
@@ -286,13 +292,17 @@ def wls(df: pd.DataFrame, y: str, x: list[str], weights: str = "persons", fe: st
 
     Standard errors follow statsmodels' conventions: classical s^2 (X'WX)^-1 with
     s^2 = sum w e^2 / (N - k); HC1 with N / (N - k); CR1 with G / (G - 1) * (N - 1) / (N - k).
+    All three are computed (CR1 when `cluster` is a column); `se_type` picks the one reported.
     """
     if se_type not in SE_TYPES:
         raise ValueError(f"se_type must be one of {SE_TYPES}, not {se_type!r}")
-    need = [y, weights, *x] + ([fe] if fe else []) + ([cluster] if se_type == "cluster" else [])
+    clustered = cluster in df.columns
+    if se_type == "cluster" and not clustered:
+        raise ValueError(f"no column {cluster!r} to cluster by")
+    need = [y, weights, *x] + ([fe] if fe else []) + ([cluster] if clustered else [])
     d = df.dropna(subset=need)
     d = d[d[weights] > 0]
-    X, names, n_fe = design(d, x, fe)
+    X, names = design(d, x, fe)
     yv = d[y].to_numpy(float)
     w = d[weights].to_numpy(float)
     n, k = X.shape
@@ -307,22 +317,20 @@ def wls(df: pd.DataFrame, y: str, x: list[str], weights: str = "persons", fe: st
     r_inv = np.linalg.solve(r, np.eye(k))
     bread = r_inv @ r_inv.T  # (X'WX)^-1
     df_resid = n - k
+    scores = X * (w * e)[:, None]
+    covs = {"classical": bread * float(w @ (e * e)) / df_resid,
+            "robust": bread @ (scores.T @ scores) @ bread * n / df_resid}
     n_clusters = None
-    if se_type == "classical":
-        cov = bread * float(w @ (e * e)) / df_resid
-    elif se_type == "robust":
-        s = X * (w * e)[:, None]
-        cov = bread @ (s.T @ s) @ bread * n / df_resid
-    else:
+    if clustered:
         codes, _ = pd.factorize(d[cluster])
         n_clusters = int(codes.max()) + 1
         s = np.zeros((n_clusters, k))
-        np.add.at(s, codes, X * (w * e)[:, None])
-        cov = bread @ (s.T @ s) @ bread * n_clusters / (n_clusters - 1) * (n - 1) / df_resid
+        np.add.at(s, codes, scores)
+        covs["cluster"] = bread @ (s.T @ s) @ bread * n_clusters / (n_clusters - 1) * (n - 1) / df_resid
     ybar = np.average(yv, weights=w)
     r2 = 1 - float(w @ (e * e)) / float(w @ ((yv - ybar) ** 2))
     r2_adj = 1 - (1 - r2) * (n - 1) / df_resid
-    return Fit(names, beta, cov, se_type, n, df_resid, r2, r2_adj, n_clusters, fe, n_fe)
+    return Fit(names, beta, covs, se_type, n, df_resid, r2, r2_adj, n_clusters)
 
 
 # ---------------------------------------------------------------------------------------
@@ -422,7 +430,7 @@ def _stars(p: float) -> str:
     return "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.1 else ""
 
 
-def article_table(fits: dict, extra: list[str] | None = None) -> pd.DataFrame:
+def article_table(fits: dict) -> pd.DataFrame:
     """Shaped like Dahl's Tables 1 and 2: one column per outcome x (without, with) month dummies."""
     cols: dict = {}
     for (o, fe), f in fits.items():
@@ -474,12 +482,11 @@ def se_type_comparison(panel: Panel, sample: str) -> pd.DataFrame:
     """The same month-FE estimates with each standard-error type, side by side."""
     rows = []
     for o in OUTCOMES:
-        d = panel.sample(sample, o)
-        fits = {s: wls(d, "indicator", ["sick_leave", "staffing"], fe="month", se_type=s) for s in SE_TYPES}
+        fit = wls(panel.sample(sample, o), "indicator", ["sick_leave", "staffing"], fe="month")
         for v in ("sick_leave", "staffing"):
-            row = {"utfall": o, "variabel": v, "koeffisient": fits["classical"].coef(v)}
-            for s, f in fits.items():
-                row[f"se_{s}"] = f.stderr(v)
+            row = {"utfall": o, "variabel": v, "koeffisient": fit.coef(v)}
+            for s in SE_TYPES:
+                row[f"se_{s}"] = fit.with_se(s).stderr(v)
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from arbeidsindikator.cli import app
 from arbeidsindikator.resources import (ResourcesError, design, exclusion_summary, office_month_panel,
                                         quintile_table, weighted_quantile_groups, wls)
-from arbeidsindikator.resources_report import truth_comparison, write_resources_analysis
+from arbeidsindikator.resources_report import truth_comparison
 from arbeidsindikator.runs import SCHEMA
 
 
@@ -34,7 +34,7 @@ def _panel(seed=0, n=2500):
 def test_wls_equals_statsmodels_for_every_standard_error_type(fe):
     d = _panel()
     x = ["sick_leave", "staffing", "turnover"]  # an analyst's own variable goes in the same way
-    X, names, _ = design(d, x, fe)
+    X, names = design(d, x, fe)
     groups = pd.factorize(d["office_id"])[0]
     for se, kw in (("classical", {}), ("robust", {"cov_type": "HC1"}),
                    ("cluster", {"cov_type": "cluster", "cov_kwds": {"groups": groups}})):
@@ -76,15 +76,16 @@ def test_weighted_quintiles_hold_a_fifth_of_the_weight():
     d = _panel(2)
     qt = quintile_table(d, "sick_leave", se_type="cluster")
     d["k"] = weighted_quantile_groups(d["sick_leave"].to_numpy(), d["persons"].to_numpy())
+    # SE of each quintile mean: statsmodels' WLS on all five quintile dummies (no constant),
+    # clustered by office, gives each mean and its SE directly
+    dummies = pd.get_dummies(d["k"]).astype(float)
+    ref = sm.WLS(d["indicator"], dummies, weights=d["persons"]).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(d["office_id"])[0]})
     for r in qt.itertuples():
         part = d[d["k"] == r.kvintil]
         assert r.snitt_indikator == pytest.approx(np.average(part["indicator"], weights=part["persons"]), rel=1e-12)
-        one = part.assign(c=1.0)
-        ref = sm.WLS(one["indicator"], one[["c"]], weights=one["persons"]).fit(
-            cov_type="cluster", cov_kwds={"groups": pd.factorize(one["office_id"])[0]})
-        # a quintile's mean from the pooled dummy regression has the same point estimate; its
-        # clustered SE uses the pooled N, k and G (so compare loosely against the separate fit)
-        assert r.se_indikator == pytest.approx(float(ref.bse.iloc[0]), rel=0.1)
+        assert r.snitt_indikator == pytest.approx(float(ref.params[r.kvintil]), rel=1e-9)
+        assert r.se_indikator == pytest.approx(float(ref.bse[r.kvintil]), rel=1e-6)
     assert qt["vektandel"].sum() == pytest.approx(1.0)
 
 
