@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import socket
 import statistics
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from machine import machine  # benchmarks/ is on sys.path when a script here runs
 
 from arbeidsindikator.dashboard import create_app
 
@@ -71,7 +70,7 @@ def main():
     res = {"requests": a.requests, "concurrency": a.concurrency, "errors": errors, "wall_s": round(wall, 2),
            "requests_per_s": round(a.requests / wall, 1), "p50_ms": round(q[49] * 1e3, 1), "p90_ms": round(q[89] * 1e3, 1),
            "p99_ms": round(q[98] * 1e3, 1), "max_ms": round(max(lat) * 1e3, 1), "units": len(units),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+           "machine": machine()}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine
 
 LEVELS = [10, 2, 5, 3, 5, 5, 3, 6, 2, 10]  # like age bins, sex, education, ..., inflow deciles
 COVS = [f"c{i}" for i in range(len(LEVELS))]
@@ -131,17 +132,6 @@ def _agree(a: dict, b: dict) -> dict:
     return {"compared": len(common), "max_rel_diff_coef": db, "max_rel_diff_se": ds}
 
 
-def machine() -> dict:
-    import os
-    import platform
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = next((int(ln.split()[1]) // 1024 for ln in Path("/proc/meminfo").read_text().splitlines()
-                if ln.startswith("MemTotal")), None)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
-            "platform": platform.platform()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5_000_000)
@@ -165,7 +155,6 @@ def main() -> None:
             print(engine, rows, {k: v for k, v in r.items() if k != "coef"}, flush=True)
             res["runs"].append(r)
     runs = res["runs"]
-    ours = next(r for r in runs if r["engine"] == "ours" and r["rows"] == a.rows)
     summary = {}
     for r in runs:
         if r["engine"] == "ours" or "error" in r:
