@@ -224,10 +224,8 @@ class Results:
         else:
             cells = self.published(**flt)
             cells = cells[pd.to_datetime(cells["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
-        if level == 3:
-            cells = cells[cells["ORG_STED_ID"] != "4154"]  # NOE is not an office like the others
-            if region is not None:
-                cells = cells[cells["REGION_ID"] == self._unit(region)[1]]
+        if level == 3 and region is not None:
+            cells = cells[cells["REGION_ID"] == self._unit(region)[1]]
         return funnel(cells)
 
     def work_volume(self, unit: str, month, outcome: str = "atid3") -> dict:

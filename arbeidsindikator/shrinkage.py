@@ -75,8 +75,13 @@ def funnel(cells: pd.DataFrame) -> pd.DataFrame:
     """Funnel-plot data for a set of comparable units (one month/period, outcome, group, level).
 
     `cells` needs ORG_STED, ANTALL_PERSONER, INDIKATOR and INDIKATOR_SE; suppressed cells are
-    left out. Returns one row per unit with control limits and a flag."""
-    c = cells[~cells["PRIKKET"] & cells["INDIKATOR"].notna()].copy()
+    left out, and so is NOE: it follows only standard users nationally, so it is not a unit
+    like the offices or regions it would be plotted among. Returns one row per unit with
+    control limits and a flag."""
+    keep = ~cells["PRIKKET"] & cells["INDIKATOR"].notna()
+    if "ORG_STED_ID" in cells:
+        keep &= cells["ORG_STED_ID"] != NOE_ID
+    c = cells[keep].copy()
     if c.empty:
         return c
     n = c["ANTALL_PERSONER"].to_numpy(float)

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 
 from .runs import latest_run_id
+from .shrinkage import NOE_ID
 
 
 def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None, min_persons: int = 100):
@@ -85,7 +86,7 @@ def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str |
         FROM published_period q JOIN ty ON ty.office_id = q.ORG_STED_ID AND ty.year = q.PERIODE AND ty.outcome = q.UTFALL
         JOIN centre ON centre.outcome = q.UTFALL
         WHERE q.run_id = ? AND q.ORG_NIVAA = 3 AND q.NEDBRYTNING = 'Alle' AND NOT q.PRIKKET
-          AND q.ORG_STED_ID <> '4154' AND length(q.PERIODE) = 4""", [rid, rid]).df()
+          AND q.ORG_STED_ID <> '{NOE_ID}' AND length(q.PERIODE) = 4""", [rid, rid]).df()
     con.close()
     return df
 

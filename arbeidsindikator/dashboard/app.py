@@ -174,7 +174,6 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         cells = q("""SELECT ORG_STED, ORG_STED_ID, REGION_ID, ANTALL_PERSONER, INDIKATOR, INDIKATOR_SE, PRIKKET
                      FROM published_period WHERE run_id = ? AND PERIODE = ? AND ORG_NIVAA = ? AND UTFALL = ?
                      AND NEDBRYTNING = 'Alle'""", [run_id, period, level, outcome])
-        cells = cells[cells["ORG_STED_ID"] != "4154"]
         if region:
             cells = cells[cells["REGION_ID"] == unit_row(region).id]
         return _records(funnel_data(cells))
