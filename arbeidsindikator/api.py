@@ -74,8 +74,16 @@ class RunResult:
 
 def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = None,
                   db: Path | str = "arbeidsindikator.duckdb", keep_person_level: bool = False,
-                  progress=None, memory_limit: str | None = None, _fail_after_published: bool = False) -> RunResult:
-    """validate -> outcomes -> model -> indicator -> publish -> store (one transaction)."""
+                  progress=None, memory_limit: str | None = None, engine: str = "duckdb", spark=None,
+                  spark_workdir: str | None = None, _fail_after_published: bool = False) -> RunResult:
+    """validate -> outcomes -> model -> indicator -> publish -> store (one transaction).
+
+    engine="duckdb" (default) computes in an embedded DuckDB working database. engine="spark"
+    runs the same SQL and estimators on Apache Spark: on `spark` (a SparkSession, e.g. on a
+    cluster) or, if none is given, on a local session; its intermediate tables go to
+    `spark_workdir` (on a cluster a URI every executor reaches). The results store is the same."""
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r}; choose 'duckdb' or 'spark'")
     report = progress or (lambda step, frac: None)
     timings = {}
     t = time.perf_counter()
@@ -91,6 +99,13 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     report("validering", 0.0)
     validate(data_dir)  # raises with every violation before anything is written
     lap("validate")
+    if engine == "spark":
+        from .spark import SparkConnection, local_session
+        work = SparkConnection(spark or local_session(), spark_workdir)
+        try:
+            return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published)
+        finally:
+            work.close()
     # The working database lives in a temporary file, not in memory: DuckDB then compresses
     # the person-month tables and spills to disk under `memory_limit`, so a national run
     # (30 million person-months) fits in a few GB. It is deleted when the run ends.
@@ -107,7 +122,11 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
 
 
 def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published) -> "RunResult":
-    register_tables(work, data_dir)
+    spark = hasattr(work, "reduce_partitions")
+    if spark:
+        work.register_tables(data_dir)
+    else:
+        register_tables(work, data_dir)
     report("utfall", 0.05)
     build_analysis(work)
     lap("outcomes")
@@ -126,15 +145,21 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     run_id = new_run_id()
     manifest = {
         "run_id": run_id, "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-        "model_name": spec.name, "package_version": __version__, "engine": "duckdb",
+        "model_name": spec.name, "package_version": __version__, "engine": "spark" if spark else "duckdb",
         "data_dir": str(data_dir.resolve()), "config_toml": spec.source_text,
         "input_fingerprints": {n: fingerprint(table_file(data_dir, n)) for n in TABLES if table_file(data_dir, n)},
         "timings": timings, "n_person_months": n_pm,
         "notes": {o: r.notes for o, r in model.results_.items()},
     }
     report("lagring", 0.9)
-    store_run(work, Path(db), manifest, model.coefficient_rows(), keep_person_level,
-              fail_after_published=_fail_after_published)
+    # Spark: the published frames (and person rows, if kept) go through a local DuckDB connection
+    store = work.to_duckdb(("person_results",) if keep_person_level else ()) if spark else work
+    try:
+        store_run(store, Path(db), manifest, model.coefficient_rows(), keep_person_level,
+                  fail_after_published=_fail_after_published)
+    finally:
+        if spark:
+            store.close()
     lap("store")
     report("ferdig", 1.0)
     return RunResult(run_id, Path(db), model, timings, n_pm)

@@ -116,11 +116,23 @@ def run(
     config: Path = typer.Option(None, help="Model specification (TOML); default: Nav's model."),
     db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store (DuckDB)."),
     person_level: bool = typer.Option(False, "--person-level", help="Also store person-level actual/expected/indicator."),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded, default) or spark (Apache Spark, same results)."),
+    spark_master: str = typer.Option("local[2]", help="Spark master URL with --engine spark (local[N], spark://..., yarn)."),
+    spark_workdir: str = typer.Option(None, help="Spark: directory for intermediate tables, reachable by every "
+                                                 "executor on a cluster (hdfs://..., s3a://...); default: a local temp dir."),
 ):
     """Validate, compute outcomes, fit the model, publish; store the run in --db."""
     from .api import run_indicator
+    if engine not in ("duckdb", "spark"):
+        console.print(f"[red]Ukjent motor {engine!r}: velg duckdb eller spark.[/]")
+        raise typer.Exit(2)
+    session = None
+    if engine == "spark":
+        from .spark import local_session
+        session = local_session(spark_master)
     with progress_bar("Arbeidsindikatoren") as cb:
-        r = _run_with_errors(lambda: run_indicator(data, config, db, keep_person_level=person_level, progress=cb))
+        r = _run_with_errors(lambda: run_indicator(data, config, db, keep_person_level=person_level, progress=cb,
+                                                   engine=engine, spark=session, spark_workdir=spark_workdir))
     console.print(f"Kjøring [bold]{r.run_id}[/] lagret i [bold]{db}[/] ({r.n_person_months:,} personmåneder).")
     for o, res in r.model.results_.items():
         console.print(f"  {o}: N = {res.nobs:,}, R² = {res.r2:.3f}" + (f", {len(res.notes)} merknad(er)" if res.notes else ""))

@@ -25,7 +25,7 @@ def breakdown_sql(spec: ModelSpec) -> list[tuple[str, str, bool]]:
             whens = " ".join(f"WHEN {col} < {e!r} THEN '{labels[i]}'" for i, e in enumerate(edges))
             expr = f"(CASE {whens} ELSE '{labels[-1]}' END)"
         else:
-            expr = f"(CASE CAST({col} AS VARCHAR) WHEN 'true' THEN 'ja' WHEN 'false' THEN 'nei' ELSE CAST({col} AS VARCHAR) END)"
+            expr = f"(CASE CAST({col} AS STRING) WHEN 'true' THEN 'ja' WHEN 'false' THEN 'nei' ELSE CAST({col} AS STRING) END)"
         out.append((b.name, expr, spec.in_model(b)))
     return out
 

@@ -72,6 +72,15 @@ def _bin_sql(col: str, breaks: list[float]) -> str:
     return f"(CASE WHEN {col} IS NULL THEN NULL {whens} ELSE {len(breaks)} END)"
 
 
+def _deciles_sql(con, col: str) -> str:
+    """The nine decile cut points of a column, interpolated linearly between order statistics
+    (DuckDB's quantile_cont and Spark's exact percentile compute the same)."""
+    qs = ", ".join(f"{q / 10:.1f}" for q in range(1, 10))
+    if hasattr(con, "reduce_partitions"):  # the Spark engine
+        return f"percentile({col}, array({qs}))"
+    return f"quantile_cont({col}, [{qs}])"
+
+
 def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_where: str) -> list[TermCoding]:
     """Decide the levels of every term from the estimation sample."""
     codings = []
@@ -81,17 +90,16 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
             codings.append(TermCoding(t, [], None, f"CAST({col} AS DOUBLE)"))
             continue
         if t.kind == "categorical":
-            rows = con.execute(f"SELECT coalesce(CAST({col} AS VARCHAR), '<NA>') v, count(*) n FROM {table} "
+            rows = con.execute(f"SELECT coalesce(CAST({col} AS STRING), '<NA>') v, count(*) n FROM {table} "
                                f"WHERE {est_where} GROUP BY 1 ORDER BY 1").fetchall()
             levels = [r[0] for r in rows]
             counts = [r[1] for r in rows]
             cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
-            sql = f"(CASE coalesce(CAST({col} AS VARCHAR), '<NA>') {cases} ELSE NULL END)"
+            sql = f"(CASE coalesce(CAST({col} AS STRING), '<NA>') {cases} ELSE NULL END)"
             cut = []
         else:
             if t.kind == "deciles":
-                qs = con.execute(f"SELECT quantile_cont({col}, [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]) "
-                                 f"FROM {table} WHERE {est_where}").fetchall()[0][0] or []
+                qs = con.execute(f"SELECT {_deciles_sql(con, col)} FROM {table} WHERE {est_where}").fetchall()[0][0] or []
                 cut = sorted(set(float(x) for x in qs))
                 labels = [f"D{i + 1}" for i in range(len(cut) + 1)]
             else:
@@ -247,6 +255,16 @@ class FitResult:
         return "\n".join(lines + [f"  merknad: {n}" for n in self.notes])
 
 
+def _add_all(partials: list[dict]) -> dict:
+    """Add up sums computed per partition (nested dicts of arrays and numbers)."""
+    def add(a, b):
+        return {k: add(a[k], b[k]) for k in a} if isinstance(a, dict) else a + b
+    out = partials[0]
+    for q in partials[1:]:
+        out = add(out, q)
+    return out
+
+
 def _select_columns(xtx: np.ndarray, candidates: list[int], layout: Layout, notes: list[str]) -> list[int]:
     """Keep columns in order, dropping empty and collinear ones (sequential Cholesky)."""
     kept: list[int] = []
@@ -279,7 +297,7 @@ class IndicatorModel:
         parts = ["TRUE"]
         for col, values in self.spec.exclude.items():
             vals = ", ".join(_sql_literal(v) for v in values)
-            parts.append(f"coalesce(CAST({_q(col)} AS VARCHAR), '') NOT IN ({vals})")
+            parts.append(f"coalesce(CAST({_q(col)} AS STRING), '') NOT IN ({vals})")
         return " AND ".join(parts)
 
     def period_where(self) -> str:
@@ -290,7 +308,7 @@ class IndicatorModel:
             parts.append(f"month <= DATE '{self.spec.period_to}-01'")
         return " AND ".join(parts) or "TRUE"
 
-    def design_sql(self, table: str) -> str:
+    def design_sql(self, table: str, ordered: bool = True) -> str:
         cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
         for i, c in enumerate(self.codings_):
             cols.append(f"{c.sql} AS __t{i}")
@@ -299,8 +317,8 @@ class IndicatorModel:
         for o in self.spec.outcomes:
             cols.append(f"CAST({_q(o)} AS DOUBLE) AS __y_{o}")
         cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "1.0 AS __w")
-        return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()} "
-                f"ORDER BY __cluster, __month")
+        return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()}"
+                + (" ORDER BY __cluster, __month" if ordered else ""))
 
     # -- batches --------------------------------------------------------------------------
     def _arrays(self, batch: pa.RecordBatch):
@@ -310,73 +328,39 @@ class IndicatorModel:
         est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool)
         return codes, conts, ys, w, est
 
-    def _batches(self, con, table: str):
-        return arrow_batches(con, self.design_sql(table), self.batch_rows)
-
-    # -- fit ------------------------------------------------------------------------------
-    def fit(self, con: duckdb.DuckDBPyConnection, table: str = "analysis", predictions_table: str | None = "predictions",
-            progress=None) -> "IndicatorModel":
-        """Estimate every outcome; optionally write person-level predictions to `predictions_table`."""
-        est_where = f"{self.population_where()} AND {self.period_where()}"
-        self.codings_ = code_terms(self.spec, con, table, est_where)
-        if self.spec.cluster2:  # e.g. commuting region: the level at which the labour market varies
-            levels = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({_q(self.spec.cluster2)} AS VARCHAR) FROM {table} "
-                                                f"WHERE {self.population_where()} ORDER BY 1").fetchall()]
-            cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
-            self.cluster2_sql_ = f"(CASE CAST({_q(self.spec.cluster2)} AS VARCHAR) {cases} END)"
-            self.n_cluster2_ = len(levels)
-        layout = self.layout_ = Layout(self.codings_)
-        outs = self.spec.outcomes
-        p = layout.p
-        xtx = {o: np.zeros((p, p)) for o in outs}
-        xty = {o: np.zeros(p) for o in outs}
-        yy = {o: 0.0 for o in outs}
-        n = {o: 0 for o in outs}
-        sw = {o: 0.0 for o in outs}
-        total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
-        done = 0
-        for batch in self._batches(con, table):
+    def _moment_sums(self, batches, progress=None) -> dict:
+        """X'WX, X'Wy, y'Wy, n and the sum of weights per outcome over some batches (all rows,
+        or one Spark partition: the sums of the partitions add up to the same)."""
+        layout, outs, p = self.layout_, self.spec.outcomes, self.layout_.p
+        acc = {"xtx": {o: np.zeros((p, p)) for o in outs}, "xty": {o: np.zeros(p) for o in outs},
+               "yy": dict.fromkeys(outs, 0.0), "n": dict.fromkeys(outs, 0), "sw": dict.fromkeys(outs, 0.0)}
+        for batch in batches:
             codes, conts, ys, w, est = self._arrays(batch)
             cache = {}
             for o in outs:
                 m = est & ~np.isnan(ys[o])
                 key = m.tobytes()
-                if key not in cache:
+                if key not in cache:  # outcomes observed on the same rows share X'WX
                     cache[key] = layout.gram([c[m] for c in codes], [x[m] for x in conts], w[m])
-                xtx[o] += cache[key]
-                xty[o] += layout.cross([c[m] for c in codes], [x[m] for x in conts], w[m] * ys[o][m])
-                yy[o] += float((w[m] * ys[o][m] ** 2).sum())
-                n[o] += int(m.sum())
-                sw[o] += float(w[m].sum())
-            done += batch.num_rows
+                acc["xtx"][o] += cache[key]
+                acc["xty"][o] += layout.cross([c[m] for c in codes], [x[m] for x in conts], w[m] * ys[o][m])
+                acc["yy"][o] += float((w[m] * ys[o][m] ** 2).sum())
+                acc["n"][o] += int(m.sum())
+                acc["sw"][o] += float(w[m].sum())
             if progress:
-                progress("modell: momenter", 0.5 * done / max(total, 1))
-        # solve
-        self.beta_full_ = {}
-        self.kept_ = {}
-        self.notes_ = {}
-        self._ainv = {}
-        for o in outs:
-            notes = []
-            if n[o] == 0:
-                raise ValueError(f"outcome {o} has no observed values in the estimation sample")
-            cand = [j for j in range(p) if j not in set(layout.structural_zero)]
-            kept = _select_columns(xtx[o], cand, layout, notes)
-            a = xtx[o][np.ix_(kept, kept)]
-            ainv = np.linalg.inv(a)
-            b = np.linalg.solve(a, xty[o][kept])
-            full = np.zeros(p)
-            full[kept] = b
-            self.beta_full_[o], self.kept_[o], self.notes_[o], self._ainv[o] = full, np.array(kept), notes, ainv
-        # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
-        hc = {o: np.zeros((p, p)) for o in outs}
-        cl = {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs}
-        s2 = {o: np.zeros((getattr(self, "n_cluster2_", 0), p)) for o in outs}  # scores per second-level cluster
-        rss = {o: 0.0 for o in outs}
-        n_clusters = {o: 0 for o in outs}
-        pred_batches = []
+                progress(batch.num_rows)
+        return acc
+
+    def _meat_sums(self, batches, pred_sink: list | None = None, progress=None) -> dict:
+        """Residual sums of squares and the meat of the robust, person-clustered and
+        second-level clustered covariances over batches whose rows come in cluster order
+        (a cluster may span batches but not partitions). Predictions go to `pred_sink`."""
+        layout, outs, p = self.layout_, self.spec.outcomes, self.layout_.p
+        acc = {"hc": {o: np.zeros((p, p)) for o in outs},
+               "cl": {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs},
+               "s2": {o: np.zeros((getattr(self, "n_cluster2_", 0), p)) for o in outs},
+               "rss": dict.fromkeys(outs, 0.0), "n_clusters": dict.fromkeys(outs, 0)}
         carry = None
-        done = 0
 
         def process(b: pa.RecordBatch, final: bool):
             nonlocal carry
@@ -406,29 +390,105 @@ class IndicatorModel:
                     continue
                 e = ys[o][m] - yhat[m]
                 wm = w[m]
-                rss[o] += float((wm * e * e).sum())
+                acc["rss"][o] += float((wm * e * e).sum())
                 cm = [c[m] for c in codes]
                 xm = [x[m] for x in conts]
-                hc[o] += layout.gram(cm, xm, wm * wm * e * e)
+                acc["hc"][o] += layout.gram(cm, xm, wm * wm * e * e)
                 gm = g[m]
                 s = layout.cluster_scores(gm, ng, cm, xm, wm * e)[:, self.kept_[o]]
                 s = s[np.bincount(gm, minlength=ng) > 0]
-                cl[o] += s.T @ s
-                n_clusters[o] += s.shape[0]
+                acc["cl"][o] += s.T @ s
+                acc["n_clusters"][o] += s.shape[0]
                 if self.spec.cluster2:
                     c2 = b.column("__cluster2").to_numpy(zero_copy_only=False).astype(np.int64)[m]
-                    s2[o] += layout.cluster_scores(c2, self.n_cluster2_, cm, xm, wm * e)
-            if predictions_table:
-                pred_batches.append(pa.table(preds))
+                    acc["s2"][o] += layout.cluster_scores(c2, self.n_cluster2_, cm, xm, wm * e)
+            if pred_sink is not None:
+                pred_sink.append(pa.table(preds))
 
-        for batch in self._batches(con, table):
+        for batch in batches:
             process(batch, final=False)
-            done += batch.num_rows
             if progress:
-                progress("modell: residualer og standardfeil", 0.5 + 0.5 * done / max(total, 1))
+                progress(batch.num_rows)
         if carry is not None:
             last, carry = carry, None
             process(last, final=True)
+        return acc
+
+    def _prediction_batches(self, batches):
+        """Expected outcomes of every row (person_id, month, expected_*), batch by batch."""
+        for b in batches:
+            codes, conts = term_arrays(self.codings_, b)
+            cols = {"person_id": b.column("__cluster"), "month": b.column("__month")}
+            for o in self.spec.outcomes:
+                cols[f"expected_{o}"] = pa.array(self.layout_.predict(self.beta_full_[o], codes, conts))
+            yield pa.RecordBatch.from_pydict(cols)
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, con: duckdb.DuckDBPyConnection, table: str = "analysis", predictions_table: str | None = "predictions",
+            progress=None) -> "IndicatorModel":
+        """Estimate every outcome; optionally write person-level predictions to `predictions_table`.
+
+        `con` is a DuckDB connection, or the Spark engine (spark.SparkConnection): there the
+        same sums are computed per partition on the executors and added on the driver."""
+        est_where = f"{self.population_where()} AND {self.period_where()}"
+        self.codings_ = code_terms(self.spec, con, table, est_where)
+        if self.spec.cluster2:  # e.g. commuting region: the level at which the labour market varies
+            levels = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({_q(self.spec.cluster2)} AS STRING) FROM {table} "
+                                                f"WHERE {self.population_where()} ORDER BY 1").fetchall()]
+            cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
+            self.cluster2_sql_ = f"(CASE CAST({_q(self.spec.cluster2)} AS STRING) {cases} END)"
+            self.n_cluster2_ = len(levels)
+        layout = self.layout_ = Layout(self.codings_)
+        outs = self.spec.outcomes
+        p = layout.p
+        spark = hasattr(con, "reduce_partitions")
+        total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
+        done = 0
+
+        def tick(share_from):
+            def f(rows):
+                nonlocal done
+                done += rows
+                if progress:
+                    progress("modell: " + ("momenter" if share_from == 0 else "residualer og standardfeil"),
+                             share_from + 0.5 * min(done, total) / max(total, 1))
+            return f
+
+        if spark:
+            mom = _add_all(con.reduce_partitions(self.design_sql(table, ordered=False), self._moment_sums))
+        else:
+            mom = self._moment_sums(arrow_batches(con, self.design_sql(table), self.batch_rows), tick(0))
+        xtx, xty, yy, n, sw = (mom[k] for k in ("xtx", "xty", "yy", "n", "sw"))
+        # solve
+        self.beta_full_ = {}
+        self.kept_ = {}
+        self.notes_ = {}
+        self._ainv = {}
+        for o in outs:
+            notes = []
+            if n[o] == 0:
+                raise ValueError(f"outcome {o} has no observed values in the estimation sample")
+            cand = [j for j in range(p) if j not in set(layout.structural_zero)]
+            kept = _select_columns(xtx[o], cand, layout, notes)
+            a = xtx[o][np.ix_(kept, kept)]
+            ainv = np.linalg.inv(a)
+            b = np.linalg.solve(a, xty[o][kept])
+            full = np.zeros(p)
+            full[kept] = b
+            self.beta_full_[o], self.kept_[o], self.notes_[o], self._ainv[o] = full, np.array(kept), notes, ainv
+        # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
+        done = 0
+        pred_batches = [] if predictions_table and not spark else None
+        if spark:
+            meat = _add_all(con.reduce_partitions(self.design_sql(table, ordered=False), self._meat_sums,
+                                                  cluster="__cluster", order=("__cluster", "__month")))
+            if predictions_table:
+                con.map_to_table(self.design_sql(table, ordered=False), self._prediction_batches, predictions_table,
+                                 same_type={"person_id": "__cluster", "month": "__month"},
+                                 doubles=[f"expected_{o}" for o in outs])
+        else:
+            meat = self._meat_sums(arrow_batches(con, self.design_sql(table), self.batch_rows), pred_batches, tick(0.5))
+        hc, cl, s2, rss, n_clusters = (meat[k] for k in ("hc", "cl", "s2", "rss", "n_clusters"))
         self.results_ = {}
         for o in outs:
             kept = self.kept_[o]
@@ -451,7 +511,7 @@ class IndicatorModel:
             params[kept] = self.beta_full_[o][kept]
             self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o], sw[o],
                                          rss[o], tss, self.notes_[o])
-        if predictions_table:
+        if pred_batches is not None:
             tbl = pa.concat_tables(pred_batches) if pred_batches else None
             con.register("__pred", tbl)
             con.execute(f"CREATE OR REPLACE TABLE {predictions_table} AS SELECT * FROM __pred")

@@ -58,8 +58,8 @@ def outcomes_sql(stock: str = "stock", employment: str = "employment", extract: 
     SELECT person_id, month,
       CASE WHEN mi + 3 <= last_mi THEN coalesce(h3, 0) / (3 * {wk}) END AS atid3,
       CASE WHEN mi + 12 <= last_mi THEN coalesce(h12, 0) / (12 * {wk}) END AS atid12,
-      CASE WHEN mi + 3 <= last_mi THEN (coalesce(m3, 0) >= {thr})::DOUBLE END AS jobb3,
-      CASE WHEN mi + 12 <= last_mi THEN (coalesce(m12, 0) >= {thr})::DOUBLE END AS jobb12
+      CASE WHEN mi + 3 <= last_mi THEN CAST(coalesce(m3, 0) >= {thr} AS DOUBLE) END AS jobb3,
+      CASE WHEN mi + 12 <= last_mi THEN CAST(coalesce(m12, 0) >= {thr} AS DOUBLE) END AS jobb12
     FROM w, obs
     WHERE in_stock
     """
@@ -79,7 +79,7 @@ def analysis_sql(outcomes: str = "outcomes") -> str:
     SELECT s.person_id, s.month,
            s.office_id, f.office_name, f.office_type, f.region_id, r.region_name,
            m.office_id AS home_office_id, s.municipality_id, m.commuting_region_id,
-           CAST(floor(date_diff('month', p.birth_month, s.month) / 12) AS INTEGER) AS age,
+           CAST(floor(({month_index_sql('s.month')} - {month_index_sql('p.birth_month')}) / 12) AS INTEGER) AS age,
            p.sex, p.education, p.immigrant_category,
            s.innsatsgruppe, s.months_since_registration, s.benefit, s.laid_off, s.youth_guarantee,
            s.work_hours_12m, s.work_hours_24m, s.reduced_work_capacity,

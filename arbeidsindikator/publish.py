@@ -71,7 +71,8 @@ def _monthly_moment_cols(spec: ModelSpec) -> str:
     for o in spec.outcomes:
         n, sy, se = f"sum(n_{o})", f"sum(sy_{o})", f"sum(se_{o})"
         var = lambda ss, a, b: f"CASE WHEN {n} > 1 THEN ({ss} - {a} * {b} / {n}) / ({n} - 1) END"  # noqa: E731
-        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n} AS y_{o}", f"sum(sx_{o}) / {n} AS x_{o}", f"{se} / {n} AS e_{o}",
+        n0 = f"nullif({n}, 0)"  # a cell where the outcome is censored throughout: NULL means, no error
+        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n0} AS y_{o}", f"sum(sx_{o}) / {n0} AS x_{o}", f"{se} / {n0} AS e_{o}",
                  f"{var(f'sum(syy_{o})', sy, sy)} AS vy_{o}", f"{var(f'sum(see_{o})', se, se)} AS ve_{o}",
                  f"{var(f'sum(sey_{o})', se, sy)} AS cey_{o}"]
     return ", ".join(cols)
@@ -220,8 +221,11 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     gs_cells, meta_cells = grouping_sets(spec)
     keys = f"__period, region_id, office_id, {groups}"
     _person_period_sums(con, source, periods, keys, per_person, rollup)
-    period_df = pd.concat([_period_cells(con, spec, p, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
-                           for p in periods], ignore_index=True)
+    # DuckDB: one period at a time bounds the memory of the aggregations over persons.
+    # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
+    chunks = [periods] if hasattr(con, "reduce_partitions") else [[p] for p in periods]
+    period_df = pd.concat([_period_cells(con, spec, c, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
+                           for c in chunks], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
@@ -236,20 +240,20 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
 
 
-def _period_cells(con, spec: ModelSpec, p: Period, keys: str, moments: str, sum_moments: str, rollup: str,
-                  gs_cells: str, meta) -> pd.DataFrame:
-    """Moments of every cell of one period, with each person's months clustered.
+def _period_cells(con, spec: ModelSpec, periods: list[Period], keys: str, moments: str, sum_moments: str,
+                  rollup: str, gs_cells: str, meta) -> pd.DataFrame:
+    """Moments of every cell of some periods, with each person's months clustered.
 
     A person whose rows in the period all lie in one finest cell contributes that row to every
     coarser cell (one GROUPING SETS query over cells). For persons who moved between finest
     cells, their sums per coarser cell come first: one plain GROUP BY per level x breakdown,
     so each aggregation can spill to disk (a GROUPING SETS over persons ran out of memory at
     national scale)."""
-    label = p.label.replace("'", "''")
+    labels = ", ".join("'" + p.label.replace("'", "''") + "'" for p in periods)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __s0 AS
-        WITH s00 AS (SELECT * FROM __pp WHERE __period = '{label}'),
-        k AS (SELECT person_id, count(*) AS __k FROM s00 GROUP BY person_id)
-        SELECT s00.*, k.__k FROM s00 JOIN k USING (person_id)""")
+        WITH s00 AS (SELECT * FROM __pp WHERE __period IN ({labels})),
+        k AS (SELECT __period, person_id, count(*) AS __k FROM s00 GROUP BY __period, person_id)
+        SELECT s00.*, k.__k FROM s00 JOIN k USING (__period, person_id)""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE __pc AS SELECT {keys}, {moments} FROM __s0 WHERE __k = 1 GROUP BY {gs_cells}")
     key_cols = [c.strip() for c in keys.split(",")][1:]
     for _, _, unit, gcol in meta:
@@ -285,7 +289,8 @@ def _person_period_sums(con, source: str, periods: list[Period], keys: str,
         else:
             parts.append(f"SELECT '{label}' AS __period, person_id, {cell}, {per_person} FROM {source} "
                          f"WHERE month BETWEEN DATE '{p.start}-01' AND DATE '{p.end}-01' GROUP BY ALL")
-    con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL BY NAME ".join(parts))
+    # per_person and rollup name the same columns in the same order, so the parts line up
+    con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL ".join(parts))
     con.execute("DROP TABLE __py")
 
 
@@ -295,6 +300,8 @@ def _months(p: Period) -> int:
 
 
 def _store(con, name: str, df: pd.DataFrame) -> None:
+    if hasattr(con, "store_frame"):  # Spark engine: the published frames stay on the driver
+        return con.store_frame(name, df)
     con.register("__df", df)
     con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __df")
     con.unregister("__df")

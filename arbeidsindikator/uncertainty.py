@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _q, arrow_batches, term_arrays
+from .model import IndicatorModel, _add_all, _q, arrow_batches, term_arrays
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -72,29 +72,38 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     pair_key = [f"{o}\x1f{r}" for o, r in pairs]
     n_pair = len(pairs)
     group_ids = [["Alle"]] + [[r[0] for r in con.execute(
-        f"SELECT DISTINCT CAST({_q('grp_' + name)} AS VARCHAR) FROM {person_results} ORDER BY 1").fetchall()]
+        f"SELECT DISTINCT CAST({_q('grp_' + name)} AS STRING) FROM {person_results} ORDER BY 1").fetchall()]
         for name, _, _ in bds[1:]]
     codes_sql = ", ".join(f"{c.sql} AS __t{i}" for i, c in enumerate(model.codings_))
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
-    grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS VARCHAR) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
+    grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS STRING) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
     sql = f"""
         SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
                pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {codes_sql}
         FROM {analysis} a JOIN {person_results} pr USING (person_id, month)"""
-    acc = {(b, k): (np.zeros((n_m * n_pair * len(group_ids[b]), lay.p)), np.zeros(n_m * n_pair * len(group_ids[b])))
-           for b in range(len(bds)) for k in masks}
-    for batch in arrow_batches(con, sql, batch_rows):
-        month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
-        unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
-        codes, conts = term_arrays(model.codings_, batch)
-        groups = [0] + [_index_in(batch.column(f"grp_{name}"), ids) for (name, _, _), ids in zip(bds[1:], group_ids[1:])]
-        for k in masks:  # the rows with the outcome observed, selected once for every breakdown
-            m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
-            codes_k, conts_k, unit_k = [c[m] for c in codes], [x[m] for x in conts], unit[m]
-            for b, g in enumerate(groups):
-                sums, count = acc[(b, k)]
-                cell = unit_k * len(group_ids[b]) + (g if b == 0 else g[m])
-                _add_design_sums(lay, sums, count, cell, codes_k, conts_k)
+    n_cells = {b: n_m * n_pair * len(group_ids[b]) for b in range(len(bds))}
+
+    def design_sums(batches) -> dict:
+        """Per (breakdown, outcome mask): design-row sums and counts per finest cell."""
+        acc = {(b, k): {"sums": np.zeros((n_cells[b], lay.p)), "count": np.zeros(n_cells[b])}
+               for b in range(len(bds)) for k in masks}
+        for batch in batches:
+            month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
+            unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
+            codes, conts = term_arrays(model.codings_, batch)
+            groups = [0] + [_index_in(batch.column(f"grp_{name}"), ids) for (name, _, _), ids in zip(bds[1:], group_ids[1:])]
+            for k in masks:  # the rows with the outcome observed, selected once for every breakdown
+                m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
+                codes_k, conts_k, unit_k = [c[m] for c in codes], [x[m] for x in conts], unit[m]
+                for b, g in enumerate(groups):
+                    cell = unit_k * len(group_ids[b]) + (g if b == 0 else g[m])
+                    _add_design_sums(lay, acc[(b, k)]["sums"], acc[(b, k)]["count"], cell, codes_k, conts_k)
+        return acc
+
+    if hasattr(con, "reduce_partitions"):  # Spark: the same sums per partition, added on the driver
+        acc = _add_all(con.reduce_partitions(sql, design_sums))
+    else:
+        acc = design_sums(arrow_batches(con, sql, batch_rows))
     # finest unit -> office, region, country
     offices = sorted({o for o, _ in pairs})
     regions = sorted({r for _, r in pairs})
@@ -102,7 +111,8 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     to_region = np.array([regions.index(r) for _, r in pairs])
     levels = [(1, np.zeros(n_pair, np.int64), ["0000"]), (2, to_region, regions), (3, to_office, offices)]
     out = []
-    for (b, k), (sums_fine, count_fine) in acc.items():
+    for (b, k), a in acc.items():
+        sums_fine, count_fine = a["sums"], a["count"]
         gnames = group_ids[b]
         n_g = len(gnames)
         sums_fine = sums_fine.reshape(n_m, n_pair, n_g, lay.p)
