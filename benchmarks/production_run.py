@@ -36,7 +36,7 @@ def _status(key: str) -> float:
     return float("nan")
 
 
-def child(world: str, db: str) -> dict:
+def child(world: str, db: str, engine: str = "duckdb") -> dict:
     import arbeidsindikator as ai
     stage = {"name": "start"}
     peaks: dict[str, float] = {}
@@ -55,7 +55,7 @@ def child(world: str, db: str) -> dict:
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     t0 = time.perf_counter()
-    run = ai.run_indicator(world, db=db, progress=progress)
+    run = ai.run_indicator(world, db=db, progress=progress, engine=engine)
     wall = time.perf_counter() - t0
     done.set()
     th.join()
@@ -72,13 +72,16 @@ def main() -> None:
     ap.add_argument("--world", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--db", type=Path, default=None, help="keep the results store here (e.g. for api_latency.py)")
-    ap.add_argument("--child", nargs=2)
+    ap.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
+                    help="spark: local mode on this machine; peak RSS is then the Python driver's only (the JVM is a process of its own)")
+    ap.add_argument("--child", nargs=3)
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child(*a.child)))
         return
     world = a.world or Path(tempfile.gettempdir()) / f"arbeidsindikator-{a.scale}-{a.seed}"
-    res = {"machine": machine(), "scale": a.scale, "seed": a.seed, "world": str(world)}
+    res = {"machine": machine(), "scale": a.scale, "seed": a.seed, "world": str(world), "engine": a.engine}
+    name = f"production_run_{a.scale}" + ("_spark" if a.engine == "spark" else "")
     if not (world / "truth" / "world.json").exists():
         cmd = [sys.executable, "-c", "import sys, json, time; from arbeidsindikator.synth import generate_world; "
                "t=time.perf_counter(); s=generate_world(sys.argv[1], scale=sys.argv[2], seed=int(sys.argv[3])); "
@@ -90,23 +93,23 @@ def main() -> None:
         print("synth", res["synth"], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         db = a.db or Path(tmp) / "res.duckdb"
-        p = subprocess.run([sys.executable, __file__, "--child", str(world), str(db)], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, __file__, "--child", str(world), str(db), a.engine], capture_output=True, text=True)
         if p.returncode != 0:
             res["error"] = p.stderr[-3000:]
             print(p.stderr[-3000:])
         else:
             res["run"] = json.loads(p.stdout.strip().splitlines()[-1])
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"production_run_{a.scale}.json").write_text(json.dumps(res, indent=1))
+    (a.out / f"{name}.json").write_text(json.dumps(res, indent=1))
     if "run" in res:
         r = res["run"]
-        lines = [f"# Production run, {a.scale} scale ({r['person_months']:,} person-months)", "",
+        lines = [f"# Production run, {a.scale} scale, {a.engine} engine ({r['person_months']:,} person-months)", "",
                  f"Machine: {res['machine']}", "",
                  f"Whole run: {r['wall_seconds']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
                  f"(targets: 300 s, 6 000 MB)", "", "| stage | seconds | rows/s | peak RSS MB |", "|---|---|---|---|"]
         for k, v in r["stages"].items():
             lines.append(f"| {k} | {v['seconds']:.1f} | {v['rows_per_second'] or 0:,.0f} | {v['peak_rss_mb'] or 0:.0f} |")
-        (a.out / f"production_run_{a.scale}.md").write_text("\n".join(lines) + "\n")
+        (a.out / f"{name}.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
 
 
