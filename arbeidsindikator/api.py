@@ -27,12 +27,13 @@ from . import __version__
 from .config import ModelSpec, check_columns, load_spec, parse_spec
 from .contract import TABLES
 from .indicator import build_person_results
-from .model import IndicatorModel
+from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
 from .publish import build_published
 from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
 
+ENGINES = ("duckdb", "spark")
 # DuckDB's share of memory in a run; numpy accumulators and the published frames come on top
 WORK_MEMORY_LIMIT = "3GB"
 
@@ -82,8 +83,8 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     runs the same SQL and estimators on Apache Spark: on `spark` (a SparkSession, e.g. on a
     cluster) or, if none is given, on a local session; its intermediate tables go to
     `spark_workdir` (on a cluster a URI every executor reaches). The results store is the same."""
-    if engine not in ("duckdb", "spark"):
-        raise ValueError(f"unknown engine {engine!r}; choose 'duckdb' or 'spark'")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
     report = progress or (lambda step, frac: None)
     timings = {}
     t = time.perf_counter()
@@ -122,11 +123,8 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
 
 
 def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published) -> "RunResult":
-    spark = hasattr(work, "reduce_partitions")
-    if spark:
-        work.register_tables(data_dir)
-    else:
-        register_tables(work, data_dir)
+    spark = is_spark(work)
+    register_tables(work, data_dir)
     report("utfall", 0.05)
     build_analysis(work)
     lap("outcomes")

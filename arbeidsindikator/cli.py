@@ -122,8 +122,8 @@ def run(
                                                  "executor on a cluster (hdfs://..., s3a://...); default: a local temp dir."),
 ):
     """Validate, compute outcomes, fit the model, publish; store the run in --db."""
-    from .api import run_indicator
-    if engine not in ("duckdb", "spark"):
+    from .api import ENGINES, run_indicator
+    if engine not in ENGINES:  # before a Spark session is started
         console.print(f"[red]Ukjent motor {engine!r}: velg duckdb eller spark.[/]")
         raise typer.Exit(2)
     session = None

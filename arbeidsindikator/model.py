@@ -16,6 +16,7 @@ their coefficients are reported as missing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import duckdb
 import numpy as np
@@ -43,6 +44,29 @@ def arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, rows: int):
         yield from reader
     finally:
         cur.close()
+
+
+def is_spark(con) -> bool:
+    """True for the Spark engine (spark.SparkConnection), False for a DuckDB connection."""
+    return getattr(con, "engine", "duckdb") == "spark"
+
+
+def reduce_batches(con, sql: str, fn, rows: int = BATCH_ROWS, progress=None, cluster: str | None = None,
+                   order: tuple[str, ...] = ()) -> dict:
+    """fn(iterator of Arrow record batches) -> nested dict of sums, over every row of `sql`.
+
+    DuckDB streams all rows through fn once, in the query's own order, calling progress(rows)
+    after each batch. The Spark engine runs fn on every partition (the rows of one `cluster`
+    together, sorted by `order`) and adds the partitions' sums."""
+    if is_spark(con):
+        return _add_all(con.reduce_partitions(sql, fn, cluster, order))
+
+    def counted(batches):
+        for b in batches:
+            yield b
+            if progress:
+                progress(b.num_rows)
+    return fn(counted(arrow_batches(con, sql, rows)))
 
 
 def _sql_literal(v) -> str:
@@ -76,7 +100,7 @@ def _deciles_sql(con, col: str) -> str:
     """The nine decile cut points of a column, interpolated linearly between order statistics
     (DuckDB's quantile_cont and Spark's exact percentile compute the same)."""
     qs = ", ".join(f"{q / 10:.1f}" for q in range(1, 10))
-    if hasattr(con, "reduce_partitions"):  # the Spark engine
+    if is_spark(con):
         return f"percentile({col}, array({qs}))"
     return f"quantile_cont({col}, [{qs}])"
 
@@ -328,7 +352,7 @@ class IndicatorModel:
         est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool)
         return codes, conts, ys, w, est
 
-    def _moment_sums(self, batches, progress=None) -> dict:
+    def _moment_sums(self, batches) -> dict:
         """X'WX, X'Wy, y'Wy, n and the sum of weights per outcome over some batches (all rows,
         or one Spark partition: the sums of the partitions add up to the same)."""
         layout, outs, p = self.layout_, self.spec.outcomes, self.layout_.p
@@ -347,11 +371,9 @@ class IndicatorModel:
                 acc["yy"][o] += float((w[m] * ys[o][m] ** 2).sum())
                 acc["n"][o] += int(m.sum())
                 acc["sw"][o] += float(w[m].sum())
-            if progress:
-                progress(batch.num_rows)
         return acc
 
-    def _meat_sums(self, batches, pred_sink: list | None = None, progress=None) -> dict:
+    def _meat_sums(self, batches, pred_sink: list | None = None) -> dict:
         """Residual sums of squares and the meat of the robust, person-clustered and
         second-level clustered covariances over batches whose rows come in cluster order
         (a cluster may span batches but not partitions). Predictions go to `pred_sink`."""
@@ -407,8 +429,6 @@ class IndicatorModel:
 
         for batch in batches:
             process(batch, final=False)
-            if progress:
-                progress(batch.num_rows)
         if carry is not None:
             last, carry = carry, None
             process(last, final=True)
@@ -441,23 +461,21 @@ class IndicatorModel:
         layout = self.layout_ = Layout(self.codings_)
         outs = self.spec.outcomes
         p = layout.p
-        spark = hasattr(con, "reduce_partitions")
+        spark = is_spark(con)
+        sql = self.design_sql(table, ordered=not spark)  # Spark sorts within partitions instead
         total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
-        done = 0
 
-        def tick(share_from):
+        def tick(label: str, start: float):
+            done = 0
+
             def f(rows):
                 nonlocal done
                 done += rows
                 if progress:
-                    progress("modell: " + ("momenter" if share_from == 0 else "residualer og standardfeil"),
-                             share_from + 0.5 * min(done, total) / max(total, 1))
+                    progress(label, start + 0.5 * min(done, total) / max(total, 1))
             return f
 
-        if spark:
-            mom = _add_all(con.reduce_partitions(self.design_sql(table, ordered=False), self._moment_sums))
-        else:
-            mom = self._moment_sums(arrow_batches(con, self.design_sql(table), self.batch_rows), tick(0))
+        mom = reduce_batches(con, sql, self._moment_sums, self.batch_rows, tick("modell: momenter", 0.0))
         xtx, xty, yy, n, sw = (mom[k] for k in ("xtx", "xty", "yy", "n", "sw"))
         # solve
         self.beta_full_ = {}
@@ -477,17 +495,14 @@ class IndicatorModel:
             full[kept] = b
             self.beta_full_[o], self.kept_[o], self.notes_[o], self._ainv[o] = full, np.array(kept), notes, ainv
         # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
-        done = 0
         pred_batches = [] if predictions_table and not spark else None
-        if spark:
-            meat = _add_all(con.reduce_partitions(self.design_sql(table, ordered=False), self._meat_sums,
-                                                  cluster="__cluster", order=("__cluster", "__month")))
-            if predictions_table:
-                con.map_to_table(self.design_sql(table, ordered=False), self._prediction_batches, predictions_table,
-                                 same_type={"person_id": "__cluster", "month": "__month"},
-                                 doubles=[f"expected_{o}" for o in outs])
-        else:
-            meat = self._meat_sums(arrow_batches(con, self.design_sql(table), self.batch_rows), pred_batches, tick(0.5))
+        meat = reduce_batches(con, sql, partial(self._meat_sums, pred_sink=pred_batches), self.batch_rows,
+                              tick("modell: residualer og standardfeil", 0.5),
+                              cluster="__cluster", order=("__cluster", "__month"))
+        if spark and predictions_table:
+            con.map_to_table(sql, self._prediction_batches, predictions_table,
+                             same_type={"person_id": "__cluster", "month": "__month"},
+                             doubles=[f"expected_{o}" for o in outs])
         hc, cl, s2, rss, n_clusters = (meat[k] for k in ("hc", "cl", "s2", "rss", "n_clusters"))
         self.results_ = {}
         for o in outs:

@@ -39,7 +39,7 @@ import pandas as pd
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _q
+from .model import IndicatorModel, _q, is_spark
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
 from .suppression import suppress
@@ -223,7 +223,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _person_period_sums(con, source, periods, keys, per_person, rollup)
     # DuckDB: one period at a time bounds the memory of the aggregations over persons.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
-    chunks = [periods] if hasattr(con, "reduce_partitions") else [[p] for p in periods]
+    chunks = [periods] if is_spark(con) else [[p] for p in periods]
     period_df = pd.concat([_period_cells(con, spec, c, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
                            for c in chunks], ignore_index=True)
     con.execute("DROP TABLE __pp")
@@ -300,7 +300,7 @@ def _months(p: Period) -> int:
 
 
 def _store(con, name: str, df: pd.DataFrame) -> None:
-    if hasattr(con, "store_frame"):  # Spark engine: the published frames stay on the driver
+    if is_spark(con):  # the published frames stay on the driver, for the results store
         return con.store_frame(name, df)
     con.register("__df", df)
     con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __df")

@@ -79,9 +79,6 @@ class _Result:
     def fetchall(self) -> list[tuple]:
         return [tuple(r) for r in self._df.collect()] if self._df is not None else []
 
-    def arrow(self):
-        return self._df.toArrow()
-
     def df(self) -> pd.DataFrame:
         return self._df.toArrow().to_pandas()
 
@@ -92,6 +89,8 @@ class SparkConnection:
     Tables created with CREATE TABLE ... AS are materialised as Parquet under `workdir`
     (a shared file system path on a cluster) and read back, so later statements do not
     recompute them and every reader sees the same rows."""
+
+    engine = "spark"  # what model.is_spark looks for
 
     def __init__(self, spark, workdir: str | None = None):
         self.spark = spark
@@ -150,9 +149,6 @@ class SparkConnection:
                 union = union.unionByName(d)
             self._materialise(name, union, append=True)
         self._pending = {}
-
-    def sql(self, query: str):
-        return self.spark.sql(query)
 
     def _materialise(self, name: str, df, append: bool = False) -> None:
         self._version += 1

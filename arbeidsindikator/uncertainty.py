@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from .config import ModelSpec
 from .indicator import breakdown_sql
-from .model import IndicatorModel, _add_all, _q, arrow_batches, term_arrays
+from .model import IndicatorModel, _q, reduce_batches, term_arrays
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -100,10 +100,7 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
                     _add_design_sums(lay, acc[(b, k)]["sums"], acc[(b, k)]["count"], cell, codes_k, conts_k)
         return acc
 
-    if hasattr(con, "reduce_partitions"):  # Spark: the same sums per partition, added on the driver
-        acc = _add_all(con.reduce_partitions(sql, design_sums))
-    else:
-        acc = design_sums(arrow_batches(con, sql, batch_rows))
+    acc = reduce_batches(con, sql, design_sums, batch_rows)  # on Spark: per partition, then added
     # finest unit -> office, region, country
     offices = sorted({o for o, _ in pairs})
     regions = sorted({r for _, r in pairs})

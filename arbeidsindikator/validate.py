@@ -63,6 +63,9 @@ def table_file(data_dir: Path, name: str) -> Path | None:
 
 def register_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, tables=None) -> list[str]:
     """Create a view per contract table found in `data_dir`; return the names found."""
+    from .model import is_spark  # here, so `validate` alone does not load the estimators
+    if is_spark(con):
+        return con.register_tables(data_dir)
     found = []
     for name in tables or TABLES:
         p = table_file(data_dir, name)
