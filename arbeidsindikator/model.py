@@ -481,7 +481,8 @@ class IndicatorModel:
         self.beta_full_ = {}
         self.kept_ = {}
         self.notes_ = {}
-        self._ainv = {}
+        self.ainv_ = {}
+        self.xbar_ = {}  # the estimation sample's (weighted) mean design row: the indicator's reference
         for o in outs:
             notes = []
             if n[o] == 0:
@@ -493,7 +494,8 @@ class IndicatorModel:
             b = np.linalg.solve(a, xty[o][kept])
             full = np.zeros(p)
             full[kept] = b
-            self.beta_full_[o], self.kept_[o], self.notes_[o], self._ainv[o] = full, np.array(kept), notes, ainv
+            self.beta_full_[o], self.kept_[o], self.notes_[o], self.ainv_[o] = full, np.array(kept), notes, ainv
+            self.xbar_[o] = xtx[o][0] / sw[o]
         # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
         pred_batches = [] if predictions_table and not spark else None
         meat = reduce_batches(con, sql, partial(self._meat_sums, pred_sink=pred_batches), self.batch_rows,
@@ -507,7 +509,7 @@ class IndicatorModel:
         self.results_ = {}
         for o in outs:
             kept = self.kept_[o]
-            ainv = self._ainv[o]
+            ainv = self.ainv_[o]
             k = len(kept)
             ybar = xty[o][0] / sw[o]
             tss = yy[o] - sw[o] * ybar * ybar

@@ -133,10 +133,11 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, names: dict, region_of: dict) -> p
     d["I_MODELLEN"] = d["NEDBRYTNING"].map(in_model)
     d["ENHET"] = d["UTFALL"].map(UNITS)
     d["ORG_STED"] = [names.get((lv, i), i) for lv, i in zip(d["ORG_NIVAA"], d["ORG_STED_ID"])]
-    mv = d["model_var"].fillna(0.0)
     d["faktisk_SE"] = np.sqrt(d["var_y"].clip(lower=0))
-    d["forventet_SE"] = np.sqrt(mv)
-    d["INDIKATOR_SE"] = np.sqrt(d["var_e"].clip(lower=0) + mv)
+    d["forventet_SE"] = np.sqrt(d["model_var"].fillna(0.0))
+    # the model's term of the indicator includes minus the covariance with the cell's own
+    # residuals, so only the sum is bounded below (national cells over the whole period: 0)
+    d["INDIKATOR_SE"] = np.sqrt((d["var_e"].clip(lower=0) + d["model_var_indicator"].fillna(0.0)).clip(lower=0))
     for c in ("faktisk", "forventet", "INDIKATOR"):
         d[f"{c}_KI_NEDRE"] = d[c] - Z95 * d[f"{c}_SE"]
         d[f"{c}_KI_OVRE"] = d[c] + Z95 * d[f"{c}_SE"]
@@ -148,7 +149,7 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, names: dict, region_of: dict) -> p
     users = d["ANTALL_PERSONER"] / d.get("MANEDER", 1)
     d["EKSTRA_TIMER_PER_UKE"] = np.where(atid, d["INDIKATOR"] * users, np.nan)
     d["ARSVERK"] = d["EKSTRA_TIMER_PER_UKE"] / HOURS_PER_FTE_WEEK
-    return d.drop(columns=["var_y", "var_e", "cov_ey", "model_var"])
+    return d.drop(columns=["var_y", "var_e", "cov_ey", "model_var", "model_var_indicator"])
 
 
 VALUE_COLS = ["ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "ENHET",

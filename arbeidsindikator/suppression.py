@@ -27,7 +27,8 @@ PRIMARY = "færre personer enn terskelen"
 SECONDARY = "sekundærprikket (kunne ellers regnes ut fra andre celler)"
 SUPPRESSED_VALUES = ["faktisk", "forventet", "INDIKATOR", "faktisk_SE", "forventet_SE", "INDIKATOR_SE",
                      "faktisk_KI_NEDRE", "faktisk_KI_OVRE", "forventet_KI_NEDRE", "forventet_KI_OVRE",
-                     "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE", "KOV_INDIKATOR_FAKTISK", "model_var", "var_y", "var_e"]
+                     "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE", "KOV_INDIKATOR_FAKTISK", "model_var", "model_var_indicator",
+                     "var_y", "var_e"]
 
 
 def _time_key(d: pd.DataFrame) -> str:

@@ -4,21 +4,35 @@ For a cell c with N_c person-months, actual mean y_c, expected mean x_c'b and in
 I_c = y_c - x_c'b (x_c: the cell's mean design row):
 
 - SE(actual)    = sqrt(V_y / N_c)
-- SE(expected)  = sqrt(x_c' V_b x_c)                       (delta method, model uncertainty)
-- SE(indicator) = sqrt(V_e / N_c + x_c' V_b x_c)           (persons' variation + model)
+- SE(expected)  = sqrt(x_c' V_b x_c)            (delta method: the expected level's uncertainty)
+- SE(indicator) = sqrt(V_e / N_c + M_c)          (persons' variation + model, see below)
 
-V_b is the person-clustered covariance of the coefficients. V_y and V_e are the variances of
-outcomes and residuals in the cell. Each person appears once in a monthly cell. In a cell
-that spans several months, residuals are first summed per person, so repeated months of the
-same person are not counted as independent: V/N becomes the CR1 variance of a mean,
-G/(G-1) sum_g (E_g - n_g e)^2 / N^2 (it equals statsmodels' cluster-robust SE of a constant).
+V_y and V_e are the variances of outcomes and residuals in the cell. Each person appears once
+in a monthly cell. In a cell that spans several months, residuals are first summed per person,
+so repeated months of the same person are not counted as independent: V/N becomes the CR1
+variance of a mean, G/(G-1) sum_g (E_g - n_g e)^2 / N^2 (statsmodels' cluster-robust SE of a
+constant).
 
-The covariance between a cell's residuals and the coefficient estimates is left out. That is
-negligible for an office or region (a small share of the estimation sample) and conservative
-for national cells. `docs/uncertainty.md` explains this.
+The indicator is relative to Nav's average over the estimation sample: the OLS constant makes
+the residuals average to 0 there, so I_c = (y_c - y) - d_c'b with d_c = x_c - x (x: the
+sample's mean design row). What the model adds to its error is therefore the uncertainty of
+the *contrast* d_c'b, not of the level x_c'b. The level's uncertainty includes that of the
+average itself (Nav-wide, shared by every unit), which the indicator has subtracted:
 
-x_c is needed for every cell. Code sums per cell are accumulated with bincount. They add up
-over months, so period cells (years, the last 12 months, ...) reuse the monthly sums.
+  M_c = d_c' V_b d_c                                       offices' contributions (V_b by region)
+      + x' V_p x + 2 d_c' V_p x - 2 Q_c (1/W + d_c' A^-1 x_c) / N_c    persons' own residuals
+
+V_b is clustered by commuting region (spec.cluster2), V_p by person; W is the sum of weights,
+A = X'WX. The second line is the person-clustered covariance between the cell's residuals and
+b (each person's residuals enter both), with Q_c = sum over the cell's rows of e * E_p, E_p
+the person's residual sum over the estimation sample. Its exact form needs A^-1 s_p per
+person; here the person scores s_p are replaced by x_c E_p, which is exact in the constant
+(docs/uncertainty.md: within a few per cent of the exact term on the medium world). For the
+national cell over the whole estimation period M_c cancels V_e / N_c: that indicator is 0 by
+construction and so is its standard error.
+
+x_c and Q_c are needed for every cell. Code sums per cell are accumulated with bincount. They
+add up over months, so period cells (years, the last 12 months, ...) reuse the monthly sums.
 """
 
 from __future__ import annotations
@@ -55,8 +69,9 @@ def _index_in(col, ids: list[str]) -> np.ndarray:
 def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, periods: list[Period],
                          analysis: str = "analysis", person_results: str = "person_results",
                          batch_rows: int = 1_000_000) -> pd.DataFrame:
-    """x_c' V_b x_c for every cell (month or period x level x unit x breakdown group x outcome),
-    in outcome units (jobb in percentage points squared).
+    """The model's variance terms of every cell (month or period x level x unit x breakdown group
+    x outcome), in outcome units (jobb in percentage points squared): `model_var` = x_c' V_b x_c
+    for the expected level, `model_var_indicator` = M_c for the indicator (module docstring).
 
     The person-months are streamed in Arrow batches. Per breakdown and outcome mask, the sums of
     the design rows are accumulated per month x (office, region) x group, the finest unit; the
@@ -77,15 +92,23 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     codes_sql = ", ".join(f"{c.sql} AS __t{i}" for i, c in enumerate(model.codings_))
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
     grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS STRING) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
+    outs = [o for k in masks for o in MASKS[k] if o in model.results_]
+    # each person's (weighted) residual sum over the estimation sample, per outcome
+    w = f"CAST(a.{_q(spec.weight)} AS DOUBLE)" if spec.weight else "1.0"
+    person_sums = ", ".join(f"sum(CASE WHEN {model.period_where()} THEN {w} * pr.indicator_{o} END) AS __E_{o}" for o in outs)
+    q_sql = ", ".join(f"coalesce(pr.indicator_{o} * ps.__E_{o}, 0.0) AS __q_{o}" for o in outs)
     sql = f"""
+        WITH ps AS (SELECT person_id, {person_sums}
+                    FROM {analysis} a JOIN {person_results} pr USING (person_id, month) GROUP BY person_id)
         SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
-               pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {codes_sql}
-        FROM {analysis} a JOIN {person_results} pr USING (person_id, month)"""
+               pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {q_sql}, {codes_sql}
+        FROM {analysis} a JOIN {person_results} pr USING (person_id, month) JOIN ps ON ps.person_id = pr.person_id"""
     n_cells = {b: n_m * n_pair * len(group_ids[b]) for b in range(len(bds))}
 
     def design_sums(batches) -> dict:
         """Per (breakdown, outcome mask): design-row sums and counts per finest cell."""
-        acc = {(b, k): {"sums": np.zeros((n_cells[b], lay.p)), "count": np.zeros(n_cells[b])}
+        acc = {(b, k): {"sums": np.zeros((n_cells[b], lay.p)), "count": np.zeros(n_cells[b]),
+                        "q": {o: np.zeros(n_cells[b]) for o in MASKS[k] if o in outs}}
                for b in range(len(bds)) for k in masks}
         for batch in batches:
             month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -95,9 +118,13 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
             for k in masks:  # the rows with the outcome observed, selected once for every breakdown
                 m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
                 codes_k, conts_k, unit_k = [c[m] for c in codes], [x[m] for x in conts], unit[m]
+                q_k = {o: batch.column(f"__q_{o}").to_numpy(zero_copy_only=False).astype(float)[m]
+                       for o in acc[(0, k)]["q"]}
                 for b, g in enumerate(groups):
                     cell = unit_k * len(group_ids[b]) + (g if b == 0 else g[m])
                     _add_design_sums(lay, acc[(b, k)]["sums"], acc[(b, k)]["count"], cell, codes_k, conts_k)
+                    for o, q in q_k.items():
+                        acc[(b, k)]["q"][o] += np.bincount(cell, weights=q, minlength=n_cells[b])
         return acc
 
     acc = reduce_batches(con, sql, design_sums, batch_rows)  # on Spark: per partition, then added
@@ -109,53 +136,68 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     levels = [(1, np.zeros(n_pair, np.int64), ["0000"]), (2, to_region, regions), (3, to_office, offices)]
     out = []
     for (b, k), a in acc.items():
-        sums_fine, count_fine = a["sums"], a["count"]
         gnames = group_ids[b]
         n_g = len(gnames)
-        sums_fine = sums_fine.reshape(n_m, n_pair, n_g, lay.p)
-        count_fine = count_fine.reshape(n_m, n_pair, n_g)
+        sums_fine = a["sums"].reshape(n_m, n_pair, n_g, lay.p)
+        count_fine = a["count"].reshape(n_m, n_pair, n_g)
+        q_fine = {o: q.reshape(n_m, n_pair, n_g) for o, q in a["q"].items()}
         for level, unit_of_pair, unit_ids in levels:
             agg = np.zeros((len(unit_ids), n_pair))
             agg[unit_of_pair, np.arange(n_pair)] = 1.0
-            sums = np.tensordot(agg, sums_fine, axes=([1], [1])).transpose(1, 0, 2, 3)
-            count = np.tensordot(agg, count_fine, axes=([1], [1])).transpose(1, 0, 2)
-            out += _cell_variances(model, MASKS[k], sums, count, periods, int(m0), level, unit_ids, bds[b][0], gnames)
+            up = lambda x: np.moveaxis(np.tensordot(agg, x, axes=([1], [1])), 0, 1)  # noqa: E731  pairs -> units
+            out += _cell_variances(model, up(sums_fine), up(count_fine), {o: up(q) for o, q in q_fine.items()},
+                                   periods, int(m0), level, unit_ids, bds[b][0], gnames)
     return pd.concat(out, ignore_index=True)
 
 
-def _cell_variances(model, outcomes, sums, count, periods, m0, level, unit_ids, bname, gnames) -> list[pd.DataFrame]:
-    """x_c' V x_c for the monthly cells and every period's cells of one level and breakdown."""
+def _cell_variances(model, sums, count, q, periods, m0, level, unit_ids, bname, gnames) -> list[pd.DataFrame]:
+    """The model's variance terms of the monthly cells and every period's cells of one level
+    and breakdown. `q` holds the sums Q_c per outcome (module docstring)."""
     n_m, n_u, n_g, p_ = sums.shape
     out = []
     for p in [None] + periods:
         if p is None:
-            s, n = sums, count
+            s, n, qs = sums, count, q
         else:
             a = max(0, _mi(p.start) - m0)
             e = min(n_m - 1, _mi(p.end) - m0)
             if a > e:
                 continue
             s, n = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True)
+            qs = {o: v[a:e + 1].sum(0, keepdims=True) for o, v in q.items()}
         idx = np.flatnonzero(n.ravel() > 0)
         if not len(idx):
             continue
         xbar = s.reshape(-1, p_)[idx] / n.ravel()[idx, None]
         t_i, rest = np.divmod(idx, n_u * n_g)
         u_i, g_i = np.divmod(rest, n_g)
-        for o in outcomes:
-            if o not in model.results_:
-                continue
-            cov = model.results_[o].cov
-            v = cov.get("cluster2", cov["cluster"])
-            xk = xbar[:, model.kept_[o]]
-            q = np.einsum("ij,jk,ik->i", xk, v, xk) * (1e4 if o.startswith("jobb") else 1.0)
+        for o, qo in qs.items():
+            level_var, ind_var = _model_terms(model, o, xbar, qo.ravel()[idx] / n.ravel()[idx])
+            scale = 1e4 if o.startswith("jobb") else 1.0
             out.append(pd.DataFrame({
                 "period": ("" if p is None else p.label),
                 "mi": (t_i + m0) if p is None else -1,
                 "ORG_NIVAA": level, "ORG_STED_ID": np.array(unit_ids, dtype=object)[u_i],
                 "NEDBRYTNING": bname, "GRUPPE": np.array(gnames, dtype=object)[g_i],
-                "UTFALL": o, "model_var": q}))
+                "UTFALL": o, "model_var": level_var * scale, "model_var_indicator": ind_var * scale}))
     return out
+
+
+def _model_terms(model, o: str, xbar: np.ndarray, q_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x_c' V_b x_c (the expected level) and M_c (the indicator) for cells with mean design rows
+    `xbar` and Q_c / N_c = `q_mean`; see the module docstring."""
+    res = model.results_[o]
+    kept = model.kept_[o]
+    v_b = res.cov.get("cluster2", res.cov["cluster"])
+    v_p = res.cov["cluster"]
+    xc = xbar[:, kept]
+    x0 = model.xbar_[o][kept]
+    d = xc - x0
+    quad = lambda u, m, v: np.einsum("ij,jk,ik->i", u, m, v)  # noqa: E731
+    level_var = quad(xc, v_b, xc)
+    ind_var = (quad(d, v_b, d) + x0 @ v_p @ x0 + 2 * d @ (v_p @ x0)
+               - 2 * q_mean * (1.0 / res.sum_weights + quad(d, model.ainv_[o], xc)))
+    return level_var, ind_var
 
 
 def _mi(ym: str) -> int:

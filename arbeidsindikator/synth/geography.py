@@ -212,17 +212,18 @@ def _interp_knots(knots: list[tuple[str, float]]) -> np.ndarray:
 def build_labour_market(geo: Geography, rng: np.random.Generator, clean: bool = False) -> dict[str, np.ndarray]:
     """Unemployment, inflow and vacancy rates per commuting region x month ([n_cr, NT]).
 
-    The clean world's national path has slow cycles only (no 2020 lockdown spike) and no
-    seasonal swings: a shock during the outcome window that no measurement month can foresee
-    would otherwise enter every office's indicator alike. Nor has it passing regional shocks
+    The clean world's national path is flat, with no seasonal swings: any national change
+    during the outcome window is one that no measurement month can foresee, and it enters
+    every office's indicator alike. Even slow cycles do that over 12 months (measured with
+    cycles of +-20% a year: the office-year jobb12 error averaged -2.0 pp over all offices in
+    2019, looking into 2020, and +1.8 pp in 2021, so 95% intervals covered 75% in those
+    years). Nor has the clean world passing regional shocks
     (the oil-price downturn, month-to-month regional noise): with them, the current month's
     inflow mixes a region's lasting level with a passing deviation, one coefficient cannot
     fit both, and offices in persistently weak labour markets get a lasting negative bias
     (measured: office-level error correlates -0.8 with the region's mean inflow)."""
     if clean:
-        knots = [("2013-01", 0.026), ("2016-06", 0.030), ("2018-01", 0.025), ("2019-06", 0.022),
-                 ("2020-06", 0.026), ("2021-06", 0.024), ("2022-06", 0.018), ("2023-06", 0.018),
-                 ("2024-06", 0.020), ("2025-12", 0.021)]
+        knots = [("2013-01", 0.023), ("2025-12", 0.023)]
     else:
         knots = [("2013-01", 0.026), ("2016-06", 0.031), ("2017-01", 0.029), ("2018-01", 0.025),
                  ("2019-06", 0.022), ("2020-02", 0.023), ("2020-03", 0.105), ("2020-04", 0.100),
