@@ -340,16 +340,17 @@ class IndicatorModel:
             cols.append(f"{self.cluster2_sql_} AS __cluster2")
         for o in self.spec.outcomes:
             cols.append(f"CAST({_q(o)} AS DOUBLE) AS __y_{o}")
-        cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "1.0 AS __w")
+        # a bare 1.0 would be a DECIMAL, which Arrow hands to numpy as Python objects (slow)
+        cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "CAST(1.0 AS DOUBLE) AS __w")
         return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()}"
                 + (" ORDER BY __cluster, __month" if ordered else ""))
 
     # -- batches --------------------------------------------------------------------------
     def _arrays(self, batch: pa.RecordBatch):
         codes, conts = term_arrays(self.codings_, batch)
-        ys = {o: batch.column(f"__y_{o}").to_numpy(zero_copy_only=False).astype(float) for o in self.spec.outcomes}
-        w = batch.column("__w").to_numpy(zero_copy_only=False).astype(float)
-        est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool)
+        ys = {o: batch.column(f"__y_{o}").to_numpy(zero_copy_only=False).astype(float, copy=False) for o in self.spec.outcomes}
+        w = batch.column("__w").to_numpy(zero_copy_only=False).astype(float, copy=False)
+        est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool, copy=False)
         return codes, conts, ys, w, est
 
     def _moment_sums(self, batches) -> dict:
