@@ -28,6 +28,7 @@ from .config import ModelSpec, Term
 
 BATCH_ROWS = 1_000_000
 COLLINEAR_TOL = 1e-9
+BLOCK_CELLS = 256  # level combinations per block of terms in the gram (see Layout._blocks)
 
 
 def _q(name: str) -> str:
@@ -157,7 +158,7 @@ def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[
 class Layout:
     """Columns of the full one-hot design: intercept, every level of every coded term, continuous."""
 
-    def __init__(self, codings: list[TermCoding]):
+    def __init__(self, codings: list[TermCoding], block_cells: int = BLOCK_CELLS):
         self.codings = codings
         self.coded = [c for c in codings if c.is_coded]
         self.cont = [c for c in codings if not c.is_coded]
@@ -173,31 +174,78 @@ class Layout:
         for c, off, size in zip(self.coded, self.offsets, self.sizes):
             base += [off + c.reference, off + size - 1]
         self.structural_zero = sorted(base)
+        self.blocks = self._blocks(block_cells)
 
-    def cross(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray) -> np.ndarray:
+    def _blocks(self, block_cells: int) -> list[dict]:
+        """Consecutive coded terms joined into blocks of at most `block_cells` level combinations.
+
+        A gram over blocks needs one bincount per pair of blocks instead of one per pair of
+        terms (Nav's eleven terms: 4 blocks, 10 bincounts instead of 66). Each block's joint
+        code J = sum of code_t * stride_t maps back to the terms' columns through the 0/1
+        matrix `onehot` (cells x the block's columns), which is contiguous in the layout."""
+        groups, cur, cells = [], [], 1
+        for t, size in enumerate(self.sizes):
+            if cur and cells * size > block_cells:
+                groups.append(cur)
+                cur, cells = [], 1
+            cur.append(t)
+            cells *= size
+        if cur:
+            groups.append(cur)
+        blocks = []
+        for g in groups:
+            sizes = [self.sizes[t] for t in g]
+            strides = np.cumprod([1] + sizes[:-1]).tolist()
+            n_cells = int(np.prod(sizes))
+            start = self.offsets[g[0]]
+            onehot = np.zeros((n_cells, sum(sizes)))
+            j = np.arange(n_cells)
+            col0 = 0
+            for size, stride in zip(sizes, strides):
+                onehot[j, col0 + (j // stride) % size] = 1.0
+                col0 += size
+            blocks.append({"terms": g, "strides": strides, "cells": n_cells, "onehot": onehot,
+                           "cols": slice(start, start + sum(sizes))})
+        return blocks
+
+    def _joint(self, codes: list[np.ndarray]) -> list[np.ndarray]:
+        """Every block's joint code per row."""
+        out = []
+        for b in self.blocks:
+            j = codes[b["terms"][0]].astype(np.intp, copy=True)
+            for t, stride in zip(b["terms"][1:], b["strides"][1:]):
+                j += codes[t] * stride
+            out.append(j)
+        return out
+
+    def cross(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray, joint=None) -> np.ndarray:
         """X' a for the full design."""
         out = np.empty(self.p)
         out[0] = a.sum()
-        for c, off, size in zip(codes, self.offsets, self.sizes):
-            out[off:off + size] = np.bincount(c, weights=a, minlength=size)
-        for j, x in enumerate(conts):
-            out[1 + sum(self.sizes) + j] = (a * x).sum()
+        for b, j in zip(self.blocks, joint if joint is not None else self._joint(codes)):
+            out[b["cols"]] = np.bincount(j, weights=a, minlength=b["cells"]) @ b["onehot"]
+        for k, x in enumerate(conts):
+            out[1 + sum(self.sizes) + k] = (a * x).sum()
         return out
 
-    def gram(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray) -> np.ndarray:
-        """X' diag(a) X for the full design, from co-occurrence counts (no one-hot matrix)."""
+    def gram(self, codes: list[np.ndarray], conts: list[np.ndarray], a: np.ndarray, joint=None) -> np.ndarray:
+        """X' diag(a) X for the full design, from co-occurrence counts of the blocks' joint
+        codes (no one-hot matrix of the rows)."""
         p, g = self.p, np.zeros((self.p, self.p))
-        g[0] = self.cross(codes, conts, a)
+        joint = joint if joint is not None else self._joint(codes)
+        g[0] = self.cross(codes, conts, a, joint)
         k0 = 1 + sum(self.sizes)
-        for i, (ci, oi, si) in enumerate(zip(codes, self.offsets, self.sizes)):
-            g[oi:oi + si, oi:oi + si] = np.diag(np.bincount(ci, weights=a, minlength=si))
-            for cj, oj, sj in zip(codes[i + 1:], self.offsets[i + 1:], self.sizes[i + 1:]):
-                g[oi:oi + si, oj:oj + sj] = np.bincount(ci * sj + cj, weights=a, minlength=si * sj).reshape(si, sj)
-            for j, x in enumerate(conts):
-                g[oi:oi + si, k0 + j] = np.bincount(ci, weights=a * x, minlength=si)
-        for j, x in enumerate(conts):
-            for l in range(j, len(conts)):
-                g[k0 + j, k0 + l] = (a * x * conts[l]).sum()
+        for i, (bi, ji) in enumerate(zip(self.blocks, joint)):
+            cnt = np.bincount(ji, weights=a, minlength=bi["cells"])
+            g[bi["cols"], bi["cols"]] = bi["onehot"].T @ (cnt[:, None] * bi["onehot"])
+            for bj, jj in zip(self.blocks[i + 1:], joint[i + 1:]):
+                co = np.bincount(ji * bj["cells"] + jj, weights=a, minlength=bi["cells"] * bj["cells"])
+                g[bi["cols"], bj["cols"]] = bi["onehot"].T @ co.reshape(bi["cells"], bj["cells"]) @ bj["onehot"]
+            for k, x in enumerate(conts):
+                g[bi["cols"], k0 + k] = np.bincount(ji, weights=a * x, minlength=bi["cells"]) @ bi["onehot"]
+        for k, x in enumerate(conts):
+            for m in range(k, len(conts)):
+                g[k0 + k, k0 + m] = (a * x * conts[m]).sum()
         iu = np.triu_indices(p, 1)
         g[(iu[1], iu[0])] = g[iu]
         g[:, 0] = g[0]
@@ -222,6 +270,25 @@ class Layout:
         for j, x in enumerate(conts):
             yhat += beta_full[k0 + j] * x
         return yhat
+
+
+class _RowSets:
+    """A batch's code and value arrays restricted to a row mask, with the blocks' joint codes;
+    computed once per distinct mask (outcomes observed on the same rows share them), and
+    without copies when the mask keeps every row."""
+
+    def __init__(self, layout: "Layout", codes, conts):
+        self.layout, self.codes, self.conts, self.cache = layout, codes, conts, {}
+
+    def get(self, m: np.ndarray):
+        key = m.tobytes()
+        if key not in self.cache:
+            if m.all():
+                cm, xm = self.codes, self.conts
+            else:
+                cm, xm = [c[m] for c in self.codes], [x[m] for x in self.conts]
+            self.cache[key] = (cm, xm, self.layout._joint(cm))
+        return self.cache[key]
 
 
 @dataclass
@@ -361,14 +428,15 @@ class IndicatorModel:
                "yy": dict.fromkeys(outs, 0.0), "n": dict.fromkeys(outs, 0), "sw": dict.fromkeys(outs, 0.0)}
         for batch in batches:
             codes, conts, ys, w, est = self._arrays(batch)
-            cache = {}
+            rows = _RowSets(layout, codes, conts)
+            grams = {}
             for o in outs:
                 m = est & ~np.isnan(ys[o])
-                key = m.tobytes()
-                if key not in cache:  # outcomes observed on the same rows share X'WX
-                    cache[key] = layout.gram([c[m] for c in codes], [x[m] for x in conts], w[m])
-                acc["xtx"][o] += cache[key]
-                acc["xty"][o] += layout.cross([c[m] for c in codes], [x[m] for x in conts], w[m] * ys[o][m])
+                cm, xm, joint = rows.get(m)
+                if m.tobytes() not in grams:  # outcomes observed on the same rows share X'WX
+                    grams[m.tobytes()] = layout.gram(cm, xm, w[m], joint)
+                acc["xtx"][o] += grams[m.tobytes()]
+                acc["xty"][o] += layout.cross(cm, xm, w[m] * ys[o][m], joint)
                 acc["yy"][o] += float((w[m] * ys[o][m] ** 2).sum())
                 acc["n"][o] += int(m.sum())
                 acc["sw"][o] += float(w[m].sum())
@@ -402,7 +470,11 @@ class IndicatorModel:
                 b = b.slice(0, cut)
                 cid = cid[:cut]
             codes, conts, ys, w, est = self._arrays(b)
-            _, g = np.unique(cid, return_inverse=True)
+            rows = _RowSets(layout, codes, conts)
+            if np.all(cid[:-1] <= cid[1:]):  # in cluster order (always, but for a foreign order)
+                g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])
+            else:
+                _, g = np.unique(cid, return_inverse=True)
             ng = int(g.max()) + 1
             preds = {"person_id": b.column("__cluster"), "month": b.column("__month")}
             for o in outs:
@@ -414,9 +486,8 @@ class IndicatorModel:
                 e = ys[o][m] - yhat[m]
                 wm = w[m]
                 acc["rss"][o] += float((wm * e * e).sum())
-                cm = [c[m] for c in codes]
-                xm = [x[m] for x in conts]
-                acc["hc"][o] += layout.gram(cm, xm, wm * wm * e * e)
+                cm, xm, joint = rows.get(m)
+                acc["hc"][o] += layout.gram(cm, xm, wm * wm * e * e, joint)
                 gm = g[m]
                 s = layout.cluster_scores(gm, ng, cm, xm, wm * e)[:, self.kept_[o]]
                 s = s[np.bincount(gm, minlength=ng) > 0]

@@ -118,13 +118,14 @@ def test_bad_input_writes_nothing(small_world, tmp_path):
     assert not db.exists()
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(1, 4), st.integers(2, 5), st.integers(20, 200), st.integers(0, 10_000))
-def test_gram_from_codes_equals_dense_one_hot(n_terms, n_levels, n, seed):
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 5), st.integers(20, 200), st.integers(0, 10_000), st.sampled_from([1, 12, 256]))
+def test_gram_from_codes_equals_dense_one_hot(n_terms, n_levels, n, seed, block_cells):
+    """Terms joined into blocks of up to `block_cells` level combinations (1: every term alone)."""
     rng = np.random.default_rng(seed)
     codings = [TermCoding(Term(f"t{k}", "categorical"), [str(i) for i in range(n_levels)], 0, "") for k in range(n_terms)]
     codings.append(TermCoding(Term("x", "continuous"), [], None, ""))
-    lay = Layout(codings)
+    lay = Layout(codings, block_cells=block_cells)
     codes = [rng.integers(0, n_levels + 1, n) for _ in range(n_terms)]
     conts = [rng.normal(size=n)]
     a = rng.random(n)
