@@ -107,37 +107,53 @@ def _deciles_sql(con, col: str) -> str:
 
 
 def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_where: str) -> list[TermCoding]:
-    """Decide the levels of every term from the estimation sample."""
+    """Decide the levels of every term from the estimation sample: one scan for all decile cut
+    points, then one GROUPING SETS scan that counts the levels of every term."""
+    terms = [t for t in spec.terms if t.kind != "continuous"]
+    deciles = [t for t in terms if t.kind == "deciles"]
+    cuts = {}
+    if deciles:
+        row = con.execute(f"SELECT {', '.join(_deciles_sql(con, _q(t.column)) for t in deciles)} "
+                          f"FROM {table} WHERE {est_where}").fetchall()[0]
+        cuts = {t.column: sorted(set(float(x) for x in (qs or []))) for t, qs in zip(deciles, row)}
+    keys = []
+    for t in terms:
+        col = _q(t.column)
+        if t.kind == "categorical":
+            keys.append(f"coalesce(CAST({col} AS STRING), '<NA>')")
+        else:  # -1: a missing value, which gets no level of its own
+            keys.append(f"coalesce({_bin_sql(col, cuts[t.column] if t.kind == 'deciles' else list(t.breaks))}, -1)")
+    counts = [{} for _ in terms]
+    if terms:
+        sets = ", ".join(f"(__k{i})" for i in range(len(terms)))
+        rows = con.execute(f"SELECT {', '.join(f'{k} AS __k{i}' for i, k in enumerate(keys))}, count(*) AS __n "
+                           f"FROM {table} WHERE {est_where} GROUP BY GROUPING SETS ({sets})").fetchall()
+        for r in rows:
+            i = next(j for j, v in enumerate(r[:-1]) if v is not None)  # keys are never NULL themselves
+            counts[i][r[i]] = r[-1]
+    by_column = {id(t): c for t, c in zip(terms, counts)}
     codings = []
     for t in spec.terms:
         col = _q(t.column)
         if t.kind == "continuous":
             codings.append(TermCoding(t, [], None, f"CAST({col} AS DOUBLE)"))
             continue
+        got = by_column[id(t)]
         if t.kind == "categorical":
-            rows = con.execute(f"SELECT coalesce(CAST({col} AS STRING), '<NA>') v, count(*) n FROM {table} "
-                               f"WHERE {est_where} GROUP BY 1 ORDER BY 1").fetchall()
-            levels = [r[0] for r in rows]
-            counts = [r[1] for r in rows]
+            levels = sorted(got)
+            n = [got[v] for v in levels]
             cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
             sql = f"(CASE coalesce(CAST({col} AS STRING), '<NA>') {cases} ELSE NULL END)"
             cut = []
         else:
-            if t.kind == "deciles":
-                qs = con.execute(f"SELECT {_deciles_sql(con, col)} FROM {table} WHERE {est_where}").fetchall()[0][0] or []
-                cut = sorted(set(float(x) for x in qs))
-                labels = [f"D{i + 1}" for i in range(len(cut) + 1)]
-            else:
-                cut = list(t.breaks)
-                labels = _bin_labels(cut)
+            cut = cuts[t.column] if t.kind == "deciles" else list(t.breaks)
+            levels = [f"D{i + 1}" for i in range(len(cut) + 1)] if t.kind == "deciles" else _bin_labels(cut)
             sql = _bin_sql(col, cut)
-            got = dict(con.execute(f"SELECT {sql} c, count(*) FROM {table} WHERE {est_where} GROUP BY 1").fetchall())
-            levels = labels
-            counts = [got.get(i, 0) for i in range(len(labels))]
+            n = [got.get(i, 0) for i in range(len(levels))]
         if t.reference is not None and t.reference in levels:
             ref = levels.index(t.reference)
         else:
-            ref = int(np.argmax(counts)) if counts else 0
+            ref = int(np.argmax(n)) if n else 0
         codings.append(TermCoding(t, levels, ref, sql, cut))
     return codings
 
