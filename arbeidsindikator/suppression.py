@@ -35,6 +35,11 @@ def _time_key(d: pd.DataFrame) -> str:
     return "BEHOLDNINGSMAANED" if "BEHOLDNINGSMAANED" in d.columns else "PERIODE"
 
 
+def _codes(k: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """One integer per distinct combination of `cols`."""
+    return k.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+
+
 def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") -> pd.DataFrame:
     """`count`: the column the threshold applies to (unique persons for multi-month cells, so
     one person's many months never make a cell publishable)."""
@@ -44,30 +49,39 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
     d = d.sort_values([t, "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"], kind="stable").reset_index(drop=True)
     supp = (d[count] < min_persons).to_numpy().copy()
     reason = np.where(supp, PRIMARY, None).astype(object)
-    d["__unit"] = d["ORG_NIVAA"].astype(str) + ":" + d["ORG_STED_ID"].astype(str)
-    d["__parent_unit"] = np.where(d["ORG_NIVAA"] == 3, "2:" + d.get("REGION_ID", pd.Series([""] * len(d))).astype(str),
-                                  np.where(d["ORG_NIVAA"] == 2, "1:0000", ""))
+    # families and parents as integer keys (string keys cost most of the time at scale)
+    level = d["ORG_NIVAA"].to_numpy()
+    parent_level = np.where(level == 3, 2, np.where(level == 2, 1, 0))
+    parent_id = np.where(level == 3, d["REGION_ID"].astype(object).to_numpy() if "REGION_ID" in d else "",
+                         np.where(level == 2, "0000", ""))
+    is_group = (d["NEDBRYTNING"] != "Alle").to_numpy()
+    k = pd.DataFrame({"t": d[t].astype(str).to_numpy(), "o": d["UTFALL"].to_numpy(), "lv": level,
+                      "id": d["ORG_STED_ID"].astype(str).to_numpy(), "b": d["NEDBRYTNING"].to_numpy(),
+                      "g": d["GRUPPE"].to_numpy(), "plv": parent_level, "pid": parent_id.astype(str)})
+    unit_key = _codes(k, ["t", "o", "lv", "id"])
+    # a row as the parent of other units' rows, and a row as their child, in one key space
+    as_parent = k[["t", "o", "b", "g", "lv", "id"]]
+    as_child = k[["t", "o", "b", "g", "plv", "pid"]].set_axis(as_parent.columns, axis=1)
+    org_keys = _codes(pd.concat([as_parent, as_child], ignore_index=True), list(as_parent.columns))
+    org_parent, org_child = org_keys[:len(d)], np.where(level >= 2, org_keys[len(d):], -1)
+    group_fam = np.where(is_group, _codes(k, ["t", "o", "lv", "id", "b"]), -1)
     # each kind of family: (family of a row as child, key of its parent, rows that are parents,
-    # key of a row as parent)
-    base = d[t].astype(str) + "|" + d["UTFALL"]
-    is_group = d["NEDBRYTNING"] != "Alle"
-    unit_key = base + "|" + d["__unit"]
-    grp = base + "|" + d["NEDBRYTNING"] + "|" + d["GRUPPE"]
-    org_child = np.where(d["ORG_NIVAA"] >= 2, grp + "|" + d["__parent_unit"], None)
+    # key of a row as parent); -1: not a child of this kind
     kinds = [
         # the groups of one breakdown in a unit; parent: the unit's 'Alle' cell
-        (np.where(is_group, unit_key + "|" + d["NEDBRYTNING"], None), np.where(is_group, unit_key, None), ~is_group, unit_key),
+        (group_fam, np.where(is_group, unit_key, -1), ~is_group, unit_key),
         # offices in a region / regions in the country, same group; parent: the upper unit's cell
-        (org_child, org_child, d["ORG_NIVAA"] <= 2, grp + "|" + d["__unit"]),
+        (org_child, org_child, level <= 2, org_parent),
     ]
     n = d["ANTALL_PERSONER"].to_numpy().copy()
     for _ in range(50):
         changed = False
         for child_fam, child_parent_key, is_parent, parent_key in kinds:
-            parent_supp = pd.Series(supp[is_parent.to_numpy()], index=parent_key[is_parent].to_numpy())
+            parent_supp = pd.Series(supp[is_parent], index=parent_key[is_parent])
             parent_supp = parent_supp[~parent_supp.index.duplicated()]
-            ch = pd.DataFrame({"fam": child_fam, "pkey": child_parent_key, "supp": supp, "n": n,
-                               "row": np.arange(len(d))}).dropna(subset=["fam"])
+            member = child_fam >= 0
+            ch = pd.DataFrame({"fam": child_fam[member], "pkey": child_parent_key[member], "supp": supp[member],
+                               "n": n[member], "row": np.flatnonzero(member)})
             counts = ch.groupby("fam")["supp"].sum()
             lonely = counts[counts == 1].index
             if not len(lonely):
@@ -81,7 +95,7 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
             no_free = set(cand["fam"]) - set(free["fam"])
             if no_free:
                 keys = set(cand.loc[cand["fam"].isin(no_free), "pkey"])
-                parent_rows = np.flatnonzero(is_parent.to_numpy() & np.isin(parent_key.to_numpy(), list(keys)) & ~supp)
+                parent_rows = np.flatnonzero(is_parent & np.isin(parent_key, list(keys)) & ~supp)
                 pick = np.concatenate([pick, parent_rows])
             if not len(pick):
                 continue
@@ -90,7 +104,6 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
             changed = True
         if not changed:
             break
-    d = d.drop(columns=["__unit", "__parent_unit"])
     d["PRIKKET"] = supp
     d["PRIKKET_ARSAK"] = reason
     for c in SUPPRESSED_VALUES:
