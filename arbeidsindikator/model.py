@@ -131,14 +131,14 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
         for r in rows:
             i = next(j for j, v in enumerate(r[:-1]) if v is not None)  # keys are never NULL themselves
             counts[i][r[i]] = r[-1]
-    by_column = {id(t): c for t, c in zip(terms, counts)}
+    counts_in_order = iter(counts)  # `terms` keeps spec order, so coded terms meet their counts in turn
     codings = []
     for t in spec.terms:
         col = _q(t.column)
         if t.kind == "continuous":
             codings.append(TermCoding(t, [], None, f"CAST({col} AS DOUBLE)"))
             continue
-        got = by_column[id(t)]
+        got = next(counts_in_order)
         if t.kind == "categorical":
             levels = sorted(got)
             n = [got[v] for v in levels]
@@ -449,9 +449,10 @@ class IndicatorModel:
             for o in outs:
                 m = est & ~np.isnan(ys[o])
                 cm, xm, joint = rows.get(m)
-                if m.tobytes() not in grams:  # outcomes observed on the same rows share X'WX
-                    grams[m.tobytes()] = layout.gram(cm, xm, w[m], joint)
-                acc["xtx"][o] += grams[m.tobytes()]
+                key = m.tobytes()
+                if key not in grams:  # outcomes observed on the same rows share X'WX
+                    grams[key] = layout.gram(cm, xm, w[m], joint)
+                acc["xtx"][o] += grams[key]
                 acc["xty"][o] += layout.cross(cm, xm, w[m] * ys[o][m], joint)
                 acc["yy"][o] += float((w[m] * ys[o][m] ** 2).sum())
                 acc["n"][o] += int(m.sum())
@@ -477,8 +478,9 @@ class IndicatorModel:
             if b.num_rows == 0:
                 return
             cid = b.column("__cluster").to_numpy(zero_copy_only=False)
+            ordered = bool(np.all(cid[:-1] <= cid[1:]))  # always, but for a foreign row order
             if not final:  # hold back the last cluster: it may continue in the next batch
-                cut = int(np.searchsorted(cid, cid[-1], side="left")) if np.all(cid[:-1] <= cid[1:]) else len(cid)
+                cut = int(np.searchsorted(cid, cid[-1], side="left")) if ordered else len(cid)
                 if cut == 0:
                     carry = b
                     return
@@ -487,7 +489,7 @@ class IndicatorModel:
                 cid = cid[:cut]
             codes, conts, ys, w, est = self._arrays(b)
             rows = _RowSets(layout, codes, conts)
-            if np.all(cid[:-1] <= cid[1:]):  # in cluster order (always, but for a foreign order)
+            if ordered:  # clusters numbered by run length
                 g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])
             else:
                 _, g = np.unique(cid, return_inverse=True)

@@ -93,13 +93,14 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
     grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS STRING) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
     outs = [o for k in masks for o in MASKS[k] if o in model.results_]
-    # each person's (weighted) residual sum over the estimation sample, per outcome
-    w = f"CAST(a.{_q(spec.weight)} AS DOUBLE)" if spec.weight else "1.0"
-    person_sums = ", ".join(f"sum(CASE WHEN {model.period_where()} THEN {w} * pr.indicator_{o} END) AS __E_{o}" for o in outs)
+    # each person's (weighted) residual sum over the estimation sample, per outcome; the
+    # weights live in the analysis table, so only a weighted model joins it here
+    w = f"CAST(a.{_q(spec.weight)} AS DOUBLE) * " if spec.weight else ""
+    rows = f"{analysis} a JOIN {person_results} pr USING (person_id, month)" if spec.weight else f"{person_results} pr"
+    person_sums = ", ".join(f"sum(CASE WHEN {model.period_where()} THEN {w}pr.indicator_{o} END) AS __E_{o}" for o in outs)
     q_sql = ", ".join(f"coalesce(pr.indicator_{o} * ps.__E_{o}, 0.0) AS __q_{o}" for o in outs)
     sql = f"""
-        WITH ps AS (SELECT person_id, {person_sums}
-                    FROM {analysis} a JOIN {person_results} pr USING (person_id, month) GROUP BY person_id)
+        WITH ps AS (SELECT person_id, {person_sums} FROM {rows} GROUP BY person_id)
         SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
                pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {q_sql}, {codes_sql}
         FROM {analysis} a JOIN {person_results} pr USING (person_id, month) JOIN ps ON ps.person_id = pr.person_id"""
