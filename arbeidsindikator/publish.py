@@ -31,6 +31,7 @@ the specification's [publish] periods. Repeated months of a person are clustered
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -38,12 +39,12 @@ import numpy as np
 import pandas as pd
 
 from .config import ModelSpec
-from .indicator import breakdown_sql
-from .model import IndicatorModel, _q, is_spark
+from .indicator import CellCodes
+from .model import IndicatorModel, is_spark
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
 from .suppression import suppress
-from .uncertainty import Z95, Period, grouping_sets, model_variance_cells
+from .uncertainty import Z95, Period, model_variance_cells
 
 HOURS_PER_FTE_WEEK = 37.5
 
@@ -78,36 +79,57 @@ def _monthly_moment_cols(spec: ModelSpec) -> str:
     return ", ".join(cols)
 
 
-def _cell_frame(con, spec: ModelSpec, sql: str, meta) -> pd.DataFrame:
-    """Run a GROUPING SETS query and label each row with its level and breakdown."""
+UNIT_COL = {1: None, 2: "__region", 3: "__office"}  # the code column of each level's unit
+
+
+def _cell_sets(codes: CellCodes) -> list[tuple[int, int]]:
+    """Every published (level, breakdown) combination."""
+    return [(lvl, bd) for lvl in (1, 2, 3) for bd in range(len(codes.breakdowns))]
+
+
+def _set_cols(codes: CellCodes, lvl: int, bd: int) -> list[str]:
+    return [c for c in (UNIT_COL[lvl], codes.group_col(bd) if bd else None) if c]
+
+
+def _key_cols(codes: CellCodes) -> list[str]:
+    return ["__region", "__office"] + [codes.group_col(b) for b in range(1, len(codes.breakdowns))]
+
+
+def _grouping_sets(codes: CellCodes, time_col: str) -> str:
+    sets = ["(" + ", ".join([time_col] + _set_cols(codes, lvl, bd)) + ")" for lvl, bd in _cell_sets(codes)]
+    return "GROUPING SETS (" + ", ".join(sets) + ")"
+
+
+def _cell_frame(con, codes: CellCodes, sql: str) -> pd.DataFrame:
+    """Run a query whose rows are cells of the grouping sets (codes NULL where a row is not
+    grouped by them) and key each row by integers: lvl, unit, bd (breakdown), grp."""
     df = con.execute(sql).df()
-    grp_cols = ["region_id", "office_id"] + [f"grp_{n}" for n, _, _ in breakdown_sql(spec)[1:]]
-    bits = 1 << np.arange(len(grp_cols))
-    pattern = df[grp_cols].notna().to_numpy() @ bits  # which columns this row is grouped by
-    df["ORG_NIVAA"] = 0
-    df["ORG_STED_ID"] = "0000"
-    df["NEDBRYTNING"] = ""
-    df["GRUPPE"] = "Alle"
-    for level, bname, unit, gcol in meta:
-        want = sum(int(b) for c, b in zip(grp_cols, bits) if c == unit or (gcol is not None and _q(c) == gcol))
-        sel = pattern == want
-        df.loc[sel, "ORG_NIVAA"] = level
-        df.loc[sel, "NEDBRYTNING"] = bname
-        if unit is not None:
-            df.loc[sel, "ORG_STED_ID"] = df.loc[sel, unit]
-        if gcol is not None:
-            df.loc[sel, "GRUPPE"] = df.loc[sel, gcol.strip('"')]
-    return df.drop(columns=grp_cols)
+    keys = _key_cols(codes)
+    bits = 1 << np.arange(len(keys))
+    pattern = df[keys].notna().to_numpy() @ bits  # which codes this row is grouped by (codes are never NULL)
+    lookup = np.full(1 << len(keys), -1, np.int64)
+    sets = _cell_sets(codes)
+    for i, (lvl, bd) in enumerate(sets):
+        lookup[sum(int(bits[keys.index(c)]) for c in _set_cols(codes, lvl, bd))] = i
+    which = lookup[pattern]
+    lvl = np.array([s[0] for s in sets])[which]
+    bd = np.array([s[1] for s in sets])[which]
+    k = df[keys].fillna(0).to_numpy(np.int64)
+    df["lvl"], df["bd"] = lvl, bd
+    df["unit"] = np.where(lvl == 2, k[:, 0], np.where(lvl == 3, k[:, 1], 0))
+    df["grp"] = np.where(bd > 0, k[np.arange(len(df)), 1 + np.maximum(bd, 1)], 0)
+    return df.drop(columns=keys)
 
 
 def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame:
-    """One row per outcome, with means and sampling variances of the means in outcome units."""
+    """One row per outcome (`oi`: index into spec.outcomes), with means and sampling variances
+    of the means in outcome units."""
     rows = []
-    keys = [c for c in df.columns if c in ("__period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE")]
-    for o in spec.outcomes:
+    keys = [c for c in df.columns if c in ("__p", "__mi", "lvl", "unit", "bd", "grp")]
+    for oi, o in enumerate(spec.outcomes):
         s = _scale(o)
         d = df[keys].copy()
-        d["UTFALL"] = o
+        d["oi"] = oi
         n = df[f"n_{o}"].astype(float)
         d["ANTALL_PERSONER"] = df[f"n_{o}"]
         if period_stage:
@@ -127,12 +149,30 @@ def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame
     return pd.concat(rows, ignore_index=True)
 
 
-def _finish(d: pd.DataFrame, spec: ModelSpec, names: dict, region_of: dict) -> pd.DataFrame:
-    """Standard errors, intervals, names, work volume, suppression and shrinkage."""
-    in_model = {name: im for name, _, im in breakdown_sql(spec)}
-    d["I_MODELLEN"] = d["NEDBRYTNING"].map(in_model)
+def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
+    """The published key columns from the integer keys, by array lookups."""
+    lvl, unit, bd, grp = (d[c].to_numpy(np.int64) for c in ("lvl", "unit", "bd", "grp"))
+    obj = lambda xs: np.array(list(xs), dtype=object)  # noqa: E731
+    by_level = lambda national, regional, local: np.select(  # noqa: E731
+        [lvl == 1, lvl == 2], [national, regional[np.where(lvl == 2, unit, 0)]], local[np.where(lvl == 3, unit, 0)])
+    d["ORG_NIVAA"] = lvl
+    d["ORG_STED_ID"] = by_level("0000", obj(codes.regions), obj(codes.offices))
+    d["ORG_STED"] = by_level("Norge", obj(codes.region_names), obj(codes.office_names))
+    region_of = np.zeros(len(codes.offices), np.int64)
+    region_of[codes.pairs[:, 0]] = codes.pairs[:, 1]
+    d["REGION_ID"] = np.where(lvl == 3, obj(codes.regions)[region_of[np.where(lvl == 3, unit, 0)]], None)
+    d["UTFALL"] = obj(spec.outcomes)[d["oi"].to_numpy()]
+    d["NEDBRYTNING"] = obj(n for n, _ in codes.breakdowns)[bd]
+    d["I_MODELLEN"] = np.array([im for _, im in codes.breakdowns])[bd]
+    start = np.cumsum([0] + [len(lab) for lab in codes.labels])
+    d["GRUPPE"] = obj(v for lab in codes.labels for v in lab)[start[bd] + grp]
+    return d.drop(columns=["lvl", "unit", "bd", "grp", "oi"])
+
+
+def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
+    """Labels, standard errors, intervals, work volume, suppression and shrinkage."""
+    d = _labels(d, spec, codes)
     d["ENHET"] = d["UTFALL"].map(UNITS)
-    d["ORG_STED"] = [names.get((lv, i), i) for lv, i in zip(d["ORG_NIVAA"], d["ORG_STED_ID"])]
     d["faktisk_SE"] = np.sqrt(d["var_y"].clip(lower=0))
     d["forventet_SE"] = np.sqrt(d["model_var"].fillna(0.0))
     # the model's term of the indicator includes minus the covariance with the cell's own
@@ -142,7 +182,6 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, names: dict, region_of: dict) -> p
         d[f"{c}_KI_NEDRE"] = d[c] - Z95 * d[f"{c}_SE"]
         d[f"{c}_KI_OVRE"] = d[c] + Z95 * d[f"{c}_SE"]
     d["KOV_INDIKATOR_FAKTISK"] = d["cov_ey"]
-    d["REGION_ID"] = [region_of.get(i) if lv == 3 else None for lv, i in zip(d["ORG_NIVAA"], d["ORG_STED_ID"])]
     d = suppress(d, spec.min_persons, count="ANTALL_UNIKE_PERSONER" if "ANTALL_UNIKE_PERSONER" in d else "ANTALL_PERSONER")
     d = empirical_bayes(d)
     atid = d["UTFALL"].str.startswith("atid")
@@ -177,41 +216,35 @@ def default_periods(con, spec: ModelSpec, source: str = "person_results") -> lis
 
 def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: IndicatorModel,
                     source: str = "person_results", periods: list[Period] | None = None) -> None:
-    """Create tables `published` (monthly) and `published_period` in the working connection."""
+    """Create tables `published` (monthly) and `published_period` in the working connection.
+
+    Every aggregation groups by the integer codes of person_results (CellCodes); the labels
+    are attached to the (few hundred thousand) cells at the end."""
     periods = periods if periods is not None else default_periods(con, spec, source)
-    names = {}
-    for lv, col, name in ((2, "region_id", "region_name"), (3, "office_id", "office_name")):
-        for i, n in con.execute(f"SELECT DISTINCT {col}, {name} FROM {source}").fetchall():
-            names[(lv, i)] = n
-    names[(1, "0000")] = "Norge"
-    region_of = dict(con.execute(f"SELECT DISTINCT office_id, region_id FROM {source}").fetchall())
-    groups = ", ".join(_q("grp_" + n) for n, _, _ in breakdown_sql(spec)[1:])
-    mv = model_variance_cells(con, model, periods, person_results=source)
-    # monthly cells: each person once per cell
-    gs, meta = grouping_sets(spec)
-    # sums per finest cell first (a few million rows at national scale instead of 29 million),
-    # then the grouping sets over those; means and variances follow from the sums
+    codes = CellCodes.read(con, spec, source)
+    cell = ", ".join(_key_cols(codes))
+    mv = model_variance_cells(con, model, periods, codes, person_results=source)
+    mv_keys = ["lvl", "unit", "bd", "grp", "oi"]
+    # monthly cells: each person once per cell. Sums per finest cell first (a few million rows
+    # at national scale instead of 29 million), then the grouping sets over those; means and
+    # variances follow from the sums
     finest = ", ".join(
         f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(actual_{o} * actual_{o}) AS syy_{o}, "
         f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}, sum(indicator_{o}) AS se_{o}, "
         f"sum(indicator_{o} * indicator_{o}) AS see_{o}, sum(indicator_{o} * actual_{o}) AS sey_{o}"
         for o in spec.outcomes)
-    monthly = _cell_frame(con, spec, f"""
-        WITH f AS (SELECT month AS __period, region_id, office_id, {groups}, {finest} FROM {source} GROUP BY ALL)
-        SELECT __period, region_id, office_id, {groups}, {_monthly_moment_cols(spec)}
-        FROM f GROUP BY {gs}""", meta)
+    monthly = _cell_frame(con, codes, f"""
+        WITH f AS (SELECT CAST(year(month) * 12 + month(month) - 1 AS INTEGER) AS __mi, {cell}, {finest}
+                   FROM {source} GROUP BY ALL)
+        SELECT __mi, {cell}, {_monthly_moment_cols(spec)} FROM f GROUP BY {_grouping_sets(codes, '__mi')}""")
     m = _long(monthly, spec, False)
-    m["mi"] = [d.year * 12 + d.month - 1 for d in pd.to_datetime(m["__period"])]
-    m = m.merge(mv[mv["period"] == ""].drop(columns="period"), how="left",
-                on=["mi", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"])
-    m = m.rename(columns={"__period": "BEHOLDNINGSMAANED"}).drop(columns="mi")
-    m["BEHOLDNINGSMAANED"] = pd.to_datetime(m["BEHOLDNINGSMAANED"]).dt.date
-    m = _finish(m, spec, names, region_of)
+    m = m.merge(mv[mv["period"] == -1].drop(columns="period").rename(columns={"mi": "__mi"}), how="left", on=["__mi"] + mv_keys)
+    mi = m.pop("__mi").to_numpy()
+    m.insert(0, "BEHOLDNINGSMAANED", pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})).dt.date)
+    m = _finish(m, spec, codes)
     m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
     _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
     # period cells: residuals summed per person first
-    ptab = pd.DataFrame([(p.label, f"{p.start}-01", f"{p.end}-01", _months(p)) for p in periods],
-                        columns=["label", "start", "end", "months"])
     rollup = ", ".join(f"sum(n_{o}) AS n_{o}, sum(sy_{o}) AS sy_{o}, sum(se_{o}) AS se_{o}, sum(sx_{o}) AS sx_{o}"
                        for o in spec.outcomes)
     per_person = ", ".join(
@@ -219,76 +252,69 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
     moments = _period_moment_cols(spec)
     sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
-    gs_cells, meta_cells = grouping_sets(spec)
-    keys = f"__period, region_id, office_id, {groups}"
-    _person_period_sums(con, source, periods, keys, per_person, rollup)
+    _person_period_sums(con, source, periods, cell, per_person, rollup)
     # DuckDB: one period at a time bounds the memory of the aggregations over persons.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
-    chunks = [periods] if is_spark(con) else [[p] for p in periods]
-    period_df = pd.concat([_period_cells(con, spec, c, keys, moments, sum_moments, rollup, gs_cells, meta_cells)
-                           for c in chunks], ignore_index=True)
+    chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]
+    period_df = pd.concat([_period_cells(con, codes, c, moments, sum_moments, rollup) for c in chunks], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
-    p = p.merge(mv[mv["period"] != ""].drop(columns="mi"), how="left",
-                left_on=["__period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"],
-                right_on=["period", "ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE", "UTFALL"]).drop(columns="period")
-    p = p.merge(ptab.rename(columns={"label": "__period", "start": "PERIODE_FRA", "end": "PERIODE_TIL", "months": "MANEDER"}),
-                on="__period").rename(columns={"__period": "PERIODE"})
-    p = _finish(p, spec, names, region_of)
-    p["PERIODE_FRA"] = pd.to_datetime(p["PERIODE_FRA"]).dt.date
-    p["PERIODE_TIL"] = pd.to_datetime(p["PERIODE_TIL"]).dt.date
+    p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
+    pi = p.pop("__p").to_numpy()
+    p.insert(0, "PERIODE", np.array([q.label for q in periods], dtype=object)[pi])
+    p.insert(1, "PERIODE_FRA", np.array([dt.date(int(q.start[:4]), int(q.start[5:7]), 1) for q in periods], dtype=object)[pi])
+    p.insert(2, "PERIODE_TIL", np.array([dt.date(int(q.end[:4]), int(q.end[5:7]), 1) for q in periods], dtype=object)[pi])
+    p.insert(3, "MANEDER", np.array([_months(q) for q in periods])[pi])
+    p = _finish(p, spec, codes)
     p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
 
 
-def _period_cells(con, spec: ModelSpec, periods: list[Period], keys: str, moments: str, sum_moments: str,
-                  rollup: str, gs_cells: str, meta) -> pd.DataFrame:
-    """Moments of every cell of some periods, with each person's months clustered.
+def _period_cells(con, codes: CellCodes, pis: list[int], moments: str, sum_moments: str, rollup: str) -> pd.DataFrame:
+    """Moments of every cell of some periods (indexes `pis`), with each person's months clustered.
 
     A person whose rows in the period all lie in one finest cell contributes that row to every
     coarser cell (one GROUPING SETS query over cells). For persons who moved between finest
     cells, their sums per coarser cell come first: one plain GROUP BY per level x breakdown,
     so each aggregation can spill to disk (a GROUPING SETS over persons ran out of memory at
     national scale)."""
-    labels = ", ".join("'" + p.label.replace("'", "''") + "'" for p in periods)
+    keys = _key_cols(codes)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __s0 AS
-        WITH s00 AS (SELECT * FROM __pp WHERE __period IN ({labels})),
-        k AS (SELECT __period, person_id, count(*) AS __k FROM s00 GROUP BY __period, person_id)
-        SELECT s00.*, k.__k FROM s00 JOIN k USING (__period, person_id)""")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __pc AS SELECT {keys}, {moments} FROM __s0 WHERE __k = 1 GROUP BY {gs_cells}")
-    key_cols = [c.strip() for c in keys.split(",")][1:]
-    for _, _, unit, gcol in meta:
-        cols = [c for c in (unit, gcol) if c]
-        select = ", ".join(c if c in cols else f"NULL AS {c}" for c in key_cols)
-        by = ", ".join(["__period", *cols, "person_id"])
+        WITH s00 AS (SELECT * FROM __pp WHERE __p IN ({', '.join(map(str, pis))})),
+        k AS (SELECT __p, person_id, count(*) AS __k FROM s00 GROUP BY __p, person_id)
+        SELECT s00.*, k.__k FROM s00 JOIN k USING (__p, person_id)""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __pc AS SELECT __p, {', '.join(keys)}, {moments} FROM __s0 "
+                f"WHERE __k = 1 GROUP BY {_grouping_sets(codes, '__p')}")
+    for lvl, bd in _cell_sets(codes):
+        cols = _set_cols(codes, lvl, bd)
+        select = ", ".join(c if c in cols else f"NULL AS {c}" for c in keys)
+        by = ", ".join(["__p", *cols, "person_id"])
         con.execute(f"""INSERT INTO __pc BY NAME
-            SELECT __period, {select}, {moments}
+            SELECT __p, {select}, {moments}
             FROM (SELECT {by}, {rollup} FROM __s0 WHERE __k > 1 GROUP BY {by}) GROUP BY ALL""")
-    df = _cell_frame(con, spec, f"SELECT {keys}, {sum_moments} FROM __pc GROUP BY ALL", meta)
+    df = _cell_frame(con, codes, f"SELECT __p, {', '.join(keys)}, {sum_moments} FROM __pc GROUP BY ALL")
     con.execute("DROP TABLE __s0; DROP TABLE __pc")
     return df
 
 
-def _person_period_sums(con, source: str, periods: list[Period], keys: str,
-                        per_person: str, rollup: str) -> None:
-    """Table __pp: one row per period x person x finest cell with the person's sums there.
+def _person_period_sums(con, source: str, periods: list[Period], cell: str, per_person: str, rollup: str) -> None:
+    """Table __pp: one row per period (__p, its index) x person x finest cell with the person's
+    sums there.
 
     Person-months are not copied into every period they belong to. They are summed once per
     calendar year; a period made of whole years sums those yearly rows. Only the other
     periods (the last 12 months, named periods) read the person-months again, and only
     their own months."""
-    cell = keys.replace("__period, ", "")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __py AS
         SELECT CAST(year(month) AS INTEGER) AS __y, person_id, {cell}, {per_person} FROM {source} GROUP BY ALL""")
     parts = []
-    for p in periods:
-        label = p.label.replace("'", "''")
+    for i, p in enumerate(periods):
         if p.start.endswith("-01") and p.end.endswith("-12"):
             a, b = int(p.start[:4]), int(p.end[:4])
-            parts.append(f"SELECT '{label}' AS __period, person_id, {cell}, {rollup} FROM __py "
+            parts.append(f"SELECT {i} AS __p, person_id, {cell}, {rollup} FROM __py "
                          f"WHERE __y BETWEEN {a} AND {b} GROUP BY ALL")
         else:
-            parts.append(f"SELECT '{label}' AS __period, person_id, {cell}, {per_person} FROM {source} "
+            parts.append(f"SELECT {i} AS __p, person_id, {cell}, {per_person} FROM {source} "
                          f"WHERE month BETWEEN DATE '{p.start}-01' AND DATE '{p.end}-01' GROUP BY ALL")
     # per_person and rollup name the same columns in the same order, so the parts line up
     con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL ".join(parts))

@@ -67,9 +67,10 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
             work.execute(f"INSERT INTO results.{t} BY NAME SELECT ? AS run_id, * FROM {t}", [rid])
         if fail_after_published:  # used by the tests to prove atomicity
             raise RuntimeError("simulated failure while storing the run")
-        if keep_person_level:
-            work.execute("CREATE TABLE IF NOT EXISTS results.person_results AS SELECT ''::VARCHAR AS run_id, * FROM person_results LIMIT 0")
-            work.execute("INSERT INTO results.person_results BY NAME SELECT ? AS run_id, * FROM person_results", [rid])
+        if keep_person_level:  # without the integer cell codes, which only publishing uses
+            cols = ", ".join(f'"{c}"' for c, *_ in work.execute("DESCRIBE person_results").fetchall() if not c.startswith("__"))
+            work.execute(f"CREATE TABLE IF NOT EXISTS results.person_results AS SELECT ''::VARCHAR AS run_id, {cols} FROM person_results LIMIT 0")
+            work.execute(f"INSERT INTO results.person_results BY NAME SELECT ? AS run_id, {cols} FROM person_results", [rid])
         work.execute("COMMIT")
     except BaseException:
         work.execute("ROLLBACK")

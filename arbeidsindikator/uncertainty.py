@@ -42,11 +42,8 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from .config import ModelSpec
-from .indicator import breakdown_sql
+from .indicator import CellCodes
 from .model import IndicatorModel, _q, reduce_batches, term_arrays
 
 Z95 = 1.959963984540054
@@ -60,38 +57,34 @@ class Period:
     end: str
 
 
-def _index_in(col, ids: list[str]) -> np.ndarray:
-    """Codes of a string column against a known list of values."""
-    return pc.index_in(pc.cast(col, pa.string()), value_set=pa.array(ids, pa.string())).to_numpy(
-        zero_copy_only=False).astype(np.int64)
-
-
 def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, periods: list[Period],
-                         analysis: str = "analysis", person_results: str = "person_results",
+                         codes: CellCodes, analysis: str = "analysis", person_results: str = "person_results",
                          batch_rows: int = 1_000_000) -> pd.DataFrame:
     """The model's variance terms of every cell (month or period x level x unit x breakdown group
     x outcome), in outcome units (jobb in percentage points squared): `model_var` = x_c' V_b x_c
     for the expected level, `model_var_indicator` = M_c for the indicator (module docstring).
+
+    Cells are keyed by integer codes (CellCodes): `period` (index into `periods`, -1 for a
+    month), `mi` (the month as year * 12 + month - 1, -1 for a period), `lvl` (1 country,
+    2 region, 3 office), `unit`, `bd` (breakdown), `grp`, `oi` (index into spec.outcomes).
 
     The person-months are streamed in Arrow batches. Per breakdown and outcome mask, the sums of
     the design rows are accumulated per month x (office, region) x group, the finest unit; the
     region and national cells are sums of those. Memory is the accumulators plus one batch."""
     spec = model.spec
     lay = model.layout_
-    bds = breakdown_sql(spec)
+    n_bd = len(codes.breakdowns)
     masks = {k: v for k, v in MASKS.items() if v[0] in spec.outcomes}
     m0, m1 = con.execute(f"SELECT min(year(month) * 12 + month(month) - 1), max(year(month) * 12 + month(month) - 1) "
                          f"FROM {person_results}").fetchall()[0]
     n_m = int(m1) - int(m0) + 1
-    pairs = con.execute(f"SELECT DISTINCT office_id, region_id FROM {person_results} ORDER BY 1, 2").fetchall()
-    pair_key = [f"{o}\x1f{r}" for o, r in pairs]
-    n_pair = len(pairs)
-    group_ids = [["Alle"]] + [[r[0] for r in con.execute(
-        f"SELECT DISTINCT CAST({_q('grp_' + name)} AS STRING) FROM {person_results} ORDER BY 1").fetchall()]
-        for name, _, _ in bds[1:]]
+    n_pair, n_reg = len(codes.pairs), len(codes.regions)
+    pair_of = np.full(len(codes.offices) * n_reg, -1, np.int64)  # office * n_reg + region -> pair
+    pair_of[codes.pairs[:, 0] * n_reg + codes.pairs[:, 1]] = np.arange(n_pair)
+    n_groups = [len(lab) for lab in codes.labels]
     codes_sql = ", ".join(f"{c.sql} AS __t{i}" for i, c in enumerate(model.codings_))
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
-    grp_sql = "".join(f", CAST(pr.{_q('grp_' + name)} AS STRING) AS {_q('grp_' + name)}" for name, _, _ in bds[1:])
+    grp_sql = "".join(f", pr.__g{b}" for b in range(1, n_bd))
     outs = [o for k in masks for o in MASKS[k] if o in model.results_]
     # each person's (weighted) residual sum over the estimation sample, per outcome; the
     # weights live in the analysis table, so only a weighted model joins it here
@@ -102,61 +95,57 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     sql = f"""
         WITH ps AS (SELECT person_id, {person_sums} FROM {rows} GROUP BY person_id)
         SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
-               pr.office_id || chr(31) || pr.region_id AS __pair {grp_sql}, {obs}, {q_sql}, {codes_sql}
+               pr.__office, pr.__region {grp_sql}, {obs}, {q_sql}, {codes_sql}
         FROM {analysis} a JOIN {person_results} pr USING (person_id, month) JOIN ps ON ps.person_id = pr.person_id"""
-    n_cells = {b: n_m * n_pair * len(group_ids[b]) for b in range(len(bds))}
+    n_cells = [n_m * n_pair * n_g for n_g in n_groups]
 
     def design_sums(batches) -> dict:
         """Per (breakdown, outcome mask): design-row sums and counts per finest cell."""
-        acc = {(b, k): {"sums": np.zeros((n_cells[b], lay.p)), "count": np.zeros(n_cells[b]),
+        acc = {(b, k): {"design": _design_accumulators(lay, n_cells[b]),
                         "q": {o: np.zeros(n_cells[b]) for o in MASKS[k] if o in outs}}
-               for b in range(len(bds)) for k in masks}
+               for b in range(n_bd) for k in masks}
         for batch in batches:
-            month = batch.column("__m").to_numpy(zero_copy_only=False).astype(np.int64)
-            unit = month * n_pair + _index_in(batch.column("__pair"), pair_key)
-            codes, conts = term_arrays(model.codings_, batch)
-            groups = [0] + [_index_in(batch.column(f"grp_{name}"), ids) for (name, _, _), ids in zip(bds[1:], group_ids[1:])]
+            col = lambda name: batch.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
+            month = col("__m").astype(np.int64)
+            unit = month * n_pair + pair_of[col("__office").astype(np.int64) * n_reg + col("__region")]
+            codes_b, conts = term_arrays(model.codings_, batch)
+            groups = [0] + [col(f"__g{b}").astype(np.int64) for b in range(1, n_bd)]
             for k in masks:  # the rows with the outcome observed, selected once for every breakdown
-                m = batch.column(f"__obs_{k}").to_numpy(zero_copy_only=False).astype(bool)
-                codes_k, conts_k, unit_k = [c[m] for c in codes], [x[m] for x in conts], unit[m]
-                q_k = {o: batch.column(f"__q_{o}").to_numpy(zero_copy_only=False).astype(float)[m]
-                       for o in acc[(0, k)]["q"]}
+                m = col(f"__obs_{k}").astype(bool)
+                codes_k, conts_k, unit_k = [c[m] for c in codes_b], [x[m] for x in conts], unit[m]
+                q_k = {o: col(f"__q_{o}").astype(float)[m] for o in acc[(0, k)]["q"]}
                 for b, g in enumerate(groups):
-                    cell = unit_k * len(group_ids[b]) + (g if b == 0 else g[m])
-                    _add_design_sums(lay, acc[(b, k)]["sums"], acc[(b, k)]["count"], cell, codes_k, conts_k)
+                    cell = unit_k * n_groups[b] + (g if b == 0 else g[m])
+                    _add_design_sums(lay, acc[(b, k)]["design"], cell, codes_k, conts_k)
                     for o, q in q_k.items():
                         acc[(b, k)]["q"][o] += np.bincount(cell, weights=q, minlength=n_cells[b])
         return acc
 
     acc = reduce_batches(con, sql, design_sums, batch_rows)  # on Spark: per partition, then added
     # finest unit -> office, region, country
-    offices = sorted({o for o, _ in pairs})
-    regions = sorted({r for _, r in pairs})
-    to_office = np.array([offices.index(o) for o, _ in pairs])
-    to_region = np.array([regions.index(r) for _, r in pairs])
-    levels = [(1, np.zeros(n_pair, np.int64), ["0000"]), (2, to_region, regions), (3, to_office, offices)]
+    levels = [(1, np.zeros(n_pair, np.int64), 1), (2, codes.pairs[:, 1], n_reg), (3, codes.pairs[:, 0], len(codes.offices))]
     out = []
     for (b, k), a in acc.items():
-        gnames = group_ids[b]
-        n_g = len(gnames)
-        sums_fine = a["sums"].reshape(n_m, n_pair, n_g, lay.p)
-        count_fine = a["count"].reshape(n_m, n_pair, n_g)
+        n_g = n_groups[b]
+        sums, count = _design_matrix(lay, a["design"], n_cells[b])
+        sums_fine = sums.reshape(n_m, n_pair, n_g, lay.p)
+        count_fine = count.reshape(n_m, n_pair, n_g)
         q_fine = {o: q.reshape(n_m, n_pair, n_g) for o, q in a["q"].items()}
-        for level, unit_of_pair, unit_ids in levels:
-            agg = np.zeros((len(unit_ids), n_pair))
+        for level, unit_of_pair, n_units in levels:
+            agg = np.zeros((n_units, n_pair))
             agg[unit_of_pair, np.arange(n_pair)] = 1.0
             up = lambda x: np.moveaxis(np.tensordot(agg, x, axes=([1], [1])), 0, 1)  # noqa: E731  pairs -> units
             out += _cell_variances(model, up(sums_fine), up(count_fine), {o: up(q) for o, q in q_fine.items()},
-                                   periods, int(m0), level, unit_ids, bds[b][0], gnames)
+                                   periods, int(m0), level, b)
     return pd.concat(out, ignore_index=True)
 
 
-def _cell_variances(model, sums, count, q, periods, m0, level, unit_ids, bname, gnames) -> list[pd.DataFrame]:
+def _cell_variances(model, sums, count, q, periods, m0, level, bd) -> list[pd.DataFrame]:
     """The model's variance terms of the monthly cells and every period's cells of one level
     and breakdown. `q` holds the sums Q_c per outcome (module docstring)."""
     n_m, n_u, n_g, p_ = sums.shape
     out = []
-    for p in [None] + periods:
+    for pi, p in [(-1, None)] + list(enumerate(periods)):
         if p is None:
             s, n, qs = sums, count, q
         else:
@@ -176,11 +165,8 @@ def _cell_variances(model, sums, count, q, periods, m0, level, unit_ids, bname, 
             level_var, ind_var = _model_terms(model, o, xbar, qo.ravel()[idx] / n.ravel()[idx])
             scale = 1e4 if o.startswith("jobb") else 1.0
             out.append(pd.DataFrame({
-                "period": ("" if p is None else p.label),
-                "mi": (t_i + m0) if p is None else -1,
-                "ORG_NIVAA": level, "ORG_STED_ID": np.array(unit_ids, dtype=object)[u_i],
-                "NEDBRYTNING": bname, "GRUPPE": np.array(gnames, dtype=object)[g_i],
-                "UTFALL": o, "model_var": level_var * scale, "model_var_indicator": ind_var * scale}))
+                "period": pi, "mi": (t_i + m0) if p is None else -1, "lvl": level, "unit": u_i, "bd": bd, "grp": g_i,
+                "oi": model.spec.outcomes.index(o), "model_var": level_var * scale, "model_var_indicator": ind_var * scale}))
     return out
 
 
@@ -205,25 +191,33 @@ def _mi(ym: str) -> int:
     return int(ym[:4]) * 12 + int(ym[5:7]) - 1
 
 
-def _add_design_sums(lay, sums: np.ndarray, count: np.ndarray, cell, codes, conts) -> None:
-    """Add the design rows of one batch to the per-cell sums (n_cells x p) and counts."""
-    n_cells = len(count)
-    c0 = np.bincount(cell, minlength=n_cells).astype(float)
-    count += c0
-    sums[:, 0] += c0
-    for c, off, size in zip(codes, lay.offsets, lay.sizes):
-        sums[:, off:off + size] += np.bincount(cell * size + c, minlength=n_cells * size).reshape(n_cells, size)
-    k0 = 1 + sum(lay.sizes)
+def _design_accumulators(lay, n_cells: int) -> dict:
+    """Per-cell sums of the design rows, kept per term: integer level counts (n_cells x levels,
+    flattened) and float sums of the continuous terms. Each batch adds to contiguous arrays;
+    adding into the strided columns of one n_cells x p matrix cost twice the bincounts."""
+    return {"count": np.zeros(n_cells, np.int64),
+            **{f"t{t}": np.zeros(n_cells * size, np.int64) for t, size in enumerate(lay.sizes)},
+            **{f"x{j}": np.zeros(n_cells) for j in range(len(lay.cont))}}
+
+
+def _add_design_sums(lay, acc: dict, cell, codes, conts) -> None:
+    """Add the design rows of one batch to the per-cell accumulators."""
+    n_cells = len(acc["count"])
+    acc["count"] += np.bincount(cell, minlength=n_cells)
+    for t, (c, size) in enumerate(zip(codes, lay.sizes)):
+        acc[f"t{t}"] += np.bincount(cell * size + c, minlength=n_cells * size)
     for j, x in enumerate(conts):
-        sums[:, k0 + j] += np.bincount(cell, weights=x, minlength=n_cells)
+        acc[f"x{j}"] += np.bincount(cell, weights=x, minlength=n_cells)
 
 
-def grouping_sets(spec: ModelSpec, extra: str = "") -> tuple[str, list[tuple[int, str, str, str]]]:
-    """GROUPING SETS over level x breakdown; returns the SQL and (level, breakdown, unit col, group col)."""
-    sets, meta = [], []
-    for level, unit in ((1, None), (2, "region_id"), (3, "office_id")):
-        for name, _, _ in breakdown_sql(spec):
-            cols = [c for c in (unit, None if name == "Alle" else _q("grp_" + name)) if c]
-            sets.append("(" + ", ".join(["__period"] + cols + ([extra] if extra else [])) + ")")
-            meta.append((level, name, unit, None if name == "Alle" else _q("grp_" + name)))
-    return "GROUPING SETS (" + ", ".join(sets) + ")", meta
+def _design_matrix(lay, acc: dict, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """The accumulators as per-cell design sums (n_cells x p, intercept first) and counts."""
+    count = acc["count"].astype(float)
+    sums = np.empty((n_cells, lay.p))
+    sums[:, 0] = count
+    for t, (off, size) in enumerate(zip(lay.offsets, lay.sizes)):
+        sums[:, off:off + size] = acc[f"t{t}"].reshape(n_cells, size)
+    k0 = 1 + sum(lay.sizes)
+    for j in range(len(lay.cont)):
+        sums[:, k0 + j] = acc[f"x{j}"]
+    return sums, count
