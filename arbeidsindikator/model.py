@@ -363,9 +363,12 @@ class FitResult:
 
 
 def _add_all(partials: list[dict]) -> dict:
-    """Add up sums computed per partition (nested dicts of arrays and numbers)."""
+    """Add up sums computed per partition (nested dicts of arrays and numbers). A key that
+    only some partitions have is a sum over no rows in the others."""
     def add(a, b):
-        return {k: add(a[k], b[k]) for k in a} if isinstance(a, dict) else a + b
+        if not isinstance(a, dict):
+            return a + b
+        return {k: add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in [*a, *(k for k in b if k not in a)]}
     out = partials[0]
     for q in partials[1:]:
         out = add(out, q)

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from .indicator import CellCodes
-from .model import IndicatorModel, _q, reduce_batches, term_arrays
+from .model import IndicatorModel, _add_all, _q, reduce_batches, term_arrays
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}
@@ -100,43 +100,53 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     n_cells = [n_m * n_pair * n_g for n_g in n_groups]
 
     def design_sums(batches) -> dict:
-        """Per (breakdown, outcome mask): design-row sums and counts per finest cell."""
-        acc = {(b, k): {"design": _design_accumulators(lay, n_cells[b]),
-                        "q": {o: np.zeros(n_cells[b]) for o in MASKS[k] if o in outs}}
-               for b in range(n_bd) for k in masks}
+        """Per (breakdown, observation pattern): design-row sums and counts per finest cell.
+
+        A pattern is the set of outcome masks observed on a row. Rows with both the 3- and the
+        12-month outcomes observed are summed once for both masks, so each row is counted
+        once, not once per mask (the 12-month rows are most of the 3-month ones)."""
+        acc = {}
         for batch in batches:
             col = lambda name: batch.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
             month = col("__m").astype(np.int64)
             unit = month * n_pair + pair_of[col("__office").astype(np.int64) * n_reg + col("__region")]
             codes_b, conts = term_arrays(model.codings_, batch)
             groups = [0] + [col(f"__g{b}").astype(np.int64) for b in range(1, n_bd)]
-            for k in masks:  # the rows with the outcome observed, selected once for every breakdown
-                m = col(f"__obs_{k}").astype(bool)
+            pattern = sum((col(f"__obs_{k}").astype(np.int64) << i for i, k in enumerate(masks)), np.zeros(len(month), np.int64))
+            for pat in np.unique(pattern[pattern > 0]).tolist():
+                m = pattern == pat
+                in_pat = [k for i, k in enumerate(masks) if pat >> i & 1]
                 codes_k, conts_k, unit_k = [c[m] for c in codes_b], [x[m] for x in conts], unit[m]
-                q_k = {o: col(f"__q_{o}").astype(float)[m] for o in acc[(0, k)]["q"]}
+                q_k = {o: col(f"__q_{o}").astype(float)[m] for k in in_pat for o in MASKS[k] if o in outs}
                 for b, g in enumerate(groups):
+                    a = acc.setdefault((b, pat), {"design": _design_accumulators(lay, n_cells[b]),
+                                                  "q": {o: np.zeros(n_cells[b]) for o in q_k}})
                     cell = unit_k * n_groups[b] + (g if b == 0 else g[m])
-                    _add_design_sums(lay, acc[(b, k)]["design"], cell, codes_k, conts_k)
+                    _add_design_sums(lay, a["design"], cell, codes_k, conts_k)
                     for o, q in q_k.items():
-                        acc[(b, k)]["q"][o] += np.bincount(cell, weights=q, minlength=n_cells[b])
+                        a["q"][o] += np.bincount(cell, weights=q, minlength=n_cells[b])
         return acc
 
     acc = reduce_batches(con, sql, design_sums, batch_rows)  # on Spark: per partition, then added
     # finest unit -> office, region, country
     levels = [(1, np.zeros(n_pair, np.int64), 1), (2, codes.pairs[:, 1], n_reg), (3, codes.pairs[:, 0], len(codes.offices))]
     out = []
-    for (b, k), a in acc.items():
-        n_g = n_groups[b]
-        sums, count = _design_matrix(lay, a["design"], n_cells[b])
-        sums_fine = sums.reshape(n_m, n_pair, n_g, lay.p)
-        count_fine = count.reshape(n_m, n_pair, n_g)
-        q_fine = {o: q.reshape(n_m, n_pair, n_g) for o, q in a["q"].items()}
-        for level, unit_of_pair, n_units in levels:
-            agg = np.zeros((n_units, n_pair))
-            agg[unit_of_pair, np.arange(n_pair)] = 1.0
-            up = lambda x: np.moveaxis(np.tensordot(agg, x, axes=([1], [1])), 0, 1)  # noqa: E731  pairs -> units
-            out += _cell_variances(model, up(sums_fine), up(count_fine), {o: up(q) for o, q in q_fine.items()},
-                                   periods, int(m0), level, b)
+    for b in range(n_bd):
+        for i, k in enumerate(masks):  # a mask's sums: those of every pattern it is in
+            parts = [a for (bb, pat), a in acc.items() if bb == b and pat >> i & 1]
+            if not parts:
+                continue
+            n_g = n_groups[b]
+            sums, count = _design_matrix(lay, _add_all([p["design"] for p in parts]), n_cells[b])
+            sums_fine = sums.reshape(n_m, n_pair, n_g, lay.p)
+            count_fine = count.reshape(n_m, n_pair, n_g)
+            q_fine = {o: sum(p["q"][o] for p in parts).reshape(n_m, n_pair, n_g) for o in MASKS[k] if o in outs}
+            for level, unit_of_pair, n_units in levels:
+                agg = np.zeros((n_units, n_pair))
+                agg[unit_of_pair, np.arange(n_pair)] = 1.0
+                up = lambda x: np.moveaxis(np.tensordot(agg, x, axes=([1], [1])), 0, 1)  # noqa: E731  pairs -> units
+                out += _cell_variances(model, up(sums_fine), up(count_fine), {o: up(q) for o, q in q_fine.items()},
+                                       periods, int(m0), level, b)
     return pd.concat(out, ignore_index=True)
 
 

@@ -217,3 +217,40 @@ def test_report_has_every_section_opens_offline_and_matches_the_published_table(
     last = nat[~nat["PRIKKET"]].iloc[-1]
     assert f"{last['INDIKATOR']:.2f}" in page and f"{last['faktisk']:.2f}" in page
     assert pd.Timestamp(last["BEHOLDNINGSMAANED"]).strftime("%Y-%m") in page
+
+
+def test_cell_codes_decode_to_the_labels_of_every_row():
+    """person_results' integer codes (what publishing groups by) stand for exactly the office,
+    region and breakdown group of their row, also for a missing group and a quote in a label."""
+    from arbeidsindikator.indicator import NULL_GROUP, CellCodes, build_person_results
+    spec = ai.load_spec()
+    rng = np.random.default_rng(3)
+    con = duckdb.connect()
+    rows = []
+    for i in range(300):
+        office = ["0301", "4601", "5001", "O'1"][i % 4]
+        rows.append((i, "2020-01-01", office, f"Nav {office}", office[:2], f"Region {office[:2]}", office,
+                     [None, "standard", "situasjonsbestemt"][int(rng.integers(0, 3))], bool(rng.integers(0, 2)),
+                     ["norskfodt", "innvandrer", "o'brien"][int(rng.integers(0, 3))], int(rng.integers(18, 70)),
+                     ["mann", "kvinne"][int(rng.integers(0, 2))], float(rng.normal()), float(rng.normal()),
+                     float(rng.integers(0, 2)), float(rng.integers(0, 2))))
+    con.execute("""CREATE TABLE analysis (person_id BIGINT, month DATE, office_id VARCHAR, office_name VARCHAR,
+        region_id VARCHAR, region_name VARCHAR, home_office_id VARCHAR, innsatsgruppe VARCHAR, youth_guarantee BOOLEAN,
+        immigrant_category VARCHAR, age INTEGER, sex VARCHAR, atid3 DOUBLE, atid12 DOUBLE, jobb3 DOUBLE, jobb12 DOUBLE)""")
+    con.executemany("INSERT INTO analysis VALUES (" + ", ".join("?" * 16) + ")", rows)
+    con.execute("CREATE TABLE predictions AS SELECT person_id, month, 0.5 AS expected_atid3, 0.5 AS expected_atid12, "
+                "0.5 AS expected_jobb3, 0.5 AS expected_jobb12 FROM analysis")
+    build_person_results(con, spec)
+    codes = CellCodes.read(con, spec)
+    names = [n for n, _ in codes.breakdowns]
+    assert names[0] == "Alle" and codes.labels[0] == ["Alle"]
+    pr = con.execute("SELECT * FROM person_results").df()
+    assert len(pr) == 300
+    assert (pr["office_id"] == np.array(codes.offices, dtype=object)[pr["__office"]]).all()
+    assert (pr["region_id"] == np.array(codes.regions, dtype=object)[pr["__region"]]).all()
+    assert (pr["office_name"] == np.array(codes.office_names, dtype=object)[pr["__office"]]).all()
+    for b, name in enumerate(names[1:], start=1):
+        decoded = np.array(codes.labels[b], dtype=object)[pr[f"__g{b}"]]
+        assert (pr[f"grp_{name}"].fillna(NULL_GROUP) == decoded).all(), name
+        assert codes.labels[b] == sorted(set(codes.labels[b]) - {NULL_GROUP}) + ([NULL_GROUP] if pr[f"grp_{name}"].isna().any() else [])
+    assert set(map(tuple, codes.pairs.tolist())) == set(zip(pr["__office"], pr["__region"]))
