@@ -6,7 +6,7 @@ Person-level rows never leave the working database except into the results store
 the user asks for them (`keep_person_level`); reports, API and dashboard read aggregates.
 
 Besides the labels (office_id, region_id, grp_*), every row carries integer codes of its
-office, region and breakdown groups (`__office`, `__region`, `__groups`; see CellCodes).
+office, region and breakdown groups (`__office`, `__region`, `__g1`, `__g2`, ...; see CellCodes).
 Publishing groups 30 million rows by cell and by person, and grouping by small integers
 instead of strings is what keeps that within memory and fast (national scale: a GROUP BY
 over strings spilled and took three times as long).
@@ -58,8 +58,8 @@ class CellCodes:
 
     @staticmethod
     def group_col(b: int) -> str:
-        """The column (or constant, for 'Alle') with the group code of breakdown b."""
-        return f"__g{b}" if b else "0"
+        """The column with the group code of breakdown b (b >= 1; 'Alle' has no column)."""
+        return f"__g{b}"
 
     @classmethod
     def read(cls, con, spec: ModelSpec, source: str = "person_results") -> "CellCodes":

@@ -117,7 +117,7 @@ def _cell_frame(con, codes: CellCodes, sql: str) -> pd.DataFrame:
     k = df[keys].fillna(0).to_numpy(np.int64)
     df["lvl"], df["bd"] = lvl, bd
     df["unit"] = np.where(lvl == 2, k[:, 0], np.where(lvl == 3, k[:, 1], 0))
-    df["grp"] = np.where(bd > 0, k[np.arange(len(df)), 1 + np.maximum(bd, 1)], 0)
+    df["grp"] = np.where(bd > 0, k[np.arange(len(df)), 1 + np.maximum(bd, 1)], 0)  # __g{bd} is keys[1 + bd]
     return df.drop(columns=keys)
 
 
@@ -262,8 +262,8 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
     pi = p.pop("__p").to_numpy()
     p.insert(0, "PERIODE", np.array([q.label for q in periods], dtype=object)[pi])
-    p.insert(1, "PERIODE_FRA", np.array([dt.date(int(q.start[:4]), int(q.start[5:7]), 1) for q in periods], dtype=object)[pi])
-    p.insert(2, "PERIODE_TIL", np.array([dt.date(int(q.end[:4]), int(q.end[5:7]), 1) for q in periods], dtype=object)[pi])
+    p.insert(1, "PERIODE_FRA", np.array([_first_day(q.start) for q in periods], dtype=object)[pi])
+    p.insert(2, "PERIODE_TIL", np.array([_first_day(q.end) for q in periods], dtype=object)[pi])
     p.insert(3, "MANEDER", np.array([_months(q) for q in periods])[pi])
     p = _finish(p, spec, codes)
     p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
@@ -319,6 +319,11 @@ def _person_period_sums(con, source: str, periods: list[Period], cell: str, per_
     # per_person and rollup name the same columns in the same order, so the parts line up
     con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL ".join(parts))
     con.execute("DROP TABLE __py")
+
+
+def _first_day(ym: str) -> dt.date:
+    """'YYYY-MM' -> the first day of that month."""
+    return dt.date(int(ym[:4]), int(ym[5:7]), 1)
 
 
 def _months(p: Period) -> int:

@@ -112,12 +112,13 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
             unit = month * n_pair + pair_of[col("__office").astype(np.int64) * n_reg + col("__region")]
             codes_b, conts = term_arrays(model.codings_, batch)
             groups = [0] + [col(f"__g{b}").astype(np.int64) for b in range(1, n_bd)]
+            q_all = {o: col(f"__q_{o}").astype(float) for o in outs}
             pattern = sum((col(f"__obs_{k}").astype(np.int64) << i for i, k in enumerate(masks)), np.zeros(len(month), np.int64))
             for pat in np.unique(pattern[pattern > 0]).tolist():
                 m = pattern == pat
                 in_pat = [k for i, k in enumerate(masks) if pat >> i & 1]
                 codes_k, conts_k, unit_k = [c[m] for c in codes_b], [x[m] for x in conts], unit[m]
-                q_k = {o: col(f"__q_{o}").astype(float)[m] for k in in_pat for o in MASKS[k] if o in outs}
+                q_k = {o: q_all[o][m] for k in in_pat for o in MASKS[k] if o in outs}
                 for b, g in enumerate(groups):
                     a = acc.setdefault((b, pat), {"design": _design_accumulators(lay, n_cells[b]),
                                                   "q": {o: np.zeros(n_cells[b]) for o in q_k}})
