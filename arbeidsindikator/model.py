@@ -329,6 +329,11 @@ def _whole_clusters(batches):
         yield _concat(done)
 
 
+def _own(a: pa.Array) -> pa.Array:
+    """A copy of an Arrow array in buffers of its own."""
+    return pa.concat_arrays([a, pa.array([], a.type)])
+
+
 def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
@@ -523,7 +528,9 @@ class IndicatorModel:
             rows = _RowSets(layout, codes, conts)
             g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])  # clusters numbered by run length
             ng = int(g.max()) + 1
-            preds = {"person_id": b.column("__cluster"), "month": b.column("__month")}
+            # own copies of the keys: a column of a batch from DuckDB keeps the whole batch's
+            # memory alive, and the predictions are kept until the pass ends (national: +2.5 GB)
+            preds = {"person_id": _own(b.column("__cluster")), "month": _own(b.column("__month"))}
             for o in outs:
                 yhat = layout.predict(self.beta_full_[o], codes, conts)
                 preds[f"expected_{o}"] = pa.array(yhat)
