@@ -32,6 +32,7 @@ the specification's [publish] periods. Repeated months of a person are clustered
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -40,7 +41,8 @@ import pandas as pd
 
 from .config import ModelSpec
 from .indicator import CellCodes
-from .model import IndicatorModel, is_spark
+from .model import IndicatorModel, is_spark, reduce_batches
+from .movers import SUMS, CellSets, mover_frame, mover_moments
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
 from .suppression import suppress
@@ -256,7 +258,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # DuckDB: one period at a time bounds the memory of the aggregations over persons.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
     chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]
-    period_df = pd.concat([_period_cells(con, codes, c, moments, sum_moments, rollup) for c in chunks], ignore_index=True)
+    period_df = pd.concat([_period_cells(con, codes, c, moments, sum_moments, spec.outcomes) for c in chunks], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
@@ -270,30 +272,35 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
 
 
-def _period_cells(con, codes: CellCodes, pis: list[int], moments: str, sum_moments: str, rollup: str) -> pd.DataFrame:
+def _period_cells(con, codes: CellCodes, pis: list[int], moments: str, sum_moments: str, outcomes) -> pd.DataFrame:
     """Moments of every cell of some periods (indexes `pis`), with each person's months clustered.
 
     A person whose rows in the period all lie in one finest cell contributes that row to every
-    coarser cell (one GROUPING SETS query over cells). For persons who moved between finest
-    cells, their sums per coarser cell come first: one plain GROUP BY per level x breakdown,
-    so each aggregation can spill to disk (a GROUPING SETS over persons ran out of memory at
-    national scale)."""
+    coarser cell: those rows are summed per finest cell, then one GROUPING SETS query over the
+    finest cells. The persons who moved between finest cells are streamed in person order and
+    summed per person and cell in numpy (movers.py): one GROUP BY per level x breakdown over
+    persons cost 2 s each over the whole period at national scale."""
     keys = _key_cols(codes)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE __s0 AS
+    # not TEMP: the movers are streamed on a cursor of their own, which sees no temp tables
+    con.execute(f"""CREATE OR REPLACE TABLE __s0 AS
         WITH s00 AS (SELECT * FROM __pp WHERE __p IN ({', '.join(map(str, pis))})),
         k AS (SELECT __p, person_id, count(*) AS __k FROM s00 GROUP BY __p, person_id)
         SELECT s00.*, k.__k FROM s00 JOIN k USING (__p, person_id)""")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __pc AS SELECT __p, {', '.join(keys)}, {moments} FROM __s0 "
-                f"WHERE __k = 1 GROUP BY {_grouping_sets(codes, '__p')}")
-    for lvl, bd in _cell_sets(codes):
-        cols = _set_cols(codes, lvl, bd)
-        select = ", ".join(c if c in cols else f"NULL AS {c}" for c in keys)
-        by = ", ".join(["__p", *cols, "person_id"])
-        con.execute(f"""INSERT INTO __pc BY NAME
-            SELECT __p, {select}, {moments}
-            FROM (SELECT {by}, {rollup} FROM __s0 WHERE __k > 1 GROUP BY {by}) GROUP BY ALL""")
-    df = _cell_frame(con, codes, f"SELECT __p, {', '.join(keys)}, {sum_moments} FROM __pc GROUP BY ALL")
-    con.execute("DROP TABLE __s0; DROP TABLE __pc")
+    stayed = _cell_frame(con, codes, f"""
+        WITH f AS (SELECT __p, {', '.join(keys)}, {moments} FROM __s0 WHERE __k = 1 GROUP BY ALL)
+        SELECT __p, {', '.join(keys)}, {sum_moments} FROM f GROUP BY {_grouping_sets(codes, '__p')}""")
+    cs = CellSets(tuple(_cell_sets(codes)), max(pis) + 1, {1: 1, 2: len(codes.regions), 3: len(codes.offices)},
+                  tuple(len(lab) for lab in codes.labels), tuple(outcomes))
+    # as doubles: a sum of counts is a HUGEINT, which reaches numpy as Python objects (slow)
+    sums = ", ".join(f"CAST({m}_{o} AS DOUBLE) AS {m}_{o}" for o in outcomes for m in SUMS)
+    acc = reduce_batches(con, f"SELECT person_id AS __cluster, __p, {', '.join(keys)}, {sums} FROM __s0 "
+                              "WHERE __k > 1 ORDER BY __cluster, __p", partial(mover_moments, cs=cs),
+                         cluster="__cluster", order=("__cluster", "__p"))
+    con.execute("DROP TABLE __s0")
+    df = pd.concat([stayed, mover_frame(acc, cs)], ignore_index=True)
+    df = df.groupby(["__p", "lvl", "unit", "bd", "grp"], as_index=False, sort=False).sum()
+    counts = [c for c in df.columns if c[:2] in ("n_", "g_")]
+    df[counts] = df[counts].round().astype(np.int64)  # counts, summed as floats in numpy
     return df
 
 

@@ -1,0 +1,85 @@
+"""Period cells of persons who moved between finest cells (movers.py), against a plain
+pandas computation: each person's sums per cell, squared, summed per cell."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from arbeidsindikator import movers
+from arbeidsindikator.movers import MOMENTS, SUMS, CellSets, mover_frame, mover_moments
+
+OUTCOMES = ("a", "b")
+SETS = tuple((lvl, bd) for lvl in (1, 2, 3) for bd in range(3))
+CS = CellSets(SETS, n_periods=3, n_units={1: 1, 2: 3, 3: 6}, n_groups=(1, 3, 2), outcomes=OUTCOMES)
+
+
+def _rows(seed: int) -> pd.DataFrame:
+    """Rows of __pp: person x period x finest cell, most persons in several finest cells."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    d = pd.DataFrame({"__cluster": rng.integers(0, 400, n), "__p": rng.integers(0, 3, n)})
+    d["__office"] = rng.integers(0, 6, n)
+    d["__region"] = d["__office"] // 2
+    # some persons keep their office or groups within a period, some do not
+    stay = rng.random(n) < 0.5
+    d["__g1"] = np.where(stay, d["__cluster"] % 3, rng.integers(0, 3, n))
+    d["__g2"] = rng.integers(0, 2, n)
+    d.loc[stay, "__office"] = d.loc[stay, "__cluster"] % 6
+    d.loc[stay, "__region"] = d.loc[stay, "__office"] // 2
+    for o in OUTCOMES:
+        d[f"n_{o}"] = rng.integers(0, 4, n).astype(float)
+        d[f"sy_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n) * d[f"n_{o}"], np.nan)  # NULL where no months
+        d[f"se_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n), np.nan)
+        d[f"sx_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n), np.nan)
+    return d.sort_values(["__cluster", "__p"], kind="stable").reset_index(drop=True)
+
+
+def _expected(d: pd.DataFrame) -> pd.DataFrame:
+    frames = []
+    for lvl, bd in SETS:
+        cols = [c for c in (movers.UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+        per_person = d.fillna(0).groupby(["__p", "__cluster"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in SUMS]].sum()
+        for o in OUTCOMES:
+            n, sy, se = per_person[f"n_{o}"], per_person[f"sy_{o}"], per_person[f"se_{o}"]
+            per_person[f"g_{o}"] = (n > 0).astype(float)
+            per_person[f"syy_{o}"], per_person[f"see_{o}"] = sy * sy, se * se
+            per_person[f"nsy_{o}"], per_person[f"nse_{o}"], per_person[f"nn_{o}"] = n * sy, n * se, n * n
+        f = per_person.groupby(["__p"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in MOMENTS]].sum()
+        f["lvl"], f["bd"] = lvl, bd
+        f["unit"] = f[movers.UNIT_COLS[lvl]] if lvl > 1 else 0
+        f["grp"] = f[f"__g{bd}"] if bd else 0
+        frames.append(f[f[[f"n_{o}" for o in OUTCOMES]].sum(axis=1) > 0])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _batches(d: pd.DataFrame, seed: int) -> list[pa.RecordBatch]:
+    """The rows cut at random places, persons across batch boundaries included."""
+    t = pa.Table.from_pandas(d, preserve_index=False)
+    cuts = np.sort(np.random.default_rng(seed).choice(np.arange(1, len(d)), 12, replace=False))
+    return [t.slice(a, b - a).to_batches()[0] for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(d)])]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("one_key", [True, False])
+def test_mover_moments_equal_per_person_sums_squared(seed, one_key, monkeypatch):
+    if not one_key:  # the fallback for codes too many to combine into one integer
+        monkeypatch.setattr(movers, "KEY_LIMIT", 1.0)
+    d = _rows(seed)
+    got = mover_frame(mover_moments(iter(_batches(d, seed)), CS), CS)
+    want = _expected(d)
+    keys = ["__p", "lvl", "unit", "bd", "grp"]
+    merged = want.merge(got, on=keys, how="outer", suffixes=("_want", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all(), "the same cells"
+    for c in [f"{m}_{o}" for o in OUTCOMES for m in MOMENTS]:
+        np.testing.assert_allclose(merged[f"{c}_got"], merged[f"{c}_want"], rtol=1e-12, atol=1e-9, err_msg=c)
+
+
+def test_rows_out_of_person_order_are_refused():
+    d = _rows(0).iloc[::-1]
+    with pytest.raises(ValueError, match="cluster order"):
+        mover_moments(iter(_batches(d, 0)), CS)
+
+
+def test_no_rows_give_no_cells():
+    assert mover_frame(mover_moments(iter(()), CS), CS).empty
