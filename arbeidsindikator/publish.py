@@ -42,7 +42,7 @@ import pandas as pd
 from .config import ModelSpec
 from .indicator import CellCodes
 from .model import IndicatorModel, is_spark, reduce_batches
-from .movers import SUMS, CellSets, mover_frame, mover_moments
+from .period_cells import SUMS, CellSets, period_frame, period_moments
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
 from .suppression import suppress
@@ -53,18 +53,6 @@ HOURS_PER_FTE_WEEK = 37.5
 
 def _scale(o: str) -> float:
     return 100.0 if o.startswith("jobb") else 1.0
-
-
-def _period_moment_cols(spec: ModelSpec) -> str:
-    """Per outcome, over rows that are one person's sums in a cell: persons, sums, and the
-    cross-products the person-clustered variance needs."""
-    cols = []
-    for o in spec.outcomes:
-        cols += [f"sum(n_{o}) AS n_{o}", f"count(*) FILTER (WHERE n_{o} > 0) AS g_{o}",
-                 f"sum(sy_{o}) AS sy_{o}", f"sum(sx_{o}) AS sx_{o}", f"sum(se_{o}) AS se_{o}",
-                 f"sum(sy_{o} * sy_{o}) AS syy_{o}", f"sum(se_{o} * se_{o}) AS see_{o}",
-                 f"sum(n_{o} * sy_{o}) AS nsy_{o}", f"sum(n_{o} * se_{o}) AS nse_{o}", f"sum(n_{o} * n_{o}) AS nn_{o}"]
-    return ", ".join(cols)
 
 
 def _monthly_moment_cols(spec: ModelSpec) -> str:
@@ -252,13 +240,11 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     per_person = ", ".join(
         f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(indicator_{o}) AS se_{o}, "
         f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
-    moments = _period_moment_cols(spec)
-    sum_moments = ", ".join(f"sum({c.split(' AS ')[1]}) AS {c.split(' AS ')[1]}" for c in moments.split(", "))
     _person_period_sums(con, source, periods, cell, per_person, rollup)
-    # DuckDB: one period at a time bounds the memory of the aggregations over persons.
+    # DuckDB: one period at a time bounds the memory of the sort by person.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
     chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]
-    period_df = pd.concat([_period_cells(con, codes, c, moments, sum_moments, spec.outcomes) for c in chunks], ignore_index=True)
+    period_df = pd.concat([_period_cells(con, codes, c, spec.outcomes) for c in chunks], ignore_index=True)
     con.execute("DROP TABLE __pp")
     p = _long(period_df, spec, True)
     p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
@@ -272,33 +258,20 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
 
 
-def _period_cells(con, codes: CellCodes, pis: list[int], moments: str, sum_moments: str, outcomes) -> pd.DataFrame:
-    """Moments of every cell of some periods (indexes `pis`), with each person's months clustered.
-
-    A person whose rows in the period all lie in one finest cell contributes that row to every
-    coarser cell: those rows are summed per finest cell, then one GROUPING SETS query over the
-    finest cells. The persons who moved between finest cells are streamed in person order and
-    summed per person and cell in numpy (movers.py): one GROUP BY per level x breakdown over
-    persons cost 2 s each over the whole period at national scale."""
+def _period_cells(con, codes: CellCodes, pis: list[int], outcomes) -> pd.DataFrame:
+    """Moments of every cell of some periods (indexes `pis`), with each person's months clustered:
+    the rows of __pp streamed in person order and summed per person and cell in numpy
+    (period_cells.py). One GROUP BY over persons per level x breakdown cost 2 s each over the whole
+    period at national scale, and there are 18."""
     keys = _key_cols(codes)
-    # not TEMP: the movers are streamed on a cursor of their own, which sees no temp tables
-    con.execute(f"""CREATE OR REPLACE TABLE __s0 AS
-        WITH s00 AS (SELECT * FROM __pp WHERE __p IN ({', '.join(map(str, pis))})),
-        k AS (SELECT __p, person_id, count(*) AS __k FROM s00 GROUP BY __p, person_id)
-        SELECT s00.*, k.__k FROM s00 JOIN k USING (__p, person_id)""")
-    stayed = _cell_frame(con, codes, f"""
-        WITH f AS (SELECT __p, {', '.join(keys)}, {moments} FROM __s0 WHERE __k = 1 GROUP BY ALL)
-        SELECT __p, {', '.join(keys)}, {sum_moments} FROM f GROUP BY {_grouping_sets(codes, '__p')}""")
     cs = CellSets(tuple(_cell_sets(codes)), max(pis) + 1, {1: 1, 2: len(codes.regions), 3: len(codes.offices)},
                   tuple(len(lab) for lab in codes.labels), tuple(outcomes))
     # as doubles: a sum of counts is a HUGEINT, which reaches numpy as Python objects (slow)
     sums = ", ".join(f"CAST({m}_{o} AS DOUBLE) AS {m}_{o}" for o in outcomes for m in SUMS)
-    acc = reduce_batches(con, f"SELECT person_id AS __cluster, __p, {', '.join(keys)}, {sums} FROM __s0 "
-                              "WHERE __k > 1 ORDER BY __cluster, __p", partial(mover_moments, cs=cs),
-                         cluster="__cluster", order=("__cluster", "__p"))
-    con.execute("DROP TABLE __s0")
-    df = pd.concat([stayed, mover_frame(acc, cs)], ignore_index=True)
-    df = df.groupby(["__p", "lvl", "unit", "bd", "grp"], as_index=False, sort=False).sum()
+    acc = reduce_batches(con, f"SELECT person_id AS __cluster, __p, {', '.join(keys)}, {sums} FROM __pp "
+                              f"WHERE __p IN ({', '.join(map(str, pis))}) ORDER BY __cluster, __p",
+                         partial(period_moments, cs=cs), cluster="__cluster", order=("__cluster", "__p"))
+    df = period_frame(acc, cs)
     counts = [c for c in df.columns if c[:2] in ("n_", "g_")]
     df[counts] = df[counts].round().astype(np.int64)  # counts, summed as floats in numpy
     return df
@@ -324,7 +297,8 @@ def _person_period_sums(con, source: str, periods: list[Period], cell: str, per_
             parts.append(f"SELECT {i} AS __p, person_id, {cell}, {per_person} FROM {source} "
                          f"WHERE month BETWEEN DATE '{p.start}-01' AND DATE '{p.end}-01' GROUP BY ALL")
     # per_person and rollup name the same columns in the same order, so the parts line up
-    con.execute("CREATE OR REPLACE TEMP TABLE __pp AS " + " UNION ALL ".join(parts))
+    # not TEMP: the periods are streamed on a cursor of their own, which sees no temp tables
+    con.execute("CREATE OR REPLACE TABLE __pp AS " + " UNION ALL ".join(parts))
     con.execute("DROP TABLE __py")
 
 

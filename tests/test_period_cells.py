@@ -1,4 +1,4 @@
-"""Period cells of persons who moved between finest cells (movers.py), against a plain
+"""Period cells (period_cells.py), with persons who moved between finest cells, against a plain
 pandas computation: each person's sums per cell, squared, summed per cell."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from arbeidsindikator import movers
-from arbeidsindikator.movers import MOMENTS, SUMS, CellSets, mover_frame, mover_moments
+from arbeidsindikator import period_cells
+from arbeidsindikator.period_cells import MOMENTS, SUMS, CellSets, period_frame, period_moments
 
 OUTCOMES = ("a", "b")
 SETS = tuple((lvl, bd) for lvl in (1, 2, 3) for bd in range(3))
@@ -38,7 +38,7 @@ def _rows(seed: int) -> pd.DataFrame:
 def _expected(d: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for lvl, bd in SETS:
-        cols = [c for c in (movers.UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+        cols = [c for c in (period_cells.UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
         per_person = d.fillna(0).groupby(["__p", "__cluster"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in SUMS]].sum()
         for o in OUTCOMES:
             n, sy, se = per_person[f"n_{o}"], per_person[f"sy_{o}"], per_person[f"se_{o}"]
@@ -47,7 +47,7 @@ def _expected(d: pd.DataFrame) -> pd.DataFrame:
             per_person[f"nsy_{o}"], per_person[f"nse_{o}"], per_person[f"nn_{o}"] = n * sy, n * se, n * n
         f = per_person.groupby(["__p"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in MOMENTS]].sum()
         f["lvl"], f["bd"] = lvl, bd
-        f["unit"] = f[movers.UNIT_COLS[lvl]] if lvl > 1 else 0
+        f["unit"] = f[period_cells.UNIT_COLS[lvl]] if lvl > 1 else 0
         f["grp"] = f[f"__g{bd}"] if bd else 0
         frames.append(f[f[[f"n_{o}" for o in OUTCOMES]].sum(axis=1) > 0])
     return pd.concat(frames, ignore_index=True)
@@ -62,11 +62,11 @@ def _batches(d: pd.DataFrame, seed: int) -> list[pa.RecordBatch]:
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("one_key", [True, False])
-def test_mover_moments_equal_per_person_sums_squared(seed, one_key, monkeypatch):
+def test_period_moments_equal_per_person_sums_squared(seed, one_key, monkeypatch):
     if not one_key:  # the fallback for codes too many to combine into one integer
-        monkeypatch.setattr(movers, "KEY_LIMIT", 1.0)
+        monkeypatch.setattr(period_cells, "KEY_LIMIT", 1.0)
     d = _rows(seed)
-    got = mover_frame(mover_moments(iter(_batches(d, seed)), CS), CS)
+    got = period_frame(period_moments(iter(_batches(d, seed)), CS), CS)
     want = _expected(d)
     keys = ["__p", "lvl", "unit", "bd", "grp"]
     merged = want.merge(got, on=keys, how="outer", suffixes=("_want", "_got"), indicator=True)
@@ -78,8 +78,8 @@ def test_mover_moments_equal_per_person_sums_squared(seed, one_key, monkeypatch)
 def test_rows_out_of_person_order_are_refused():
     d = _rows(0).iloc[::-1]
     with pytest.raises(ValueError, match="cluster order"):
-        mover_moments(iter(_batches(d, 0)), CS)
+        period_moments(iter(_batches(d, 0)), CS)
 
 
 def test_no_rows_give_no_cells():
-    assert mover_frame(mover_moments(iter(()), CS), CS).empty
+    assert period_frame(period_moments(iter(()), CS), CS).empty
