@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .model import _whole_clusters  # the same re-cutting as the model's clustered pass
+from .model import BATCH_ROWS, _concat, _whole_clusters  # the same re-cutting as the model's clustered pass
 
 # per outcome: months with an observed outcome, persons with one, the sums of the actual,
 # expected and indicator, and the cross-products of persons' sums the clustered variance needs
@@ -73,9 +73,24 @@ def period_moments(batches, cs: CellSets) -> dict:
     rows in person order (column __cluster) with columns __p, the unit and group codes and
     the persons' SUMS per outcome (one row per person x period x finest cell)."""
     acc: dict = {}
-    for b in _whole_clusters(batches):
+    for b in _coalesced(_whole_clusters(batches), BATCH_ROWS):
         _add_batch(acc, b, cs)
     return acc
+
+
+def _coalesced(batches, rows: int):
+    """Consecutive batches joined until they hold `rows` rows. A batch's fixed work (summing
+    its groups of persons into every set's cells) does not shrink with the batch, and a
+    sorted DuckDB query hands out batches of about 120 000 rows."""
+    pending, n = [], 0
+    for b in batches:
+        pending.append(b)
+        n += b.num_rows
+        if n >= rows:
+            yield _concat(pending)
+            pending, n = [], 0
+    if pending:
+        yield _concat(pending)
 
 
 def _add_batch(acc: dict, b, cs: CellSets) -> None:

@@ -65,6 +65,8 @@ def _batches(d: pd.DataFrame, seed: int) -> list[pa.RecordBatch]:
 def test_period_moments_equal_per_person_sums_squared(seed, one_key, monkeypatch):
     if not one_key:  # the fallback for codes too many to combine into one integer
         monkeypatch.setattr(period_cells, "KEY_LIMIT", 1.0)
+    # batches are joined up to this many rows: several sums per call, added up
+    monkeypatch.setattr(period_cells, "BATCH_ROWS", 500)
     d = _rows(seed)
     got = period_frame(period_moments(iter(_batches(d, seed)), CS), CS)
     want = _expected(d)
