@@ -61,27 +61,29 @@ def _moments(t: np.ndarray) -> np.ndarray:
 
 
 def _sum_by(idx: np.ndarray, w: np.ndarray, size: int) -> np.ndarray:
-    """Columns of w (terms x rows) summed by idx into (size x terms)."""
-    out = np.zeros((size, len(w)))
+    """Columns of w (terms x rows) summed by idx into (terms x size)."""
+    out = np.zeros((len(w), size))
     for j, x in enumerate(w):
-        out[:, j] = np.bincount(idx, weights=x, minlength=size)  # (an empty idx gives integers)
+        out[j] = np.bincount(idx, weights=x, minlength=size)  # (an empty idx gives integers)
     return out
 
 
 def period_moments(batches, cs: CellSets) -> dict:
-    """Moments per cell of every set, (cells x terms) arrays keyed by (level, breakdown), over
+    """Moments per cell of every set, (terms x cells) arrays keyed by (level, breakdown), over
     rows in person order (column __cluster) with columns __p, the unit and group codes and
     the persons' SUMS per outcome (one row per person x period x finest cell)."""
     acc: dict = {}
+    stay = None  # the groups of persons by where they stayed put: their codes and moments
     for b in _coalesced(_whole_clusters(batches), BATCH_ROWS):
-        _add_batch(acc, b, cs)
+        stay = _merge(stay, _add_batch(acc, b, cs), cs)
+    if stay is not None:
+        _add_stayed(acc, stay, cs)
     return acc
 
 
 def _coalesced(batches, rows: int):
-    """Consecutive batches joined until they hold `rows` rows. A batch's fixed work (summing
-    its groups of persons into every set's cells) does not shrink with the batch, and a
-    sorted DuckDB query hands out batches of about 120 000 rows."""
+    """Consecutive batches joined until they hold `rows` rows: a sorted DuckDB query hands
+    out batches of about 120 000 rows, and every batch has fixed work."""
     pending, n = [], 0
     for b in batches:
         pending.append(b)
@@ -93,51 +95,96 @@ def _coalesced(batches, rows: int):
         yield _concat(pending)
 
 
-def _add_batch(acc: dict, b, cs: CellSets) -> None:
+def _code_cols(cs: CellSets) -> list[str]:
+    return list(UNIT_COLS.values()) + [f"__g{k}" for k in range(1, len(cs.n_groups))]
+
+
+def _groups(codes: np.ndarray, cs: CellSets):
+    """np.unique over rows of (period, stayed-put codes): one integer per combination where
+    they fit in one, else whole rows compared."""
+    radix = [cs.n_periods] + [cs.n_units[lvl] + 1 for lvl in UNIT_COLS] + [n + 1 for n in cs.n_groups[1:]]
+    if np.prod([float(n) for n in radix]) < KEY_LIMIT:
+        key = np.zeros(len(codes), np.int64)
+        for j in reversed(range(len(radix))):
+            key = key * radix[j] + codes[:, j]
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, inv = np.unique(codes, return_index=True, return_inverse=True, axis=0)
+    return first, inv.reshape(-1)
+
+
+def _merge(a, b, cs: CellSets):
+    """Two sets of groups (codes, moments) as one, the moments of equal groups added."""
+    if a is None:
+        return b
+    codes, moments = np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]], axis=1)
+    first, inv = _groups(codes, cs)
+    return codes[first], _sum_by(inv, moments, len(first))
+
+
+def _add_stayed(acc: dict, stay, cs: CellSets) -> None:
+    """The groups of persons by where they stayed put, into the cells of every set whose
+    columns they stayed put in (the others go to a bin that is dropped)."""
+    codes, moments = stay
+    col = {c: codes[:, 1 + j] for j, c in enumerate(_code_cols(cs))}  # code + 1, 0: moved
+    for s in cs.sets:
+        lvl, bd = s
+        cols = [c for c in (UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+        ok = np.logical_and.reduce([col[c] > 0 for c in cols]) if cols else np.ones(len(codes), bool)
+        cell = np.where(ok, _cell(s, cs, codes[:, 0], {c: col[c] - 1 for c in cols}), cs.size(s))
+        m = _sum_by(cell, moments, cs.size(s) + 1)[:, :-1]
+        acc[s] = acc[s] + m if s in acc else m
+
+
+def _add_batch(acc: dict, b, cs: CellSets):
+    """Add the persons who moved in a set's columns to its cells; return the groups of
+    persons by where they stayed put (codes, moments), for _add_stayed at the end."""
     col = lambda c: b.column(c).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)  # noqa: E731
     person, p = col("__cluster"), col("__p")
     start = np.flatnonzero(np.r_[True, (person[1:] != person[:-1]) | (p[1:] != p[:-1])])  # each person x period
     size = np.diff(np.r_[start, len(p)])
     v = np.array([np.nan_to_num(b.column(f"{m}_{o}").to_numpy(zero_copy_only=False).astype(float))
                   for o in cs.outcomes for m in SUMS])
-    codes = {c: col(c) for c in UNIT_COLS.values()} | {f"__g{k}": col(f"__g{k}") for k in range(1, len(cs.n_groups))}
+    codes = {c: col(c) for c in _code_cols(cs)}
     # where each person stayed put: the column's code + 1, or 0 where they moved
     stayed = {}
     for c, x in codes.items():
         lo, hi = np.minimum.reduceat(x, start), np.maximum.reduceat(x, start)
         stayed[c] = np.where(lo == hi, lo + 1, 0)
-    # persons grouped by period and where they stayed put, with their moments summed
-    parts = [(p[start], cs.n_periods)] + [(stayed[c], int(x.max()) + 2) for c, x in codes.items()]
-    if np.prod([float(n) for _, n in parts]) < KEY_LIMIT:  # one integer key per combination
-        key = np.zeros(len(start), np.int64)
-        for x, n in reversed(parts):
-            key = key * n + x
-    else:  # too many combinations for one integer: compare whole rows
-        key = np.stack([x for x, _ in parts], axis=1)
-    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True, axis=0 if key.ndim > 1 else None)
-    inv = inv.reshape(-1)
-    stay_moments = _sum_by(inv, _moments(np.add.reduceat(v, start, axis=1)), len(uniq))
-    g_p, g_stayed = p[start][first], {c: x[first] for c, x in stayed.items()}
+    pp = np.repeat(np.arange(len(start)), size)  # each row's person x period
+
+    def per_person_and(persons: np.ndarray, key: np.ndarray, n_keys: int):
+        """The moments of some persons' sums per person and key (a row's cell or group):
+        their person x period, key and moments (terms x persons' keys)."""
+        rows = np.flatnonzero(np.repeat(persons, size))
+        u, inv = np.unique(pp[rows] * n_keys + key[rows], return_inverse=True)
+        return u // n_keys, u % n_keys, _moments(_sum_by(inv, v[:, rows], len(u)))
+
+    by_group = {}  # breakdown -> the persons who changed group, summed per person and group
     for s in cs.sets:
-        cols = _set_cols(s)
-        # the groups of persons who stayed put in this set's columns
-        ok = np.logical_and.reduce([g_stayed[c] > 0 for c in cols]) if cols else np.ones(len(uniq), bool)
-        cell = _cell(s, cs, g_p[ok], {c: g_stayed[c][ok] - 1 for c in cols})
-        m = _sum_by(cell, stay_moments[ok].T, cs.size(s))
-        # the persons who moved in this set's columns: sums per person x cell first
-        moved = ~np.logical_and.reduce([stayed[c] > 0 for c in cols]) if cols else np.zeros(len(start), bool)
-        if moved.any():
-            rows = np.flatnonzero(np.repeat(moved, size))
-            person_cell = np.repeat(np.arange(len(start)), size)[rows] * cs.size(s) + _cell(s, cs, p[rows], {c: codes[c][rows] for c in cols})
-            u, inv_pc = np.unique(person_cell, return_inverse=True)
-            sums = np.array([np.bincount(inv_pc, weights=x, minlength=len(u)) for x in v[:, rows]])
-            m += _sum_by(u % cs.size(s), _moments(sums), cs.size(s))
+        lvl, bd = s
+        unit_col, group_col = UNIT_COLS.get(lvl), f"__g{bd}" if bd else None
+        m = np.zeros((len(MOMENTS) * len(cs.outcomes), cs.size(s)))
+        # persons who changed group but not unit: their sums per group are the same at every
+        # level, so they are made once per breakdown (most movers only grew a year older)
+        unit_moved = stayed[unit_col] == 0 if unit_col else np.zeros(len(start), bool)
+        if group_col and (stayed[group_col] == 0).any():
+            if bd not in by_group:
+                by_group[bd] = per_person_and(stayed[group_col] == 0, codes[group_col], cs.n_groups[bd])
+            who, grp, w = by_group[bd]
+            unit = {unit_col: stayed[unit_col][who] - 1} if unit_col else {}
+            cell = np.where(unit_moved[who], cs.size(s), _cell(s, cs, p[start][who], unit | {group_col: grp}))
+            m += _sum_by(cell, w, cs.size(s) + 1)[:, :-1]  # unit movers into the dropped bin
+        # persons who changed unit: their sums per person and cell
+        if unit_moved.any():
+            cols = [c for c in (unit_col, group_col) if c]
+            _, cell, w = per_person_and(unit_moved, _cell(s, cs, p, {c: codes[c] for c in cols}), cs.size(s))
+            m += _sum_by(cell, w, cs.size(s))
         acc[s] = acc[s] + m if s in acc else m
-
-
-def _set_cols(s: tuple[int, int]) -> list[str]:
-    lvl, bd = s
-    return [c for c in (UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+    # persons grouped by period and where they stayed put, with their moments summed
+    group_codes = np.stack([p[start]] + [stayed[c] for c in codes], axis=1)
+    first, inv = _groups(group_codes, cs)
+    return group_codes[first], _sum_by(inv, _moments(np.add.reduceat(v, start, axis=1)), len(first))
 
 
 def _cell(s: tuple[int, int], cs: CellSets, p: np.ndarray, codes: dict) -> np.ndarray:
@@ -153,6 +200,7 @@ def period_frame(acc: dict, cs: CellSets) -> pd.DataFrame:
     names = [f"{m}_{o}" for o in cs.outcomes for m in MOMENTS]
     frames = []
     for (lvl, bd), m in acc.items():
+        m = m.T  # cells x terms
         idx = np.flatnonzero(m[:, [MOMENTS.index("n") + len(MOMENTS) * k for k in range(len(cs.outcomes))]].sum(axis=1) > 0)
         p, rest = np.divmod(idx, cs.n_units[lvl] * cs.n_groups[bd])
         unit, grp = np.divmod(rest, cs.n_groups[bd])

@@ -15,24 +15,25 @@ CS = CellSets(SETS, n_periods=3, n_units={1: 1, 2: 3, 3: 6}, n_groups=(1, 3, 2),
 
 
 def _rows(seed: int) -> pd.DataFrame:
-    """Rows of __pp: person x period x finest cell, most persons in several finest cells."""
+    """Rows of __pp: person x period x finest cell. A person-period stays in one finest cell,
+    changes breakdown groups only, or changes office (and maybe groups)."""
     rng = np.random.default_rng(seed)
-    n = 3000
-    d = pd.DataFrame({"__cluster": rng.integers(0, 400, n), "__p": rng.integers(0, 3, n)})
-    d["__office"] = rng.integers(0, 6, n)
+    pp = pd.DataFrame({"__cluster": np.repeat(np.arange(400), 3), "__p": np.tile(np.arange(3), 400)})
+    pp["kind"] = rng.choice(3, len(pp), p=[0.4, 0.4, 0.2])
+    d = pp.loc[pp.index.repeat(rng.integers(1, 5, len(pp)))].reset_index(drop=True)
+    n = len(d)
+    home = d["__cluster"].to_numpy()
+    moves_group, moves_office = d["kind"] >= 1, d["kind"] == 2
+    d["__office"] = np.where(moves_office, rng.integers(0, 6, n), home % 6)
     d["__region"] = d["__office"] // 2
-    # some persons keep their office or groups within a period, some do not
-    stay = rng.random(n) < 0.5
-    d["__g1"] = np.where(stay, d["__cluster"] % 3, rng.integers(0, 3, n))
-    d["__g2"] = rng.integers(0, 2, n)
-    d.loc[stay, "__office"] = d.loc[stay, "__cluster"] % 6
-    d.loc[stay, "__region"] = d.loc[stay, "__office"] // 2
+    d["__g1"] = np.where(moves_group, rng.integers(0, 3, n), home % 3)
+    d["__g2"] = np.where(moves_group & (rng.random(n) < 0.5), rng.integers(0, 2, n), home % 2)
     for o in OUTCOMES:
         d[f"n_{o}"] = rng.integers(0, 4, n).astype(float)
         d[f"sy_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n) * d[f"n_{o}"], np.nan)  # NULL where no months
         d[f"se_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n), np.nan)
         d[f"sx_{o}"] = np.where(d[f"n_{o}"] > 0, rng.normal(size=n), np.nan)
-    return d.sort_values(["__cluster", "__p"], kind="stable").reset_index(drop=True)
+    return d.drop(columns="kind")
 
 
 def _expected(d: pd.DataFrame) -> pd.DataFrame:
