@@ -5,14 +5,16 @@ The clustered variance of a period cell needs, per person, the square of the per
 that cell (publish._long turns the moments into means and variances). A person whose months
 all lie in one finest cell (office x every breakdown group) has the same sums in every
 coarser cell; a person who moved (another office, an older age group, ...) has different sums
-in different coarser cells. The rows of __pp (person x period x finest cell) are streamed in
-person order, and:
+in different coarser cells. Each period's rows (person x finest cell, from
+publish._person_period_rows) are streamed in person order, and:
 
-- persons are grouped by the columns in which they stayed put within the period (the others
-  marked as moved), their moments summed per group once. A set whose columns a person stayed
-  put in takes that person from these groups: everyone for most sets, since most movers
-  changed one or two columns only;
-- the persons who moved in a set's own columns are summed per person and cell for that set.
+- persons are grouped by the columns they stayed put in within the period (the others marked
+  as moved). The groups' moments are merged across batches and spread, at the end, into every
+  set whose columns they stayed put in: everyone for most sets, since most movers changed
+  one column only;
+- persons who changed breakdown group but not unit are summed per person and group once per
+  breakdown; the three levels share those sums;
+- persons who changed unit are summed per person and cell for each set.
 
 This replaced one GROUP BY over persons per level x breakdown in SQL (18 per period, 2 s each
 over the whole period at national scale). The sums are sufficient statistics: the Spark
@@ -31,7 +33,7 @@ from .model import BATCH_ROWS, _concat, _whole_clusters  # the same re-cutting a
 # per outcome: months with an observed outcome, persons with one, the sums of the actual,
 # expected and indicator, and the cross-products of persons' sums the clustered variance needs
 MOMENTS = ("n", "g", "sy", "sx", "se", "syy", "see", "nsy", "nse", "nn")
-SUMS = ("n", "sy", "se", "sx")  # a person's sums per outcome, as in the table __pp
+SUMS = ("n", "sy", "se", "sx")  # a person's sums per outcome in a period's rows
 KEY_LIMIT = 2.0 ** 62  # combinations of codes up to this many get one integer key each
 
 

@@ -15,7 +15,7 @@ CS = CellSets(SETS, n_periods=3, n_units={1: 1, 2: 3, 3: 6}, n_groups=(1, 3, 2),
 
 
 def _rows(seed: int) -> pd.DataFrame:
-    """Rows of __pp: person x period x finest cell. A person-period stays in one finest cell,
+    """Period rows: person x period x finest cell. A person-period stays in one finest cell,
     changes breakdown groups only, or changes office (and maybe groups)."""
     rng = np.random.default_rng(seed)
     pp = pd.DataFrame({"__cluster": np.repeat(np.arange(400), 3), "__p": np.tile(np.arange(3), 400)})
