@@ -148,6 +148,13 @@ def _add_batch(acc: dict, b, cs: CellSets):
     v = np.array([np.nan_to_num(b.column(f"{m}_{o}").to_numpy(zero_copy_only=False).astype(float))
                   for o in cs.outcomes for m in SUMS])
     codes = {c: col(c) for c in _code_cols(cs)}
+    # every key below is a mixed-radix number of these codes: one out of range would collide
+    ranges = {"__p": (p, cs.n_periods)} | {c: (codes[c], n) for c, n in zip(
+        codes, [cs.n_units[lvl] for lvl in UNIT_COLS] + list(cs.n_groups[1:]))}
+    bad = [f"{c} has {x.min()}..{x.max()}, expected 0..{n - 1}" for c, (x, n) in ranges.items()
+           if len(x) and (x.min() < 0 or x.max() >= n)]
+    if bad:
+        raise ValueError("period cells: codes outside their ranges: " + "; ".join(bad))
     # where each person stayed put: the column's code + 1, or 0 where they moved
     stayed = {}
     for c, x in codes.items():

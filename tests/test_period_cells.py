@@ -86,3 +86,10 @@ def test_rows_out_of_person_order_are_refused():
 
 def test_no_rows_give_no_cells():
     assert period_frame(period_moments(iter(()), CS), CS).empty
+
+
+def test_codes_outside_their_ranges_are_refused():
+    d = _rows(0)
+    d.loc[0, "__g2"] = 7  # CS knows two groups of breakdown 2
+    with pytest.raises(ValueError, match="outside their ranges"):
+        period_moments(iter(_batches(d, 0)), CS)
