@@ -15,6 +15,7 @@ over strings spilled and took three times as long).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import duckdb
 import numpy as np
@@ -56,10 +57,23 @@ class CellCodes:
     breakdowns: list[tuple[str, bool]]  # (name, in the model), 'Alle' first
     labels: list[list[str]]
 
+    # the code column of each level's unit (level 1, the country, has none)
+    UNIT_COLS: ClassVar[dict[int, str]] = {2: "__region", 3: "__office"}
+
     @staticmethod
     def group_col(b: int) -> str:
         """The column with the group code of breakdown b (b >= 1; 'Alle' has no column)."""
         return f"__g{b}"
+
+    @staticmethod
+    def set_cols(lvl: int, bd: int) -> list[str]:
+        """The code columns that key the cells of a level x breakdown."""
+        return [c for c in (CellCodes.UNIT_COLS.get(lvl), CellCodes.group_col(bd) if bd else None) if c]
+
+    @staticmethod
+    def key_cols(n_breakdowns: int) -> list[str]:
+        """Every code column: the units' (region, office), then each breakdown's but 'Alle'."""
+        return list(CellCodes.UNIT_COLS.values()) + [CellCodes.group_col(b) for b in range(1, n_breakdowns)]
 
     @classmethod
     def read(cls, con, spec: ModelSpec, source: str = "person_results") -> "CellCodes":

@@ -296,7 +296,7 @@ def _sorted(ids: np.ndarray) -> bool:
     return bool(np.all(ids[:-1] <= ids[1:]))
 
 
-def _whole_clusters(batches):
+def whole_clusters(batches):
     """The rows of batches in cluster order, re-cut so that no cluster spans two batches: each
     batch's last cluster is held back until its continuation at the head of the next batch has
     joined it. Only those few rows are copied (copying whole batches cost 10 s at national
@@ -312,14 +312,14 @@ def _whole_clusters(batches):
         last = cid[-1]
         if carry is not None:  # the held-back cluster, continued at the head of this batch
             head = int(np.searchsorted(cid, cid[0], side="right")) if cid[0] == carry_id else 0
-            carry = _concat([carry, b.slice(0, head)]) if head else carry
+            carry = concat_batches([carry, b.slice(0, head)]) if head else carry
             if head == b.num_rows:
                 continue
             done.append(carry)
             n_done += carry.num_rows
             b, cid = b.slice(head), cid[head:]
         if n_done >= b.num_rows:
-            yield _concat(done)
+            yield concat_batches(done)
             done, n_done = [], 0
         cut = int(np.searchsorted(cid, cid[-1], side="left"))
         if cut:
@@ -328,7 +328,7 @@ def _whole_clusters(batches):
     if carry is not None:
         done.append(carry)
     if done:
-        yield _concat(done)
+        yield concat_batches(done)
 
 
 def _own(a: pa.Array) -> pa.Array:
@@ -336,7 +336,7 @@ def _own(a: pa.Array) -> pa.Array:
     return pa.concat_arrays([a, pa.array([], a.type)])
 
 
-def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+def concat_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
@@ -557,7 +557,7 @@ class IndicatorModel:
             if pred_sink is not None:
                 pred_sink.append(pa.table(preds))
 
-        for batch in _whole_clusters(batches):
+        for batch in whole_clusters(batches):
             process(batch)
         return acc
 

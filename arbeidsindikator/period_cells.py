@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .model import BATCH_ROWS, _concat, _whole_clusters  # the same re-cutting as the model's clustered pass
+from .indicator import CellCodes
+from .model import BATCH_ROWS, concat_batches, whole_clusters  # the model's clustered pass re-cuts the same way
 
 # per outcome: months with an observed outcome, persons with one, the sums of the actual,
 # expected and indicator, and the cross-products of persons' sums the clustered variance needs
@@ -49,8 +50,14 @@ class CellSets:
     def size(self, s: tuple[int, int]) -> int:
         return self.n_periods * self.n_units[s[0]] * self.n_groups[s[1]]
 
+    @property
+    def code_cols(self) -> list[str]:
+        return CellCodes.key_cols(len(self.n_groups))
 
-UNIT_COLS = {2: "__region", 3: "__office"}
+    @property
+    def code_sizes(self) -> list[int]:
+        """How many codes each of code_cols has."""
+        return [self.n_units[lvl] for lvl in CellCodes.UNIT_COLS] + list(self.n_groups[1:])
 
 
 def _moments(t: np.ndarray) -> np.ndarray:
@@ -76,7 +83,7 @@ def period_moments(batches, cs: CellSets) -> dict:
     the persons' SUMS per outcome (one row per person x period x finest cell)."""
     acc: dict = {}
     stay = None  # the groups of persons by where they stayed put: their codes and moments
-    for b in _coalesced(_whole_clusters(batches), BATCH_ROWS):
+    for b in _coalesced(whole_clusters(batches), BATCH_ROWS):
         stay = _merge(stay, _add_batch(acc, b, cs), cs)
     if stay is not None:
         _add_stayed(acc, stay, cs)
@@ -91,20 +98,16 @@ def _coalesced(batches, rows: int):
         pending.append(b)
         n += b.num_rows
         if n >= rows:
-            yield _concat(pending)
+            yield concat_batches(pending)
             pending, n = [], 0
     if pending:
-        yield _concat(pending)
-
-
-def _code_cols(cs: CellSets) -> list[str]:
-    return list(UNIT_COLS.values()) + [f"__g{k}" for k in range(1, len(cs.n_groups))]
+        yield concat_batches(pending)
 
 
 def _groups(codes: np.ndarray, cs: CellSets):
     """np.unique over rows of (period, stayed-put codes): one integer per combination where
     they fit in one, else whole rows compared."""
-    radix = [cs.n_periods] + [cs.n_units[lvl] + 1 for lvl in UNIT_COLS] + [n + 1 for n in cs.n_groups[1:]]
+    radix = [cs.n_periods] + [n + 1 for n in cs.code_sizes]  # + 1: 0 marks a column moved in
     if np.prod([float(n) for n in radix]) < KEY_LIMIT:
         key = np.zeros(len(codes), np.int64)
         for j in reversed(range(len(radix))):
@@ -128,10 +131,9 @@ def _add_stayed(acc: dict, stay, cs: CellSets) -> None:
     """The groups of persons by where they stayed put, into the cells of every set whose
     columns they stayed put in (the others go to a bin that is dropped)."""
     codes, moments = stay
-    col = {c: codes[:, 1 + j] for j, c in enumerate(_code_cols(cs))}  # code + 1, 0: moved
+    col = {c: codes[:, 1 + j] for j, c in enumerate(cs.code_cols)}  # code + 1, 0: moved
     for s in cs.sets:
-        lvl, bd = s
-        cols = [c for c in (UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+        cols = CellCodes.set_cols(*s)
         ok = np.logical_and.reduce([col[c] > 0 for c in cols]) if cols else np.ones(len(codes), bool)
         cell = np.where(ok, _cell(s, cs, codes[:, 0], {c: col[c] - 1 for c in cols}), cs.size(s))
         m = _sum_by(cell, moments, cs.size(s) + 1)[:, :-1]
@@ -147,10 +149,9 @@ def _add_batch(acc: dict, b, cs: CellSets):
     size = np.diff(np.r_[start, len(p)])
     v = np.array([np.nan_to_num(b.column(f"{m}_{o}").to_numpy(zero_copy_only=False).astype(float))
                   for o in cs.outcomes for m in SUMS])
-    codes = {c: col(c) for c in _code_cols(cs)}
+    codes = {c: col(c) for c in cs.code_cols}
     # every key below is a mixed-radix number of these codes: one out of range would collide
-    ranges = {"__p": (p, cs.n_periods)} | {c: (codes[c], n) for c, n in zip(
-        codes, [cs.n_units[lvl] for lvl in UNIT_COLS] + list(cs.n_groups[1:]))}
+    ranges = {"__p": (p, cs.n_periods)} | {c: (codes[c], n) for c, n in zip(cs.code_cols, cs.code_sizes)}
     bad = [f"{c} has {x.min()}..{x.max()}, expected 0..{n - 1}" for c, (x, n) in ranges.items()
            if len(x) and (x.min() < 0 or x.max() >= n)]
     if bad:
@@ -161,6 +162,7 @@ def _add_batch(acc: dict, b, cs: CellSets):
         lo, hi = np.minimum.reduceat(x, start), np.maximum.reduceat(x, start)
         stayed[c] = np.where(lo == hi, lo + 1, 0)
     pp = np.repeat(np.arange(len(start)), size)  # each row's person x period
+    p_pp = p[start]  # each person x period's period
 
     def per_person_and(persons: np.ndarray, key: np.ndarray, n_keys: int):
         """The moments of some persons' sums per person and key (a row's cell or group):
@@ -172,7 +174,7 @@ def _add_batch(acc: dict, b, cs: CellSets):
     by_group = {}  # breakdown -> the persons who changed group, summed per person and group
     for s in cs.sets:
         lvl, bd = s
-        unit_col, group_col = UNIT_COLS.get(lvl), f"__g{bd}" if bd else None
+        unit_col, group_col = CellCodes.UNIT_COLS.get(lvl), CellCodes.group_col(bd) if bd else None
         m = np.zeros((len(MOMENTS) * len(cs.outcomes), cs.size(s)))
         # persons who changed group but not unit: their sums per group are the same at every
         # level, so they are made once per breakdown (most movers only grew a year older)
@@ -182,16 +184,15 @@ def _add_batch(acc: dict, b, cs: CellSets):
                 by_group[bd] = per_person_and(stayed[group_col] == 0, codes[group_col], cs.n_groups[bd])
             who, grp, w = by_group[bd]
             unit = {unit_col: stayed[unit_col][who] - 1} if unit_col else {}
-            cell = np.where(unit_moved[who], cs.size(s), _cell(s, cs, p[start][who], unit | {group_col: grp}))
+            cell = np.where(unit_moved[who], cs.size(s), _cell(s, cs, p_pp[who], unit | {group_col: grp}))
             m += _sum_by(cell, w, cs.size(s) + 1)[:, :-1]  # unit movers into the dropped bin
         # persons who changed unit: their sums per person and cell
         if unit_moved.any():
-            cols = [c for c in (unit_col, group_col) if c]
-            _, cell, w = per_person_and(unit_moved, _cell(s, cs, p, {c: codes[c] for c in cols}), cs.size(s))
+            _, cell, w = per_person_and(unit_moved, _cell(s, cs, p, {c: codes[c] for c in CellCodes.set_cols(*s)}), cs.size(s))
             m += _sum_by(cell, w, cs.size(s))
         acc[s] = acc[s] + m if s in acc else m
     # persons grouped by period and where they stayed put, with their moments summed
-    group_codes = np.stack([p[start]] + [stayed[c] for c in codes], axis=1)
+    group_codes = np.stack([p_pp] + [stayed[c] for c in codes], axis=1)
     first, inv = _groups(group_codes, cs)
     return group_codes[first], _sum_by(inv, _moments(np.add.reduceat(v, start, axis=1)), len(first))
 
@@ -199,13 +200,14 @@ def _add_batch(acc: dict, b, cs: CellSets):
 def _cell(s: tuple[int, int], cs: CellSets, p: np.ndarray, codes: dict) -> np.ndarray:
     """The index of (period, unit, group) in a set's (n_periods x units x groups) cells."""
     lvl, bd = s
-    unit = codes[UNIT_COLS[lvl]] if lvl in UNIT_COLS else 0
-    grp = codes[f"__g{bd}"] if bd else 0
+    unit = codes[CellCodes.UNIT_COLS[lvl]] if lvl in CellCodes.UNIT_COLS else 0
+    grp = codes[CellCodes.group_col(bd)] if bd else 0
     return (p * cs.n_units[lvl] + unit) * cs.n_groups[bd] + grp
 
 
 def period_frame(acc: dict, cs: CellSets) -> pd.DataFrame:
-    """The cells with persons in them as rows: __p, lvl, unit, bd, grp and the moments."""
+    """The cells with persons in them as rows: __p, lvl, unit, bd, grp and the moments (the
+    counts n_* and g_* as integers: they were summed as floats)."""
     names = [f"{m}_{o}" for o in cs.outcomes for m in MOMENTS]
     frames = []
     for (lvl, bd), m in acc.items():
@@ -214,6 +216,8 @@ def period_frame(acc: dict, cs: CellSets) -> pd.DataFrame:
         p, rest = np.divmod(idx, cs.n_units[lvl] * cs.n_groups[bd])
         unit, grp = np.divmod(rest, cs.n_groups[bd])
         f = pd.DataFrame(m[idx], columns=names)
+        counts = [f"{c}_{o}" for o in cs.outcomes for c in ("n", "g")]
+        f[counts] = f[counts].round().astype(np.int64)
         f.insert(0, "__p", p)
         f.insert(1, "lvl", lvl)
         f.insert(2, "unit", unit)

@@ -49,6 +49,10 @@ from .suppression import suppress
 from .uncertainty import Z95, Period, model_variance_cells
 
 HOURS_PER_FTE_WEEK = 37.5
+# sums over person-months in a cell, per outcome (SUMS, in period_cells' order): months with
+# an observed outcome, and the sums of the actual, the indicator and the expected where observed
+OF_MONTHS = {"n": "count(actual_{o})", "sy": "sum(actual_{o})", "se": "sum(indicator_{o})",
+             "sx": "sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END)"}
 
 
 def _scale(o: str) -> float:
@@ -69,24 +73,17 @@ def _monthly_moment_cols(spec: ModelSpec) -> str:
     return ", ".join(cols)
 
 
-UNIT_COL = {1: None, 2: "__region", 3: "__office"}  # the code column of each level's unit
-
-
 def _cell_sets(codes: CellCodes) -> list[tuple[int, int]]:
     """Every published (level, breakdown) combination."""
     return [(lvl, bd) for lvl in (1, 2, 3) for bd in range(len(codes.breakdowns))]
 
 
-def _set_cols(codes: CellCodes, lvl: int, bd: int) -> list[str]:
-    return [c for c in (UNIT_COL[lvl], codes.group_col(bd) if bd else None) if c]
-
-
 def _key_cols(codes: CellCodes) -> list[str]:
-    return ["__region", "__office"] + [codes.group_col(b) for b in range(1, len(codes.breakdowns))]
+    return CellCodes.key_cols(len(codes.breakdowns))
 
 
 def _grouping_sets(codes: CellCodes, time_col: str) -> str:
-    sets = ["(" + ", ".join([time_col] + _set_cols(codes, lvl, bd)) + ")" for lvl, bd in _cell_sets(codes)]
+    sets = ["(" + ", ".join([time_col] + CellCodes.set_cols(lvl, bd)) + ")" for lvl, bd in _cell_sets(codes)]
     return "GROUPING SETS (" + ", ".join(sets) + ")"
 
 
@@ -100,7 +97,7 @@ def _cell_frame(con, codes: CellCodes, sql: str) -> pd.DataFrame:
     lookup = np.full(1 << len(keys), -1, np.int64)
     sets = _cell_sets(codes)
     for i, (lvl, bd) in enumerate(sets):
-        lookup[sum(int(bits[keys.index(c)]) for c in _set_cols(codes, lvl, bd))] = i
+        lookup[sum(int(bits[keys.index(c)]) for c in CellCodes.set_cols(lvl, bd))] = i
     which = lookup[pattern]
     lvl = np.array([s[0] for s in sets])[which]
     bd = np.array([s[1] for s in sets])[which]
@@ -218,11 +215,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # monthly cells: each person once per cell. Sums per finest cell first (a few million rows
     # at national scale instead of 29 million), then the grouping sets over those; means and
     # variances follow from the sums
-    finest = ", ".join(
-        f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(actual_{o} * actual_{o}) AS syy_{o}, "
-        f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}, sum(indicator_{o}) AS se_{o}, "
-        f"sum(indicator_{o} * indicator_{o}) AS see_{o}, sum(indicator_{o} * actual_{o}) AS sey_{o}"
-        for o in spec.outcomes)
+    squares = {"syy": "sum(actual_{o} * actual_{o})", "see": "sum(indicator_{o} * indicator_{o})",
+               "sey": "sum(indicator_{o} * actual_{o})"}
+    finest = ", ".join(f"{e.format(o=o)} AS {m}_{o}" for o in spec.outcomes for m, e in (OF_MONTHS | squares).items())
     # the finest cells as a table of their own: in one statement with the grouping sets the two
     # aggregations shared DuckDB's memory and spilled (national: 43-50 s against 21 + 8 s)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __fm AS
@@ -238,12 +233,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
     _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
     # period cells: residuals summed per person first
-    rollup = ", ".join(f"sum(n_{o}) AS n_{o}, sum(sy_{o}) AS sy_{o}, sum(se_{o}) AS se_{o}, sum(sx_{o}) AS sx_{o}"
-                       for o in spec.outcomes)
-    per_person = ", ".join(
-        f"count(actual_{o}) AS n_{o}, sum(actual_{o}) AS sy_{o}, sum(indicator_{o}) AS se_{o}, "
-        f"sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END) AS sx_{o}" for o in spec.outcomes)
-    parts = _person_period_rows(con, source, periods, cell, per_person, rollup)
+    parts = _person_period_rows(con, source, periods, cell, spec.outcomes)
     # DuckDB: one period at a time bounds the memory of the sort by person.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
     chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]
@@ -276,13 +266,10 @@ def _period_cells(con, codes: CellCodes, parts: list[str], n_periods: int, outco
     acc = reduce_batches(con, f"SELECT person_id AS __cluster, __p, {', '.join(keys)}, {sums} FROM ({rows}) "
                               "ORDER BY __cluster, __p",
                          partial(period_moments, cs=cs), cluster="__cluster", order=("__cluster", "__p"))
-    df = period_frame(acc, cs)
-    counts = [c for c in df.columns if c[:2] in ("n_", "g_")]
-    df[counts] = df[counts].round().astype(np.int64)  # counts, summed as floats in numpy
-    return df
+    return period_frame(acc, cs)
 
 
-def _person_period_rows(con, source: str, periods: list[Period], cell: str, per_person: str, rollup: str) -> list[str]:
+def _person_period_rows(con, source: str, periods: list[Period], cell: str, outcomes) -> list[str]:
     """Per period, a query of one row per person x finest cell with the person's sums there
     and the period's index as __p.
 
@@ -290,6 +277,9 @@ def _person_period_rows(con, source: str, periods: list[Period], cell: str, per_
     per calendar year (table __py); a period of whole years reads those yearly rows. Only the
     other periods (the last 12 months, named periods) read the person-months, and only their
     own months."""
+    names = [f"{m}_{o}" for o in outcomes for m in SUMS]
+    per_person = ", ".join(f"{OF_MONTHS[m].format(o=o)} AS {m}_{o}" for o in outcomes for m in SUMS)
+    rollup = ", ".join(f"sum({c}) AS {c}" for c in names)
     # not TEMP: the periods are streamed on a cursor of their own, which sees no temp tables
     con.execute(f"""CREATE OR REPLACE TABLE __py AS
         SELECT CAST(year(month) AS INTEGER) AS __y, person_id, {cell}, {per_person} FROM {source} GROUP BY ALL""")
@@ -298,8 +288,7 @@ def _person_period_rows(con, source: str, periods: list[Period], cell: str, per_
         if p.start.endswith("-01") and p.end.endswith("-12"):
             a, b = int(p.start[:4]), int(p.end[:4])
             if a == b:  # one year: its rows as they are
-                names = ", ".join(c.split(" AS ")[1] for c in rollup.split(", "))
-                parts.append(f"SELECT {i} AS __p, person_id, {cell}, {names} FROM __py WHERE __y = {a}")
+                parts.append(f"SELECT {i} AS __p, person_id, {cell}, {', '.join(names)} FROM __py WHERE __y = {a}")
             else:
                 parts.append(f"SELECT {i} AS __p, person_id, {cell}, {rollup} FROM __py "
                              f"WHERE __y BETWEEN {a} AND {b} GROUP BY ALL")

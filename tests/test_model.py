@@ -126,15 +126,15 @@ def test_batches_are_recut_so_that_no_cluster_spans_two(seed):
     order are refused."""
     import pyarrow as pa
 
-    from arbeidsindikator.model import _whole_clusters
+    from arbeidsindikator.model import whole_clusters
     rng = np.random.default_rng(seed)
     ids = np.repeat(np.arange(40), rng.choice([1, 2, 7, 30], size=40))
     cuts = np.sort(rng.choice(np.arange(1, len(ids)), size=rng.integers(1, 12), replace=False))
     batches = [pa.RecordBatch.from_pydict({"__cluster": ids[i], "row": i}) for i in np.split(np.arange(len(ids)), cuts)]
-    out = list(_whole_clusters(iter(batches + [batches[0].slice(0, 0)])))
+    out = list(whole_clusters(iter(batches + [batches[0].slice(0, 0)])))
     assert np.array_equal(np.sort(np.concatenate([b.column("row").to_numpy() for b in out])), np.arange(len(ids)))
     assert max(b.num_rows for b in out) <= max(b.num_rows for b in batches) + 30  # 30: the largest cluster
     seen = [set(b.column("__cluster").to_pylist()) for b in out]
     assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])
     with pytest.raises(ValueError, match="cluster order"):
-        list(_whole_clusters(iter(batches[::-1])))
+        list(whole_clusters(iter(batches[::-1])))

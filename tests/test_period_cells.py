@@ -39,7 +39,7 @@ def _rows(seed: int) -> pd.DataFrame:
 def _expected(d: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for lvl, bd in SETS:
-        cols = [c for c in (period_cells.UNIT_COLS.get(lvl), f"__g{bd}" if bd else None) if c]
+        cols = [c for c in ({2: "__region", 3: "__office"}.get(lvl), f"__g{bd}" if bd else None) if c]
         per_person = d.fillna(0).groupby(["__p", "__cluster"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in SUMS]].sum()
         for o in OUTCOMES:
             n, sy, se = per_person[f"n_{o}"], per_person[f"sy_{o}"], per_person[f"se_{o}"]
@@ -48,7 +48,7 @@ def _expected(d: pd.DataFrame) -> pd.DataFrame:
             per_person[f"nsy_{o}"], per_person[f"nse_{o}"], per_person[f"nn_{o}"] = n * sy, n * se, n * n
         f = per_person.groupby(["__p"] + cols, as_index=False)[[f"{m}_{o}" for o in OUTCOMES for m in MOMENTS]].sum()
         f["lvl"], f["bd"] = lvl, bd
-        f["unit"] = f[period_cells.UNIT_COLS[lvl]] if lvl > 1 else 0
+        f["unit"] = f[cols[0]] if lvl > 1 else 0
         f["grp"] = f[f"__g{bd}"] if bd else 0
         frames.append(f[f[[f"n_{o}" for o in OUTCOMES]].sum(axis=1) > 0])
     return pd.concat(frames, ignore_index=True)
