@@ -26,7 +26,7 @@ import pandas as pd
 from . import __version__
 from .config import ModelSpec, check_columns, load_spec, parse_spec
 from .contract import TABLES
-from .indicator import build_person_results
+from .indicator import build_person_results, coded_table
 from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
 from .publish import build_published
@@ -154,7 +154,7 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     report("publisering", 0.8)
     build_published(work, spec, model)
     lap("publish")
-    n_pm = work.execute("SELECT count(*) FROM person_results").fetchall()[0][0]
+    n_pm = work.execute(f"SELECT count(*) FROM {coded_table('person_results')}").fetchall()[0][0]
     run_id = new_run_id()
     manifest = {
         "run_id": run_id, "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),

@@ -5,11 +5,12 @@ sample: it is relative to Nav's average contribution in the period (DOMAIN.md se
 Person-level rows never leave the working database except into the results store when
 the user asks for them (`keep_person_level`); reports, API and dashboard read aggregates.
 
-Besides the labels (office_id, region_id, grp_*), every row carries integer codes of its
-office, region and breakdown groups (`__office`, `__region`, `__g1`, `__g2`, ...; see CellCodes).
-Publishing groups 30 million rows by cell and by person, and grouping by small integers
-instead of strings is what keeps that within memory and fast (national scale: a GROUP BY
-over strings spilled and took three times as long).
+The rows are stored with integer codes of their office, region and breakdown groups
+(`__office`, `__region`, `__g1`, `__g2`, ...; see CellCodes) instead of labels, and a view
+joins the labels back for whoever reads person level. Publishing groups 30 million rows by
+cell and by person, and grouping by small integers instead of strings is what keeps that
+within memory and fast (national scale: a GROUP BY over strings spilled and took three times
+as long; writing the label strings alone cost 20 s).
 """
 
 from __future__ import annotations
@@ -77,32 +78,42 @@ class CellCodes:
 
     @classmethod
     def read(cls, con, spec: ModelSpec, source: str = "person_results") -> "CellCodes":
-        """Decode the codes from the rows themselves: one scan for the (few) distinct combinations."""
+        """What the codes of `source`'s coded rows stand for: its labels table, and the
+        (office, region) pairs that occur (one scan of two integer columns)."""
+        by_col: dict[str, dict[int, tuple]] = {}
+        for col, code, id_, label in con.execute(f"SELECT code_col, code, id, label FROM {labels_table(source)}").fetchall():
+            by_col.setdefault(col, {})[int(code)] = (id_, label)
+        unit = lambda col, i: _decode([(c, v[i]) for c, v in by_col.get(col, {}).items()])  # noqa: E731
         bds = breakdown_sql(spec)
-        grp = "".join(f", __g{b}, {_q('grp_' + n)}" for b, (n, _, _) in enumerate(bds) if b)
-        rows = con.execute(f"SELECT DISTINCT __office, office_id, office_name, __region, region_id, region_name{grp} "
-                           f"FROM {source}").fetchall()
-        rows.sort(key=lambda r: tuple("" if v is None else str(v) for v in r))  # names: the last in order win
-        offices, office_names = _decode([(r[0], r[1]) for r in rows]), _decode([(r[0], r[2]) for r in rows])
-        regions, region_names = _decode([(r[3], r[4]) for r in rows]), _decode([(r[3], r[5]) for r in rows])
-        pairs = np.array(sorted({(r[0], r[3]) for r in rows}), dtype=np.int64).reshape(-1, 2)
-        labels = [["Alle"]] + [[NULL_GROUP if v is None else v for v in _decode([(r[6 + 2 * k], r[7 + 2 * k]) for r in rows])]
-                               for k in range(len(bds) - 1)]
-        return cls(offices, office_names, regions, region_names, pairs, [(n, im) for n, _, im in bds], labels)
+        labels = [["Alle"]] + [[NULL_GROUP if v is None else v for v in unit(CellCodes.group_col(b), 1)]
+                               for b in range(1, len(bds))]
+        pairs = np.array(sorted(con.execute(f"SELECT DISTINCT __office, __region FROM {coded_table(source)}").fetchall()),
+                         dtype=np.int64).reshape(-1, 2)
+        return cls(unit("__office", 0), unit("__office", 1), unit("__region", 0), unit("__region", 1), pairs,
+                   [(n, im) for n, _, im in bds], labels)
+
+
+def coded_table(person_results: str) -> str:
+    """The table of person results with integer cell codes and no labels (what publishing reads)."""
+    return f"{person_results}_coded"
+
+
+def labels_table(person_results: str) -> str:
+    """The small table of what the cell codes stand for: (code_col, code, id, label)."""
+    return f"{person_results}_labels"
 
 
 def _decode(code_label: list[tuple]) -> list:
     """code -> label as a list (codes that do not occur get an empty label)."""
-    out = [""] * (max(c for c, _ in code_label) + 1)
+    out = [""] * (max((c for c, _ in code_label), default=-1) + 1)
     for c, label in code_label:
         out[c] = label
     return out
 
 
-def _labels_sql(con, exprs: list[str], table: str) -> list[list]:
-    """The sorted distinct values of some expressions (NULL last), in one scan."""
-    rows = con.execute(f"SELECT DISTINCT {', '.join(exprs)} FROM {table}").fetchall()
-    return [sorted({r[i] for r in rows}, key=lambda v: (v is None, "" if v is None else str(v))) for i in range(len(exprs))]
+def _sorted_values(values) -> list:
+    """Distinct values in the order of their codes: sorted as strings, a missing value last."""
+    return sorted(set(values), key=lambda v: (v is None, "" if v is None else str(v)))
 
 
 def _code_sql(expr: str, values: list) -> str:
@@ -112,27 +123,62 @@ def _code_sql(expr: str, values: list) -> str:
     return f"(CASE {whens} END)"
 
 
+def _label_rows(con, exprs: list[str], analysis: str) -> tuple[list, ...]:
+    """From one scan of the distinct labels: the sorted offices and regions with their names
+    (an id with several names gets the last in sort order) and each breakdown's sorted groups."""
+    rows = con.execute(f"SELECT DISTINCT office_id, office_name, region_id, region_name, {', '.join(exprs)} "
+                       f"FROM {analysis}").fetchall()
+    units = []
+    for i in (0, 2):
+        names = dict(sorted({(r[i], r[i + 1]) for r in rows}, key=lambda t: tuple("" if v is None else str(v) for v in t)))
+        ids = _sorted_values(names)
+        units.append((ids, [names[v] for v in ids]))
+    return units[0], units[1], [_sorted_values(r[4 + k] for r in rows) for k in range(len(exprs))]
+
+
 def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = "analysis",
                          predictions: str = "predictions", target: str = "person_results") -> None:
     """One row per person-month of the indicator population with actual, expected and indicator
-    per outcome, plus the organisation and breakdown groups needed to publish."""
+    per outcome, as three objects:
+
+    - `{target}_coded` (table): the values with the integer codes of office, region and
+      breakdown groups and no labels. Publishing reads only this; writing 29 million rows of
+      label strings cost 20 of 47 s at national scale, and grouping by them far more;
+    - `{target}_labels` (table): what the codes stand for (CellCodes.read);
+    - `{target}` (view): the rows with their labels (office and region ids and names, home
+      office, innsatsgruppe, breakdown groups), joined back from `analysis` when read, for the
+      results store's person level and for analysts."""
     bds = breakdown_sql(spec)[1:]
-    groups = ", ".join(f"{expr} AS {_q('grp_' + name)}" for name, expr, _ in bds)
-    per_outcome = ", ".join(
-        f"a.{o} AS actual_{o}, p.expected_{o}, a.{o} - p.expected_{o} AS indicator_{o}" for o in spec.outcomes)
-    # integer codes (CellCodes): offices and regions through small joins (a CASE over some
-    # hundred office ids is 50 times slower), breakdown groups through a CASE over their few labels
-    offices, regions, *labels = _labels_sql(con, ["office_id", "region_id"] + [e for _, e, _ in bds], analysis)
+    per_outcome = [(f"a.{o}", f"actual_{o}", f"p.expected_{o}", f"expected_{o}", f"indicator_{o}") for o in spec.outcomes]
+    values = ", ".join(f"{a} AS {an}, {e} AS {en}, {a} - {e} AS {i}" for a, an, e, en, i in per_outcome)
+    (offices, office_names), (regions, region_names), labels = _label_rows(con, [e for _, e, _ in bds], analysis)
+    lit = lambda v: "NULL" if v is None else _sql_literal(v)  # noqa: E731
+    label_rows = ([("__office", i, v, n) for i, (v, n) in enumerate(zip(offices, office_names))]
+                  + [("__region", i, v, n) for i, (v, n) in enumerate(zip(regions, region_names))]
+                  + [(CellCodes.group_col(b), i, None, v) for b, lab in enumerate(labels, start=1) for i, v in enumerate(lab)])
+    con.execute(f"""CREATE OR REPLACE TABLE {labels_table(target)} AS
+        SELECT CAST(code_col AS STRING) AS code_col, CAST(code AS INTEGER) AS code, CAST(id AS STRING) AS id,
+               CAST(label AS STRING) AS label
+        FROM (VALUES {', '.join(f"({lit(c)}, {i}, {lit(v)}, {lit(n)})" for c, i, v, n in label_rows)})
+             AS t(code_col, code, id, label)""")
+    # offices and regions coded through small joins (a CASE over some hundred office ids is 50
+    # times slower), breakdown groups through a CASE over their few labels
     table = lambda ids: ", ".join(f"({_sql_literal(v)}, {i})" for i, v in enumerate(ids))  # noqa: E731
-    codes = "".join(f", {_code_sql('r.' + _q('grp_' + name), lab)} AS __g{k + 1}"
-                    for k, ((name, _, _), lab) in enumerate(zip(bds, labels)))
+    groups = "".join(f", {expr} AS __grp{k}" for k, (_, expr, _) in enumerate(bds))
+    codes = "".join(f", {_code_sql(f'r.__grp{k}', lab)} AS {CellCodes.group_col(k + 1)}" for k, lab in enumerate(labels))
     con.execute(f"""
-        CREATE OR REPLACE TABLE {target} AS
-        SELECT r.*, uo.__office, ur.__region{codes}
-        FROM (SELECT a.person_id, a.month, a.office_id, a.office_name, a.region_id, a.region_name,
-                     a.home_office_id, a.innsatsgruppe, {groups}{', ' if groups else ''}{per_outcome}
+        CREATE OR REPLACE TABLE {coded_table(target)} AS
+        SELECT r.person_id, r.month, {', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))},
+               uo.__office, ur.__region{codes}
+        FROM (SELECT a.person_id, a.month, a.office_id, a.region_id{groups}, {values}
               FROM {analysis} a JOIN {predictions} p USING (person_id, month)) r
         JOIN (VALUES {table(offices)}) AS uo(office_id, __office) ON r.office_id = uo.office_id
         JOIN (VALUES {table(regions)}) AS ur(region_id, __region) ON r.region_id = ur.region_id
     """)
-
+    named = ", ".join(f"{expr} AS {_q('grp_' + name)}" for name, expr, _ in bds)
+    con.execute(f"""
+        CREATE OR REPLACE VIEW {target} AS
+        SELECT r.person_id, r.month, a.office_id, a.office_name, a.region_id, a.region_name, a.home_office_id,
+               a.innsatsgruppe, {named}{', ' if named else ''}{', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))}
+        FROM {analysis} a JOIN {coded_table(target)} r ON a.person_id = r.person_id AND a.month = r.month
+    """)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ModelSpec
-from .indicator import CellCodes
+from .indicator import CellCodes, coded_table
 from .model import IndicatorModel, is_spark, reduce_batches
 from .period_cells import SUMS, CellSets, period_frame, period_moments
 from .outcomes import UNITS
@@ -187,6 +187,7 @@ KEY_COLS = ["ORG_NIVAA", "ORG_STED", "ORG_STED_ID", "REGION_ID", "UTFALL", "NEDB
 
 def default_periods(con, spec: ModelSpec, source: str = "person_results") -> list[Period]:
     """Calendar years, the whole period, the last 12 months, and those named in the spec."""
+    source = coded_table(source)
     lo, hi = con.execute(f"SELECT min(month), max(month) FROM {source}").fetchall()[0]
     periods = [Period(str(y), f"{y}-01", f"{y}-12") for y in range(lo.year, hi.year + 1)]
     periods.append(Period("hele perioden", f"{lo:%Y-%m}", f"{hi:%Y-%m}"))
@@ -205,10 +206,11 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
                     source: str = "person_results", periods: list[Period] | None = None) -> None:
     """Create tables `published` (monthly) and `published_period` in the working connection.
 
-    Every aggregation groups by the integer codes of person_results (CellCodes); the labels
-    are attached to the (few hundred thousand) cells at the end."""
+    Every aggregation reads the coded person results and groups by their integer codes
+    (CellCodes); the labels are attached to the (few hundred thousand) cells at the end."""
     periods = periods if periods is not None else default_periods(con, spec, source)
     codes = CellCodes.read(con, spec, source)
+    rows = coded_table(source)
     cell = ", ".join(_key_cols(codes))
     mv = model_variance_cells(con, model, periods, codes, person_results=source)
     mv_keys = ["lvl", "unit", "bd", "grp", "oi"]
@@ -221,7 +223,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # the finest cells as a table of their own: in one statement with the grouping sets the two
     # aggregations shared DuckDB's memory and spilled (national: 43-50 s against 21 + 8 s)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __fm AS
-        SELECT CAST(year(month) * 12 + month(month) - 1 AS INTEGER) AS __mi, {cell}, {finest} FROM {source} GROUP BY ALL""")
+        SELECT CAST(year(month) * 12 + month(month) - 1 AS INTEGER) AS __mi, {cell}, {finest} FROM {rows} GROUP BY ALL""")
     monthly = _cell_frame(con, codes, f"SELECT __mi, {cell}, {_monthly_moment_cols(spec)} FROM __fm "
                                       f"GROUP BY {_grouping_sets(codes, '__mi')}")
     con.execute("DROP TABLE __fm")
@@ -233,7 +235,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
     _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
     # period cells: residuals summed per person first
-    parts = _person_period_rows(con, source, periods, cell, spec.outcomes)
+    parts = _person_period_rows(con, rows, periods, cell, spec.outcomes)
     # DuckDB: one period at a time bounds the memory of the sort by person.
     # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
     chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]

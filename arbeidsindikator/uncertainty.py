@@ -43,7 +43,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .indicator import CellCodes
+from .indicator import CellCodes, coded_table
 from .model import IndicatorModel, _add_all, _q, reduce_batches, term_arrays
 
 Z95 = 1.959963984540054
@@ -73,6 +73,7 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     region and national cells are sums of those. Memory is the accumulators plus one batch."""
     spec = model.spec
     lay = model.layout_
+    person_results = coded_table(person_results)
     n_bd = len(codes.breakdowns)
     masks = {k: v for k, v in MASKS.items() if v[0] in spec.outcomes}
     m0, m1 = con.execute(f"SELECT min(year(month) * 12 + month(month) - 1), max(year(month) * 12 + month(month) - 1) "

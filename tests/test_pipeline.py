@@ -220,7 +220,7 @@ def test_report_has_every_section_opens_offline_and_matches_the_published_table(
 
 
 def test_cell_codes_decode_to_the_labels_of_every_row():
-    """person_results' integer codes (what publishing groups by) stand for exactly the office,
+    """The coded person results' integer codes (what publishing groups by) stand for exactly the office,
     region and breakdown group of their row, also for a missing group and a quote in a label."""
     from arbeidsindikator.indicator import NULL_GROUP, CellCodes, build_person_results
     spec = ai.load_spec()
@@ -244,8 +244,10 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
     codes = CellCodes.read(con, spec)
     names = [n for n, _ in codes.breakdowns]
     assert names[0] == "Alle" and codes.labels[0] == ["Alle"]
-    pr = con.execute("SELECT * FROM person_results").df()
-    assert len(pr) == 300
+    code_cols = [c for c, *_ in con.execute("DESCRIBE person_results_coded").fetchall() if c.startswith("__")]
+    pr = con.execute(f"SELECT p.*, {', '.join('c.' + c for c in code_cols)} FROM person_results p "
+                     "JOIN person_results_coded c USING (person_id, month)").df()
+    assert len(pr) == 300 and con.execute("SELECT count(*) FROM person_results_coded").fetchall()[0][0] == 300
     assert (pr["office_id"] == np.array(codes.offices, dtype=object)[pr["__office"]]).all()
     assert (pr["region_id"] == np.array(codes.regions, dtype=object)[pr["__region"]]).all()
     assert (pr["office_name"] == np.array(codes.office_names, dtype=object)[pr["__office"]]).all()
