@@ -142,7 +142,7 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
     per outcome, as three objects:
 
     - `{target}_coded` (table): the values with the integer codes of office, region and
-      breakdown groups and no labels. Publishing reads only this; writing 29 million rows of
+      breakdown groups and no labels, and the model's design columns from `predictions`. Publishing reads only this; writing 29 million rows of
       label strings cost 20 of 47 s at national scale, and grouping by them far more;
     - `{target}_labels` (table): what the codes stand for (CellCodes.read);
     - `{target}` (view): the rows with their labels (office and region ids and names, home
@@ -166,11 +166,13 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
     table = lambda ids: ", ".join(f"({_sql_literal(v)}, {i})" for i, v in enumerate(ids))  # noqa: E731
     groups = "".join(f", {expr} AS __grp{k}" for k, (_, expr, _) in enumerate(bds))
     codes = "".join(f", {_code_sql(f'r.__grp{k}', lab)} AS {CellCodes.group_col(k + 1)}" for k, lab in enumerate(labels))
+    # the model's design columns (IndicatorModel.design_columns) ride along for the cells' model variance
+    design = "".join(f", {c}" for c, *_ in con.execute(f"DESCRIBE {predictions}").fetchall() if c.startswith("__t"))
     con.execute(f"""
         CREATE OR REPLACE TABLE {coded_table(target)} AS
         SELECT r.person_id, r.month, {', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))},
-               uo.__office, ur.__region{codes}
-        FROM (SELECT a.person_id, a.month, a.office_id, a.region_id{groups}, {values}
+               uo.__office, ur.__region{codes}{design.replace(', ', ', r.')}
+        FROM (SELECT a.person_id, a.month, a.office_id, a.region_id{groups}, {values}{design.replace(', ', ', p.')}
               FROM {analysis} a JOIN {predictions} p USING (person_id, month)) r
         JOIN (VALUES {table(offices)}) AS uo(office_id, __office) ON r.office_id = uo.office_id
         JOIN (VALUES {table(regions)}) AS ur(region_id, __region) ON r.region_id = ur.region_id

@@ -158,6 +158,11 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
     return codings
 
 
+def code_type(n: int) -> type:
+    """The smallest signed integer type for codes 0..n-1 (signed, so that Spark reads it too)."""
+    return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
+
+
 def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Columns __t0, __t1, ... of a batch as integer codes (coded terms) and floats (continuous).
     A missing code goes to the term's 'unseen' slot; it is filled in Arrow (no float round trip)."""
@@ -494,6 +499,17 @@ class IndicatorModel:
         est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool, copy=False)
         return codes, conts, ys, w, est
 
+    def design_columns(self, codes, conts) -> dict[str, np.ndarray]:
+        """The rows' design as the model coded it, columns __t0, __t1, ... (a missing level in
+        the term's 'unseen' slot), in the types of `design_types`. They travel with the
+        predictions, so the cells' model variance needs no second pass over the analysis table."""
+        codes, conts = iter(codes), iter(conts)
+        return {f"__t{i}": (next(codes).astype(code_type(len(c.levels) + 1)) if c.is_coded else next(conts))
+                for i, c in enumerate(self.codings_)}
+
+    def design_types(self) -> dict[str, type]:
+        return {f"__t{i}": code_type(len(c.levels) + 1) if c.is_coded else np.float64 for i, c in enumerate(self.codings_)}
+
     def _moment_sums(self, batches) -> dict:
         """X'WX, X'Wy, y'Wy, n and the sum of weights per outcome over some batches (all rows,
         or one Spark partition: the sums of the partitions add up to the same)."""
@@ -536,6 +552,7 @@ class IndicatorModel:
             # own copies of the keys: a column of a batch from DuckDB keeps the whole batch's
             # memory alive, and the predictions are kept until the pass ends (national: +2.5 GB)
             preds = {"person_id": _own(b.column("__cluster")), "month": _own(b.column("__month"))}
+            preds |= {k: pa.array(v) for k, v in self.design_columns(codes, conts).items()}
             for o in outs:
                 yhat = layout.predict(self.beta_full_[o], codes, conts)
                 preds[f"expected_{o}"] = pa.array(yhat)
@@ -562,10 +579,10 @@ class IndicatorModel:
         return acc
 
     def _prediction_batches(self, batches):
-        """Expected outcomes of every row (person_id, month, expected_*), batch by batch."""
+        """Expected outcomes of every row (person_id, month, the design columns, expected_*), batch by batch."""
         for b in batches:
             codes, conts = term_arrays(self.codings_, b)
-            cols = {"person_id": b.column("__cluster"), "month": b.column("__month")}
+            cols = {"person_id": b.column("__cluster"), "month": b.column("__month"), **self.design_columns(codes, conts)}
             for o in self.spec.outcomes:
                 cols[f"expected_{o}"] = pa.array(self.layout_.predict(self.beta_full_[o], codes, conts))
             yield pa.RecordBatch.from_pydict(cols)
@@ -634,7 +651,7 @@ class IndicatorModel:
         if spark and predictions_table:
             con.map_to_table(sql, self._prediction_batches, predictions_table,
                              same_type={"person_id": "__cluster", "month": "__month"},
-                             doubles=[f"expected_{o}" for o in outs])
+                             types=self.design_types() | {f"expected_{o}": np.float64 for o in outs})
         hc, cl, s2, rss, n_clusters = (meat[k] for k in ("hc", "cl", "s2", "rss", "n_clusters"))
         self.results_ = {}
         for o in outs:

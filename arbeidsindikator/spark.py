@@ -181,13 +181,16 @@ class SparkConnection:
             parts = [fn(iter(()))]
         return parts
 
-    def map_to_table(self, query: str, fn, name: str, same_type: dict[str, str], doubles: list[str]) -> None:
-        """Table `name` from fn(iterator of batches) -> iterator of batches, per partition."""
-        from pyspark.sql.types import DoubleType, StructField, StructType
+    def map_to_table(self, query: str, fn, name: str, same_type: dict[str, str], types: dict[str, type]) -> None:
+        """Table `name` from fn(iterator of batches) -> iterator of batches, per partition: the
+        columns `same_type` (out -> query column) keep their type, `types` are numpy types."""
+        import numpy as np
+        from pyspark.sql import types as T
 
+        spark_type = {np.float64: T.DoubleType(), np.int8: T.ByteType(), np.int16: T.ShortType(), np.int32: T.IntegerType()}
         df = self.spark.sql(query)
-        schema = StructType([StructField(out, df.schema[src].dataType) for out, src in same_type.items()]
-                            + [StructField(c, DoubleType()) for c in doubles])
+        schema = T.StructType([T.StructField(out, df.schema[src].dataType) for out, src in same_type.items()]
+                              + [T.StructField(c, spark_type[t]) for c, t in types.items()])
         self._materialise(name, df.mapInArrow(fn, schema))
 
     # -- data in and out -----------------------------------------------------------------------

@@ -83,7 +83,12 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     pair_of = np.full(len(codes.offices) * n_reg, -1, np.int64)  # office * n_reg + region -> pair
     pair_of[codes.pairs[:, 0] * n_reg + codes.pairs[:, 1]] = np.arange(n_pair)
     n_groups = [len(lab) for lab in codes.labels]
-    codes_sql = ", ".join(f"{c.sql} AS __t{i}" for i, c in enumerate(model.codings_))
+    design = [f"__t{i}" for i in range(len(model.codings_))]  # as the model coded the rows
+    have = {c for c, *_ in con.execute(f"DESCRIBE {person_results}").fetchall()}
+    if missing := [c for c in design if c not in have]:
+        raise ValueError(f"{person_results} lacks the model's design columns {missing}: build it from the "
+                         "predictions of IndicatorModel.fit")
+    codes_sql = ", ".join(f"pr.{c}" for c in design)
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
     grp_sql = "".join(f", pr.__g{b}" for b in range(1, n_bd))
     outs = [o for k in masks for o in MASKS[k] if o in model.results_]
@@ -97,7 +102,7 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
         WITH ps AS (SELECT person_id, {person_sums} FROM {rows} GROUP BY person_id)
         SELECT CAST(year(pr.month) * 12 + month(pr.month) - 1 - {int(m0)} AS INTEGER) AS __m,
                pr.__office, pr.__region {grp_sql}, {obs}, {q_sql}, {codes_sql}
-        FROM {analysis} a JOIN {person_results} pr USING (person_id, month) JOIN ps ON ps.person_id = pr.person_id"""
+        FROM {person_results} pr JOIN ps ON ps.person_id = pr.person_id"""
     n_cells = [n_m * n_pair * n_g for n_g in n_groups]
 
     def design_sums(batches) -> dict:
