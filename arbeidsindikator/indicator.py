@@ -124,16 +124,16 @@ def _code_sql(expr: str, values: list) -> str:
 
 
 def _label_rows(con, exprs: list[str], analysis: str) -> tuple[list, ...]:
-    """From one scan of the distinct labels: the sorted offices and regions with their names
-    (an id with several names gets the last in sort order) and each breakdown's sorted groups."""
-    rows = con.execute(f"SELECT DISTINCT office_id, office_name, region_id, region_name, {', '.join(exprs)} "
-                       f"FROM {analysis}").fetchall()
-    units = []
-    for i in (0, 2):
-        names = dict(sorted({(r[i], r[i + 1]) for r in rows}, key=lambda t: tuple("" if v is None else str(v) for v in t)))
-        ids = _sorted_values(names)
-        units.append((ids, [names[v] for v in ids]))
-    return units[0], units[1], [_sorted_values(r[4 + k] for r in rows) for k in range(len(exprs))]
+    """The sorted offices and regions of `analysis` with their names, and each breakdown's
+    sorted groups, from one scan of the distinct values. An office's name is that of its latest
+    version in `offices` (a renamed office is published under its current name)."""
+    rows = con.execute(f"SELECT DISTINCT office_id, region_id, {', '.join(exprs)} FROM {analysis}").fetchall()
+    office_name = {i: n for i, n, _ in sorted(con.execute("SELECT office_id, office_name, valid_from FROM offices").fetchall(),
+                                              key=lambda r: (r[0], r[2]))}
+    region_name = dict(con.execute("SELECT region_id, region_name FROM regions").fetchall())
+    offices, regions = _sorted_values(r[0] for r in rows), _sorted_values(r[1] for r in rows)
+    return ((offices, [office_name.get(v, "") for v in offices]), (regions, [region_name.get(v, "") for v in regions]),
+            [_sorted_values(r[2 + k] for r in rows) for k in range(len(exprs))])
 
 
 def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = "analysis",
@@ -145,9 +145,9 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
       breakdown groups and no labels, and the model's design columns from `predictions`. Publishing reads only this; writing 29 million rows of
       label strings cost 20 of 47 s at national scale, and grouping by them far more;
     - `{target}_labels` (table): what the codes stand for (CellCodes.read);
-    - `{target}` (view): the rows with their labels (office and region ids and names, home
-      office, innsatsgruppe, breakdown groups), joined back from `analysis` when read, for the
-      results store's person level and for analysts."""
+    - `{target}` (view): the rows with their labels (office and region ids and names as in
+      the month, home office, innsatsgruppe, breakdown groups), joined back from `analysis`,
+      `offices` and `regions` when read, for the results store's person level and for analysts."""
     bds = breakdown_sql(spec)[1:]
     per_outcome = [(f"a.{o}", f"actual_{o}", f"p.expected_{o}", f"expected_{o}", f"indicator_{o}") for o in spec.outcomes]
     values = ", ".join(f"{a} AS {an}, {e} AS {en}, {a} - {e} AS {i}" for a, an, e, en, i in per_outcome)
@@ -180,7 +180,9 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
     named = ", ".join(f"{expr} AS {_q('grp_' + name)}" for name, expr, _ in bds)
     con.execute(f"""
         CREATE OR REPLACE VIEW {target} AS
-        SELECT r.person_id, r.month, a.office_id, a.office_name, a.region_id, a.region_name, a.home_office_id,
+        SELECT r.person_id, r.month, a.office_id, f.office_name, a.region_id, g.region_name, a.home_office_id,
                a.innsatsgruppe, {named}{', ' if named else ''}{', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))}
         FROM {analysis} a JOIN {coded_table(target)} r ON a.person_id = r.person_id AND a.month = r.month
+        LEFT JOIN offices f ON f.office_id = a.office_id AND a.month >= f.valid_from AND (f.valid_to IS NULL OR a.month <= f.valid_to)
+        LEFT JOIN regions g ON g.region_id = a.region_id
     """)

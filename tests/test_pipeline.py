@@ -238,6 +238,12 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
         region_id VARCHAR, region_name VARCHAR, home_office_id VARCHAR, innsatsgruppe VARCHAR, youth_guarantee BOOLEAN,
         immigrant_category VARCHAR, age INTEGER, sex VARCHAR, atid3 DOUBLE, atid12 DOUBLE, jobb3 DOUBLE, jobb12 DOUBLE)""")
     con.executemany("INSERT INTO analysis VALUES (" + ", ".join("?" * 16) + ")", rows)
+    # names come from the organisation tables; an office renamed later is published under its latest name
+    con.execute("""CREATE TABLE offices AS SELECT DISTINCT office_id, office_name, region_id, DATE '2019-01-01' AS valid_from,
+                   NULL::DATE AS valid_to FROM analysis""")
+    con.execute("INSERT INTO offices VALUES ('0301', 'Nav Oslo', '03', DATE '2020-02-01', NULL)")
+    con.execute("UPDATE offices SET valid_to = DATE '2020-01-01' WHERE office_id = '0301' AND valid_from = DATE '2019-01-01'")
+    con.execute("CREATE TABLE regions AS SELECT DISTINCT region_id, region_name FROM analysis")
     con.execute("CREATE TABLE predictions AS SELECT person_id, month, 0.5 AS expected_atid3, 0.5 AS expected_atid12, "
                 "0.5 AS expected_jobb3, 0.5 AS expected_jobb12 FROM analysis")
     build_person_results(con, spec)
@@ -250,7 +256,10 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
     assert len(pr) == 300 and con.execute("SELECT count(*) FROM person_results_coded").fetchall()[0][0] == 300
     assert (pr["office_id"] == np.array(codes.offices, dtype=object)[pr["__office"]]).all()
     assert (pr["region_id"] == np.array(codes.regions, dtype=object)[pr["__region"]]).all()
-    assert (pr["office_name"] == np.array(codes.office_names, dtype=object)[pr["__office"]]).all()
+    assert (pr["office_name"] == pr["office_id"].map(lambda o: f"Nav {o}")).all()  # the name in the month
+    latest = np.array(codes.office_names, dtype=object)[pr["__office"]]
+    assert (latest == pr["office_id"].map(lambda o: "Nav Oslo" if o == "0301" else f"Nav {o}")).all()
+    assert (pr["region_name"] == np.array(codes.region_names, dtype=object)[pr["__region"]]).all()
     for b, name in enumerate(names[1:], start=1):
         decoded = np.array(codes.labels[b], dtype=object)[pr[f"__g{b}"]]
         assert (pr[f"grp_{name}"].fillna(NULL_GROUP) == decoded).all(), name
