@@ -40,24 +40,36 @@ def _codes(k: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return k.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
 
 
+def _sorted_codes(col: pd.Series) -> np.ndarray:
+    """Integer codes in the sort order of the values (a missing value last), to sort rows by."""
+    codes = pd.factorize(col, sort=True)[0]
+    return np.where(codes < 0, codes.max() + 1, codes)
+
+
 def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") -> pd.DataFrame:
     """`count`: the column the threshold applies to (unique persons for multi-month cells, so
     one person's many months never make a cell publishable)."""
     # a fixed row order and a full tie-break make the pattern reproducible: the cells arrive
-    # from a parallel GROUP BY in no particular order, and equal counts are common
+    # from a parallel GROUP BY in no particular order, and equal counts are common. The rows
+    # are worked on in that order through `order`; the frame itself is not re-sorted.
     t = _time_key(d)
-    d = d.sort_values([t, "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"], kind="stable").reset_index(drop=True)
-    supp = (d[count] < min_persons).to_numpy().copy()
+    sort_keys = [t, "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]
+    order = np.lexsort([_sorted_codes(d[c]) for c in reversed(sort_keys)])
+    supp = (d[count] < min_persons).to_numpy()[order]
     reason = np.where(supp, PRIMARY, None).astype(object)
-    # families and parents as integer keys (string keys cost most of the time at scale)
+    # families and parents as integer keys: every key column is factorized once (grouping by
+    # strings, or turning them into pandas strings, cost most of the time at scale)
     level = d["ORG_NIVAA"].to_numpy()
     parent_level = np.where(level == 3, 2, np.where(level == 2, 1, 0))
-    parent_id = np.where(level == 3, d["REGION_ID"].astype(object).to_numpy() if "REGION_ID" in d else "",
-                         np.where(level == 2, "0000", ""))
-    is_group = (d["NEDBRYTNING"] != "Alle").to_numpy()
-    k = pd.DataFrame({"t": d[t].astype(str).to_numpy(), "o": d["UTFALL"].to_numpy(), "lv": level,
-                      "id": d["ORG_STED_ID"].astype(str).to_numpy(), "b": d["NEDBRYTNING"].to_numpy(),
-                      "g": d["GRUPPE"].to_numpy(), "plv": parent_level, "pid": parent_id.astype(str)})
+    parent_id = pd.Series(np.where(level == 3, d["REGION_ID"].to_numpy(object) if "REGION_ID" in d else "",
+                                   np.where(level == 2, "0000", "")), dtype=object)
+    # a unit's id and a parent's id in one code space: an office's REGION_ID names its region's row
+    ids = pd.factorize(pd.concat([d["ORG_STED_ID"].astype(object), parent_id], ignore_index=True))[0]
+    k = pd.DataFrame({"t": pd.factorize(d[t])[0], "o": pd.factorize(d["UTFALL"])[0], "lv": level,
+                      "id": ids[:len(d)], "b": pd.factorize(d["NEDBRYTNING"])[0],
+                      "g": pd.factorize(d["GRUPPE"])[0], "plv": parent_level, "pid": ids[len(d):]}).take(order)
+    level, parent_level = level[order], parent_level[order]
+    is_group = (d["NEDBRYTNING"] != "Alle").to_numpy()[order]
     unit_key = _codes(k, ["t", "o", "lv", "id"])
     # a row as the parent of other units' rows, and a row as their child, in one key space
     as_parent = k[["t", "o", "b", "g", "lv", "id"]]
@@ -73,7 +85,7 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
         # offices in a region / regions in the country, same group; parent: the upper unit's cell
         (org_child, org_child, level <= 2, org_parent),
     ]
-    n = d["ANTALL_PERSONER"].to_numpy().copy()
+    n = d["ANTALL_PERSONER"].to_numpy()[order]
     for _ in range(50):
         changed = False
         for child_fam, child_parent_key, is_parent, parent_key in kinds:
@@ -104,9 +116,11 @@ def suppress(d: pd.DataFrame, min_persons: int, count: str = "ANTALL_PERSONER") 
             changed = True
         if not changed:
             break
+    supp[order], reason[order] = supp.copy(), reason.copy()  # back to the frame's own row order
+    d = d.copy(deep=False)  # new columns only: the caller's frame is left as it was
     d["PRIKKET"] = supp
     d["PRIKKET_ARSAK"] = reason
     for c in SUPPRESSED_VALUES:
         if c in d.columns:
-            d.loc[supp, c] = np.nan
+            d[c] = d[c].mask(supp)
     return d
