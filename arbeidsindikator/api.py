@@ -26,7 +26,7 @@ import pandas as pd
 from . import __version__
 from .config import ModelSpec, check_columns, load_spec, parse_spec
 from .contract import TABLES
-from .indicator import build_person_results, coded_table
+from .indicator import cell_codes, coded_table, person_results_view
 from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
 from .publish import build_published
@@ -146,10 +146,13 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     cols = {r[0] for r in work.execute("DESCRIBE analysis").fetchall()}
     check_columns(spec, cols)
     report("modell", 0.15)
-    model = IndicatorModel(spec).fit(work, "analysis", progress=lambda s, f: report(s, 0.15 + 0.55 * f))
+    # the model's pass over the rows writes the person results with their cell codes
+    table, carry = cell_codes(work, spec)
+    model = IndicatorModel(spec).fit(work, table, predictions_table=coded_table("person_results"), carry=carry,
+                                     progress=lambda s, f: report(s, 0.15 + 0.55 * f))
     lap("model")
     report("indikator", 0.72)
-    build_person_results(work, spec)  # with 5 GB no faster (45 s against 38 s), so 3 GB
+    person_results_view(work, spec)
     lap("indicator")
     report("publisering", 0.8)
     build_published(work, spec, model)

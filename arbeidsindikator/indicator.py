@@ -136,21 +136,13 @@ def _label_rows(con, exprs: list[str], analysis: str) -> tuple[list, ...]:
             [_sorted_values(r[2 + k] for r in rows) for k in range(len(exprs))])
 
 
-def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = "analysis",
-                         predictions: str = "predictions", target: str = "person_results") -> None:
-    """One row per person-month of the indicator population with actual, expected and indicator
-    per outcome, as three objects:
-
-    - `{target}_coded` (table): the values with the integer codes of office, region and
-      breakdown groups and no labels, and the model's design columns from `predictions`. Publishing reads only this; writing 29 million rows of
-      label strings cost 20 of 47 s at national scale, and grouping by them far more;
-    - `{target}_labels` (table): what the codes stand for (CellCodes.read);
-    - `{target}` (view): the rows with their labels (office and region ids and names as in
-      the month, home office, innsatsgruppe, breakdown groups), joined back from `analysis`,
-      `offices` and `regions` when read, for the results store's person level and for analysts."""
+def cell_codes(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = "analysis",
+               target: str = "person_results") -> tuple[str, dict[str, str]]:
+    """Decide the integer codes of office, region and breakdown groups (CellCodes) and write
+    what they stand for to `{target}_labels`. Returns the table the model reads (`analysis`
+    with the office and region codes joined) and the code columns its person rows carry
+    (IndicatorModel.fit(carry=...)), so `{target}_coded` is written by the model's own pass."""
     bds = breakdown_sql(spec)[1:]
-    per_outcome = [(f"a.{o}", f"actual_{o}", f"p.expected_{o}", f"expected_{o}", f"indicator_{o}") for o in spec.outcomes]
-    values = ", ".join(f"{a} AS {an}, {e} AS {en}, {a} - {e} AS {i}" for a, an, e, en, i in per_outcome)
     (offices, office_names), (regions, region_names), labels = _label_rows(con, [e for _, e, _ in bds], analysis)
     lit = lambda v: "NULL" if v is None else _sql_literal(v)  # noqa: E731
     label_rows = ([("__office", i, v, n) for i, (v, n) in enumerate(zip(offices, office_names))]
@@ -163,25 +155,36 @@ def build_person_results(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analys
              AS t(code_col, code, id, label)""")
     # offices and regions coded through small joins (a CASE over some hundred office ids is 50
     # times slower), breakdown groups through a CASE over their few labels
-    table = lambda ids: ", ".join(f"({_sql_literal(v)}, {i})" for i, v in enumerate(ids))  # noqa: E731
+    values = lambda ids: ", ".join(f"({_sql_literal(v)}, {i})" for i, v in enumerate(ids))  # noqa: E731
     groups = "".join(f", {expr} AS __grp{k}" for k, (_, expr, _) in enumerate(bds))
-    codes = "".join(f", {_code_sql(f'r.__grp{k}', lab)} AS {CellCodes.group_col(k + 1)}" for k, lab in enumerate(labels))
-    # the model's design columns (IndicatorModel.design_columns) ride along for the cells' model variance
-    design = "".join(f", {c}" for c, *_ in con.execute(f"DESCRIBE {predictions}").fetchall() if c.startswith("__t"))
-    con.execute(f"""
-        CREATE OR REPLACE TABLE {coded_table(target)} AS
-        SELECT r.person_id, r.month, {', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))},
-               uo.__office, ur.__region{codes}{design.replace(', ', ', r.')}
-        FROM (SELECT a.person_id, a.month, a.office_id, a.region_id{groups}, {values}{design.replace(', ', ', p.')}
-              FROM {analysis} a JOIN {predictions} p USING (person_id, month)) r
-        JOIN (VALUES {table(offices)}) AS uo(office_id, __office) ON r.office_id = uo.office_id
-        JOIN (VALUES {table(regions)}) AS ur(region_id, __region) ON r.region_id = ur.region_id
-    """)
-    named = ", ".join(f"{expr} AS {_q('grp_' + name)}" for name, expr, _ in bds)
+    table = f"""(SELECT a.*, uo.__office, ur.__region{groups} FROM {analysis} a
+        JOIN (VALUES {values(offices)}) AS uo(office_id, __office) ON a.office_id = uo.office_id
+        JOIN (VALUES {values(regions)}) AS ur(region_id, __region) ON a.region_id = ur.region_id) AS __coded"""
+    carry = {"__office": "__office", "__region": "__region",
+             **{CellCodes.group_col(k + 1): _code_sql(f"__grp{k}", lab) for k, lab in enumerate(labels)}}
+    return table, carry
+
+
+def person_results_view(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = "analysis",
+                        target: str = "person_results") -> None:
+    """The person results are three objects:
+
+    - `{target}_coded` (table, written by IndicatorModel.fit with the carried codes of
+      `cell_codes`): one row per person-month of the indicator population with actual,
+      expected and indicator per outcome, the integer codes of office, region and breakdown
+      groups, and the model's design columns. No labels: publishing reads only this table, and
+      at national scale writing 29 million rows of label strings cost 20 s and a join of the
+      predictions with `analysis` 30 s more;
+    - `{target}_labels` (table): what the codes stand for (CellCodes.read);
+    - `{target}` (this view): the rows with their labels (office and region ids and names as
+      in the month, home office, innsatsgruppe, breakdown groups), joined back from `analysis`,
+      `offices` and `regions` when read, for the results store's person level and analysts."""
+    named = "".join(f", {expr} AS {_q('grp_' + name)}" for name, expr, _ in breakdown_sql(spec)[1:])
+    values = ", ".join(f"r.{k}_{o}" for o in spec.outcomes for k in ("actual", "expected", "indicator"))
     con.execute(f"""
         CREATE OR REPLACE VIEW {target} AS
         SELECT r.person_id, r.month, a.office_id, f.office_name, a.region_id, g.region_name, a.home_office_id,
-               a.innsatsgruppe, {named}{', ' if named else ''}{', '.join(f"r.{c}" for *_, an, _, en, i in per_outcome for c in (an, en, i))}
+               a.innsatsgruppe{named}, {values}
         FROM {analysis} a JOIN {coded_table(target)} r ON a.person_id = r.person_id AND a.month = r.month
         LEFT JOIN offices f ON f.office_id = a.office_id AND a.month >= f.valid_from AND (f.valid_to IS NULL OR a.month <= f.valid_to)
         LEFT JOIN regions g ON g.region_id = a.region_id

@@ -15,8 +15,8 @@ their coefficients are reported as missing.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from functools import partial
 
 import duckdb
 import numpy as np
@@ -336,9 +336,18 @@ def whole_clusters(batches):
         yield concat_batches(done)
 
 
-def _own(a: pa.Array) -> pa.Array:
-    """A copy of an Arrow array in buffers of its own."""
-    return pa.concat_arrays([a, pa.array([], a.type)])
+def stream_to_table(con: duckdb.DuckDBPyConnection, name: str, batches) -> None:
+    """Table `name` from an iterator of Arrow record batches, consumed by DuckDB as they come
+    (the first batch gives the schema)."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError(f"no rows for table {name}")
+    con.register("__stream", pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches)))
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __stream")
+    finally:
+        con.unregister("__stream")
 
 
 def concat_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
@@ -478,8 +487,11 @@ class IndicatorModel:
             parts.append(f"month <= DATE '{self.spec.period_to}-01'")
         return " AND ".join(parts) or "TRUE"
 
-    def design_sql(self, table: str, ordered: bool = True) -> str:
+    def design_sql(self, table: str, ordered: bool = True, carried: bool = False) -> str:
+        """The rows the model reads; `carried`: with the columns that its person rows carry along."""
         cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
+        if carried:
+            cols += [f"{expr} AS {name}" for name, expr in self.carry_.items()]
         for i, c in enumerate(self.codings_):
             cols.append(f"{c.sql} AS __t{i}")
         if self.spec.cluster2:
@@ -533,33 +545,31 @@ class IndicatorModel:
                 acc["sw"][o] += float(w[m].sum())
         return acc
 
-    def _meat_sums(self, batches, pred_sink: list | None = None) -> dict:
-        """Residual sums of squares and the meat of the robust, person-clustered and
-        second-level clustered covariances over batches whose rows come in cluster order
-        (a cluster may span batches but not partitions). Predictions go to `pred_sink`."""
-        layout, outs, p = self.layout_, self.spec.outcomes, self.layout_.p
-        acc = {"hc": {o: np.zeros((p, p)) for o in outs},
-               "cl": {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs},
-               "s2": {o: np.zeros((getattr(self, "n_cluster2_", 0), p)) for o in outs},
-               "rss": dict.fromkeys(outs, 0.0), "n_clusters": dict.fromkeys(outs, 0)}
+    def _meat_acc(self) -> dict:
+        outs, p = self.spec.outcomes, self.layout_.p
+        return {"hc": {o: np.zeros((p, p)) for o in outs},
+                "cl": {o: np.zeros((len(self.kept_[o]), len(self.kept_[o]))) for o in outs},
+                "s2": {o: np.zeros((getattr(self, "n_cluster2_", 0), p)) for o in outs},
+                "rss": dict.fromkeys(outs, 0.0), "n_clusters": dict.fromkeys(outs, 0)}
 
-        def process(b: pa.RecordBatch):
+    def _meat_pass(self, batches, acc: dict, person_rows: bool):
+        """Add the residual sums of squares and the meat of the robust, person-clustered and
+        second-level clustered covariances of batches whose rows come in cluster order (a
+        cluster may span batches but not partitions) to `acc`; with `person_rows`, yield each
+        batch's person rows (`_person_rows`) as it is done."""
+        layout, outs = self.layout_, self.spec.outcomes
+        for b in whole_clusters(batches):
             cid = b.column("__cluster").to_numpy(zero_copy_only=False)
             codes, conts, ys, w, est = self._arrays(b)
             rows = _RowSets(layout, codes, conts)
             g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])  # clusters numbered by run length
             ng = int(g.max()) + 1
-            # own copies of the keys: a column of a batch from DuckDB keeps the whole batch's
-            # memory alive, and the predictions are kept until the pass ends (national: +2.5 GB)
-            preds = {"person_id": _own(b.column("__cluster")), "month": _own(b.column("__month"))}
-            preds |= {k: pa.array(v) for k, v in self.design_columns(codes, conts).items()}
+            yhat = {o: layout.predict(self.beta_full_[o], codes, conts) for o in outs}
             for o in outs:
-                yhat = layout.predict(self.beta_full_[o], codes, conts)
-                preds[f"expected_{o}"] = pa.array(yhat)
                 m = est & ~np.isnan(ys[o])
                 if not m.any():
                     continue
-                e = ys[o][m] - yhat[m]
+                e = ys[o][m] - yhat[o][m]
                 wm = w[m]
                 acc["rss"][o] += float((wm * e * e).sum())
                 cm, xm, joint = rows.get(m)
@@ -571,29 +581,44 @@ class IndicatorModel:
                 if self.spec.cluster2:
                     c2 = b.column("__cluster2").to_numpy(zero_copy_only=False).astype(np.int64)[m]
                     acc["s2"][o] += layout.cluster_scores(c2, self.n_cluster2_, cm, xm, wm * e)
-            if pred_sink is not None:
-                pred_sink.append(pa.table(preds))
+            if person_rows:
+                yield self._person_rows(b, codes, conts, yhat)
 
-        for batch in whole_clusters(batches):
-            process(batch)
+    def _meat_sums(self, batches) -> dict:
+        """The sums of `_meat_pass` over some batches (all rows, or one Spark partition)."""
+        acc = self._meat_acc()
+        for _ in self._meat_pass(batches, acc, person_rows=False):
+            pass
         return acc
 
-    def _prediction_batches(self, batches):
-        """Expected outcomes of every row (person_id, month, the design columns, expected_*), batch by batch."""
+    def _person_rows(self, b: pa.RecordBatch, codes, conts, yhat: dict | None = None) -> pa.RecordBatch:
+        """A batch's person rows: person_id, month, the carried columns, the design as coded
+        (design_columns), and per outcome the actual value (NULL where not observed), the
+        expected value and the indicator, actual minus expected."""
+        cols = {"person_id": b.column("__cluster"), "month": b.column("__month"), **{c: b.column(c) for c in self.carry_}}
+        cols |= {k: pa.array(v) for k, v in self.design_columns(codes, conts).items()}
+        for o in self.spec.outcomes:
+            actual = b.column(f"__y_{o}")
+            expected = pa.array(yhat[o] if yhat else self.layout_.predict(self.beta_full_[o], codes, conts))
+            cols |= {f"actual_{o}": actual, f"expected_{o}": expected, f"indicator_{o}": pc.subtract(actual, expected)}
+        return pa.RecordBatch.from_pydict(cols)
+
+    def _person_row_batches(self, batches):
+        """The person rows of batches in any order (Spark writes them per partition)."""
         for b in batches:
             codes, conts = term_arrays(self.codings_, b)
-            cols = {"person_id": b.column("__cluster"), "month": b.column("__month"), **self.design_columns(codes, conts)}
-            for o in self.spec.outcomes:
-                cols[f"expected_{o}"] = pa.array(self.layout_.predict(self.beta_full_[o], codes, conts))
-            yield pa.RecordBatch.from_pydict(cols)
+            yield self._person_rows(b, codes, conts)
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, con: duckdb.DuckDBPyConnection, table: str = "analysis", predictions_table: str | None = "predictions",
-            progress=None) -> "IndicatorModel":
-        """Estimate every outcome; optionally write person-level predictions to `predictions_table`.
+            progress=None, carry: dict[str, str] | None = None) -> "IndicatorModel":
+        """Estimate every outcome; optionally write the person rows to `predictions_table`: per
+        row of the population the actual, expected and indicator value of every outcome, the
+        design as coded, and the columns `carry` ({name: SQL expression over `table`}).
 
         `con` is a DuckDB connection, or the Spark engine (spark.SparkConnection): there the
         same sums are computed per partition on the executors and added on the driver."""
+        self.carry_ = dict(carry or {})
         est_where = f"{self.population_where()} AND {self.period_where()}"
         self.codings_ = code_terms(self.spec, con, table, est_where)
         if self.spec.cluster2:  # e.g. commuting region: the level at which the labour market varies
@@ -609,7 +634,7 @@ class IndicatorModel:
         # the moments add up in any row order; only the clustered pass needs each person's rows
         # together (national: 10 s unordered against 18 s sorted). Spark sorts within partitions.
         moments_sql = self.design_sql(table, ordered=False)
-        sql = self.design_sql(table, ordered=not spark)
+        sql = self.design_sql(table, ordered=not spark, carried=bool(predictions_table))
         total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
 
         def tick(label: str, start: float):
@@ -644,14 +669,18 @@ class IndicatorModel:
             self.beta_full_[o], self.kept_[o], self.notes_[o], self.ainv_[o] = full, np.array(kept), notes, ainv
             self.xbar_[o] = xtx[o][0] / sw[o]
         # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
-        pred_batches = [] if predictions_table and not spark else None
-        meat = reduce_batches(con, sql, partial(self._meat_sums, pred_sink=pred_batches), self.batch_rows,
-                              tick("modell: residualer og standardfeil", 0.5),
-                              cluster="__cluster", order=("__cluster", "__month"))
+        ticks = tick("modell: residualer og standardfeil", 0.5)
+        if spark or not predictions_table:
+            meat = reduce_batches(con, sql, self._meat_sums, self.batch_rows, ticks,
+                                  cluster="__cluster", order=("__cluster", "__month"))
+        else:  # DuckDB writes the person rows while they stream out of the pass (none kept in memory)
+            meat = self._meat_acc()
+            reduce_batches(con, sql, lambda batches: stream_to_table(con, predictions_table, self._meat_pass(batches, meat, True)),
+                           self.batch_rows, ticks)
         if spark and predictions_table:
-            con.map_to_table(sql, self._prediction_batches, predictions_table,
-                             same_type={"person_id": "__cluster", "month": "__month"},
-                             types=self.design_types() | {f"expected_{o}": np.float64 for o in outs})
+            con.map_to_table(sql, self._person_row_batches, predictions_table,
+                             {"person_id": "__cluster", "month": "__month", **{c: c for c in self.carry_}, **self.design_types(),
+                              **{f"{k}_{o}": np.float64 for o in outs for k in ("actual", "expected", "indicator")}})
         hc, cl, s2, rss, n_clusters = (meat[k] for k in ("hc", "cl", "s2", "rss", "n_clusters"))
         self.results_ = {}
         for o in outs:
@@ -675,11 +704,6 @@ class IndicatorModel:
             params[kept] = self.beta_full_[o][kept]
             self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o], sw[o],
                                          rss[o], tss, self.notes_[o])
-        if pred_batches is not None:
-            tbl = pa.concat_tables(pred_batches) if pred_batches else None
-            con.register("__pred", tbl)
-            con.execute(f"CREATE OR REPLACE TABLE {predictions_table} AS SELECT * FROM __pred")
-            con.unregister("__pred")
         return self
 
     def coefficient_rows(self) -> list[dict]:

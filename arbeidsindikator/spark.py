@@ -181,16 +181,16 @@ class SparkConnection:
             parts = [fn(iter(()))]
         return parts
 
-    def map_to_table(self, query: str, fn, name: str, same_type: dict[str, str], types: dict[str, type]) -> None:
-        """Table `name` from fn(iterator of batches) -> iterator of batches, per partition: the
-        columns `same_type` (out -> query column) keep their type, `types` are numpy types."""
+    def map_to_table(self, query: str, fn, name: str, columns: dict[str, str | type]) -> None:
+        """Table `name` from fn(iterator of batches) -> iterator of batches, per partition.
+        `columns`, in fn's output order: a query column's name (the same type) or a numpy type."""
         import numpy as np
         from pyspark.sql import types as T
 
         spark_type = {np.float64: T.DoubleType(), np.int8: T.ByteType(), np.int16: T.ShortType(), np.int32: T.IntegerType()}
         df = self.spark.sql(query)
-        schema = T.StructType([T.StructField(out, df.schema[src].dataType) for out, src in same_type.items()]
-                              + [T.StructField(c, spark_type[t]) for c, t in types.items()])
+        schema = T.StructType([T.StructField(c, df.schema[t].dataType if isinstance(t, str) else spark_type[t])
+                               for c, t in columns.items()])
         self._materialise(name, df.mapInArrow(fn, schema))
 
     # -- data in and out -----------------------------------------------------------------------

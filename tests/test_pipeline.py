@@ -1,5 +1,6 @@
 """The indicator end to end: runs, atomicity, bad input, consistency, validity."""
 
+import re
 import shutil
 
 import duckdb
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 import arbeidsindikator as ai
 from arbeidsindikator.cli import app
 from arbeidsindikator.config import ConfigError, default_spec_text
-from arbeidsindikator.model import Layout, TermCoding
+from arbeidsindikator.model import IndicatorModel, Layout, TermCoding
 from arbeidsindikator.config import Term
 from arbeidsindikator.validate import ValidationError
 from arbeidsindikator.validity import office_year_correlations
@@ -221,9 +222,14 @@ def test_report_has_every_section_opens_offline_and_matches_the_published_table(
 
 def test_cell_codes_decode_to_the_labels_of_every_row():
     """The coded person results' integer codes (what publishing groups by) stand for exactly the office,
-    region and breakdown group of their row, also for a missing group and a quote in a label."""
-    from arbeidsindikator.indicator import NULL_GROUP, CellCodes, build_person_results
-    spec = ai.load_spec()
+    region and breakdown group of their row, also for a missing group and a quote in a label. The
+    model's pass writes them (with the codes carried through) and a view joins the labels back."""
+    from arbeidsindikator.indicator import NULL_GROUP, CellCodes, cell_codes, person_results_view
+    text = re.sub(r"\[\[model\.terms\]\].*?(?=\n# Breakdowns)", "", default_spec_text(), flags=re.S)
+    text = text.replace('cluster2 = "commuting_region_id"', "").replace("[publish]", "[publish]", 1)
+    text = text.replace("# Breakdowns", '[[model.terms]]\ncolumn = "age"\nkind = "bins"\nbreaks = [30, 50]\n\n'
+                        '[[model.terms]]\ncolumn = "sex"\nkind = "categorical"\n\n# Breakdowns', 1)
+    spec = ai.parse_spec(text)
     rng = np.random.default_rng(3)
     con = duckdb.connect()
     rows = []
@@ -233,7 +239,7 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
                      [None, "standard", "situasjonsbestemt"][int(rng.integers(0, 3))], bool(rng.integers(0, 2)),
                      ["norskfodt", "innvandrer", "o'brien"][int(rng.integers(0, 3))], int(rng.integers(18, 70)),
                      ["mann", "kvinne"][int(rng.integers(0, 2))], float(rng.normal()), float(rng.normal()),
-                     float(rng.integers(0, 2)), float(rng.integers(0, 2))))
+                     float(rng.integers(0, 2)), None if i % 7 == 0 else float(rng.integers(0, 2))))
     con.execute("""CREATE TABLE analysis (person_id BIGINT, month DATE, office_id VARCHAR, office_name VARCHAR,
         region_id VARCHAR, region_name VARCHAR, home_office_id VARCHAR, innsatsgruppe VARCHAR, youth_guarantee BOOLEAN,
         immigrant_category VARCHAR, age INTEGER, sex VARCHAR, atid3 DOUBLE, atid12 DOUBLE, jobb3 DOUBLE, jobb12 DOUBLE)""")
@@ -244,9 +250,9 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
     con.execute("INSERT INTO offices VALUES ('0301', 'Nav Oslo', '03', DATE '2020-02-01', NULL)")
     con.execute("UPDATE offices SET valid_to = DATE '2020-01-01' WHERE office_id = '0301' AND valid_from = DATE '2019-01-01'")
     con.execute("CREATE TABLE regions AS SELECT DISTINCT region_id, region_name FROM analysis")
-    con.execute("CREATE TABLE predictions AS SELECT person_id, month, 0.5 AS expected_atid3, 0.5 AS expected_atid12, "
-                "0.5 AS expected_jobb3, 0.5 AS expected_jobb12 FROM analysis")
-    build_person_results(con, spec)
+    table, carry = cell_codes(con, spec)
+    IndicatorModel(spec).fit(con, table, predictions_table="person_results_coded", carry=carry)
+    person_results_view(con, spec)
     codes = CellCodes.read(con, spec)
     names = [n for n, _ in codes.breakdowns]
     assert names[0] == "Alle" and codes.labels[0] == ["Alle"]
@@ -260,6 +266,11 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
     latest = np.array(codes.office_names, dtype=object)[pr["__office"]]
     assert (latest == pr["office_id"].map(lambda o: "Nav Oslo" if o == "0301" else f"Nav {o}")).all()
     assert (pr["region_name"] == np.array(codes.region_names, dtype=object)[pr["__region"]]).all()
+    # the values: actual as in analysis, indicator = actual - expected, NULL (not NaN) where censored
+    a = con.execute("SELECT person_id, jobb12 FROM analysis").df().merge(pr, on="person_id")
+    assert (a["jobb12"].isna() == a["actual_jobb12"].isna()).all() and a["jobb12"].isna().sum() == 43
+    assert np.allclose(a["indicator_jobb12"], a["actual_jobb12"] - a["expected_jobb12"], equal_nan=True)
+    assert con.execute("SELECT count(*) FROM person_results_coded WHERE isnan(indicator_jobb12)").fetchall()[0][0] == 0
     for b, name in enumerate(names[1:], start=1):
         decoded = np.array(codes.labels[b], dtype=object)[pr[f"__g{b}"]]
         assert (pr[f"grp_{name}"].fillna(NULL_GROUP) == decoded).all(), name
