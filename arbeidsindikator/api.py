@@ -34,13 +34,12 @@ from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
 
 ENGINES = ("duckdb", "spark")
-# DuckDB's share of memory in each stage of a run (at most 6 GB in all at national scale):
-# - "sql": building the outcomes and the analysis table, DuckDB works alone; their joins
-#   spill far less with 5 GB (national: outcomes 135 s -> 95 s, peak RSS 5.0 GB);
-# - "model": one batch of arrays and the sums sit beside it, the person rows stream into
-#   their table (national: 128 s at 3 GB, 101 s at 4 GB with a peak of 4.8 GB, 5.9 GB at 5 GB);
-# - "frames": publishing holds the published frames and the period sums beside it.
-MEMORY_LIMITS = {"sql": "5GB", "model": "4GB", "frames": "3GB"}
+# DuckDB's share of memory in a run (at most 6 GB in all at national scale). While numpy
+# accumulators and the published frames sit beside it (model, publish) it gets 3 GB. While it
+# builds the outcomes and the analysis table it works alone and gets 5 GB: their joins spill
+# far less (national scale: outcomes 135 s -> 95 s, peak RSS 5.0 GB).
+WORK_MEMORY_LIMIT = "3GB"
+SQL_MEMORY_LIMIT = "5GB"
 
 
 def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyConnection:
@@ -56,9 +55,8 @@ def fit_model(con: duckdb.DuckDBPyConnection, table_or_query: str, spec: ModelSp
               predictions_table: str | None = None) -> IndicatorModel:
     """Fit the model specification on any table or query (the spec names the columns).
 
-    The person rows (if `predictions_table` is given) are keyed by (cluster column as
-    person_id, month), which must identify a row, and hold per outcome the actual, expected and
-    indicator value, and the design as the model coded it (`__t0`, `__t1`, ...)."""
+    Predictions (if `predictions_table` is given) are keyed by (cluster column, month), which
+    must identify a row."""
     if not isinstance(spec, ModelSpec):
         spec = load_spec(spec)
     src = table_or_query
@@ -119,10 +117,10 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     workdir = Path(tempfile.mkdtemp(prefix="arbeidsindikator-work-"))
     work = duckdb.connect(str(workdir / "work.duckdb"))
     try:
-        work.execute(f"SET memory_limit = '{memory_limit or MEMORY_LIMITS['frames']}'")
+        work.execute(f"SET memory_limit = '{memory_limit or WORK_MEMORY_LIMIT}'")
         work.execute(f"SET temp_directory = '{(workdir / 'spill').as_posix()}'")
         work.execute("SET preserve_insertion_order = false")  # every output is sorted explicitly
-        limits = dict.fromkeys(MEMORY_LIMITS, memory_limit) if memory_limit else MEMORY_LIMITS
+        limits = (memory_limit, memory_limit) if memory_limit else (SQL_MEMORY_LIMIT, WORK_MEMORY_LIMIT)
         return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published, limits)
     finally:
         work.close()
@@ -130,29 +128,28 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
 
 
 def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published,
-         limits: dict[str, str] | None = None) -> "RunResult":
-    """The stages on a working connection. `limits`: DuckDB's memory limit per kind of stage
-    (MEMORY_LIMITS; None on Spark)."""
+         limits: tuple[str, str] | None = None) -> "RunResult":
+    """The stages on a working connection. `limits`: DuckDB's memory limit while it works alone
+    and while Python holds arrays beside it (None on Spark)."""
     spark = is_spark(work)
 
-    def share(kind: str):
+    def alone(yes: bool):
         if limits:
-            work.execute(f"SET memory_limit = '{limits[kind]}'")
+            work.execute(f"SET memory_limit = '{limits[0] if yes else limits[1]}'")
 
     register_tables(work, data_dir)
     report("utfall", 0.05)
-    share("sql")
+    alone(True)
     build_analysis(work)
+    alone(False)
     lap("outcomes")
     cols = {r[0] for r in work.execute("DESCRIBE analysis").fetchall()}
     check_columns(spec, cols)
     report("modell", 0.15)
     # the model's pass over the rows writes the person results with their cell codes
-    share("model")
     table, carry = cell_codes(work, spec)
     model = IndicatorModel(spec).fit(work, table, predictions_table=coded_table("person_results"), carry=carry,
                                      progress=lambda s, f: report(s, 0.15 + 0.55 * f))
-    share("frames")
     lap("model")
     report("indikator", 0.72)
     person_results_view(work, spec)
