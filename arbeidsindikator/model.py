@@ -514,7 +514,7 @@ class IndicatorModel:
     def design_columns(self, codes, conts) -> dict[str, np.ndarray]:
         """The rows' design as the model coded it, columns __t0, __t1, ... (a missing level in
         the term's 'unseen' slot), in the types of `design_types`. They travel with the
-        predictions, so the cells' model variance needs no second pass over the analysis table."""
+        person rows, so the cells' model variance needs no second pass over the analysis table."""
         codes, conts = iter(codes), iter(conts)
         return {f"__t{i}": (next(codes).astype(code_type(len(c.levels) + 1)) if c.is_coded else next(conts))
                 for i, c in enumerate(self.codings_)}
