@@ -4,7 +4,9 @@ The design is built in SQL: every term becomes a small integer code (categorical
 bins, deciles) or a numeric column. Arrow record batches of codes stream out of the
 database and are reduced to X'WX, X'Wy and per-person score sums with `np.bincount`, never
 a dense one-hot matrix, so memory does not grow with the number of rows and the same
-reduction runs per partition on Spark (sum per partition, then add).
+reduction runs per partition on Spark (sum per partition, then add). The second, clustered
+pass also writes each row's actual, expected and indicator values (the person rows) while it
+streams, with any columns the caller asks it to carry along (the cell codes, in the run).
 
     model = IndicatorModel(spec).fit(con, "analysis")
     model.results_["jobb3"].params, .std_errors("cluster"), .summary()
@@ -668,7 +670,7 @@ class IndicatorModel:
             full[kept] = b
             self.beta_full_[o], self.kept_[o], self.notes_[o], self.ainv_[o] = full, np.array(kept), notes, ainv
             self.xbar_[o] = xtx[o][0] / sw[o]
-        # second pass (rows in cluster order): residuals, robust and clustered meat, predictions
+        # second pass (rows in cluster order): residuals, robust and clustered meat, the person rows
         ticks = tick("modell: residualer og standardfeil", 0.5)
         if spark or not predictions_table:
             meat = reduce_batches(con, sql, self._meat_sums, self.batch_rows, ticks,

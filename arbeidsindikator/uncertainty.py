@@ -87,7 +87,7 @@ def model_variance_cells(con: duckdb.DuckDBPyConnection, model: IndicatorModel, 
     have = {c for c, *_ in con.execute(f"DESCRIBE {person_results}").fetchall()}
     if missing := [c for c in design if c not in have]:
         raise ValueError(f"{person_results} lacks the model's design columns {missing}: build it from the "
-                         "predictions of IndicatorModel.fit")
+                         "person rows of IndicatorModel.fit")
     codes_sql = ", ".join(f"pr.{c}" for c in design)
     obs = ", ".join(f"(pr.actual_{v[0]} IS NOT NULL) AS __obs_{k}" for k, v in masks.items())
     grp_sql = "".join(f", pr.__g{b}" for b in range(1, n_bd))
