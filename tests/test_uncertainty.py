@@ -281,3 +281,16 @@ def test_suppression_pattern_does_not_depend_on_row_order(small_run):
         patterns.append(s.sort_values(key)["PRIKKET"].to_numpy())
     assert patterns[0].sum() > 0 and (patterns[0] != (d.sort_values(key)["ANTALL_PERSONER"] < 10).to_numpy()).any()
     assert all((p == patterns[0]).all() for p in patterns[1:])
+
+
+def test_model_variance_refuses_person_rows_without_the_design_columns(small_run):
+    """The cells' model variance reads the design as the model coded it from the person rows;
+    rows from elsewhere (without __t0, ...) are refused by name, not met with a binder error."""
+    from arbeidsindikator.indicator import CellCodes
+    from arbeidsindikator.uncertainty import model_variance_cells
+    run, _ = small_run
+    con = duckdb.connect()
+    con.execute("CREATE TABLE x_coded AS SELECT DATE '2020-01-01' AS month, 1 AS person_id, 0 AS __office, 0 AS __region")
+    codes = CellCodes(["0301"], ["Nav Oslo"], ["03"], ["Oslo"], np.array([[0, 0]]), [("Alle", False)], [["Alle"]])
+    with pytest.raises(ValueError, match="lacks the model's design columns"):
+        model_variance_cells(con, run.model, [], codes, person_results="x")
