@@ -23,6 +23,7 @@ import numpy as np
 
 from .config import ModelSpec
 from .model import _q, _sql_literal
+from .outcomes import valid_sql
 
 
 def breakdown_sql(spec: ModelSpec) -> list[tuple[str, str, bool]]:
@@ -186,6 +187,6 @@ def person_results_view(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysi
         SELECT r.person_id, r.month, a.office_id, f.office_name, a.region_id, g.region_name, a.home_office_id,
                a.innsatsgruppe{named}, {values}
         FROM {analysis} a JOIN {coded_table(target)} r ON a.person_id = r.person_id AND a.month = r.month
-        LEFT JOIN offices f ON f.office_id = a.office_id AND a.month >= f.valid_from AND (f.valid_to IS NULL OR a.month <= f.valid_to)
+        LEFT JOIN offices f ON f.office_id = a.office_id AND {valid_sql('f', 'a.month')}
         LEFT JOIN regions g ON g.region_id = a.region_id
     """)

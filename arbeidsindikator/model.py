@@ -518,11 +518,16 @@ class IndicatorModel:
         the term's 'unseen' slot), in the types of `design_types`. They travel with the
         person rows, so the cells' model variance needs no second pass over the analysis table."""
         codes, conts = iter(codes), iter(conts)
-        return {f"__t{i}": (next(codes).astype(code_type(len(c.levels) + 1)) if c.is_coded else next(conts))
-                for i, c in enumerate(self.codings_)}
+        return {name: (next(codes).astype(t) if c.is_coded else next(conts))
+                for (name, t), c in zip(self.design_types().items(), self.codings_)}
 
     def design_types(self) -> dict[str, type]:
         return {f"__t{i}": code_type(len(c.levels) + 1) if c.is_coded else np.float64 for i, c in enumerate(self.codings_)}
+
+    def person_row_columns(self) -> dict[str, str | type]:
+        """The person rows' columns in order: a design query column (its type kept) or a numpy type."""
+        return {"person_id": "__cluster", "month": "__month", **{c: c for c in self.carry_}, **self.design_types(),
+                **{f"{k}_{o}": np.float64 for o in self.spec.outcomes for k in ("actual", "expected", "indicator")}}
 
     def _moment_sums(self, batches) -> dict:
         """X'WX, X'Wy, y'Wy, n and the sum of weights per outcome over some batches (all rows,
@@ -597,13 +602,13 @@ class IndicatorModel:
         """A batch's person rows: person_id, month, the carried columns, the design as coded
         (design_columns), and per outcome the actual value (NULL where not observed), the
         expected value and the indicator, actual minus expected."""
-        cols = {"person_id": b.column("__cluster"), "month": b.column("__month"), **{c: b.column(c) for c in self.carry_}}
+        cols = {out: b.column(src) for out, src in self.person_row_columns().items() if isinstance(src, str)}
         cols |= {k: pa.array(v) for k, v in self.design_columns(codes, conts).items()}
         for o in self.spec.outcomes:
             actual = b.column(f"__y_{o}")
             expected = pa.array(yhat[o] if yhat else self.layout_.predict(self.beta_full_[o], codes, conts))
             cols |= {f"actual_{o}": actual, f"expected_{o}": expected, f"indicator_{o}": pc.subtract(actual, expected)}
-        return pa.RecordBatch.from_pydict(cols)
+        return pa.RecordBatch.from_pydict({c: cols[c] for c in self.person_row_columns()})  # Spark's schema order
 
     def _person_row_batches(self, batches):
         """The person rows of batches in any order (Spark writes them per partition)."""
@@ -680,9 +685,7 @@ class IndicatorModel:
             reduce_batches(con, sql, lambda batches: stream_to_table(con, predictions_table, self._meat_pass(batches, meat, True)),
                            self.batch_rows, ticks)
         if spark and predictions_table:
-            con.map_to_table(sql, self._person_row_batches, predictions_table,
-                             {"person_id": "__cluster", "month": "__month", **{c: c for c in self.carry_}, **self.design_types(),
-                              **{f"{k}_{o}": np.float64 for o in outs for k in ("actual", "expected", "indicator")}})
+            con.map_to_table(sql, self._person_row_batches, predictions_table, self.person_row_columns())
         hc, cl, s2, rss, n_clusters = (meat[k] for k in ("hc", "cl", "s2", "rss", "n_clusters"))
         self.results_ = {}
         for o in outs:

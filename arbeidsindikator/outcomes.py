@@ -70,13 +70,17 @@ def compute_outcomes(con: duckdb.DuckDBPyConnection, target: str = "outcomes") -
     con.execute(f"CREATE OR REPLACE TABLE {target} AS {outcomes_sql()}")
 
 
+def valid_sql(t: str, m: str) -> str:
+    """The version of table alias `t` (valid_from / valid_to) that holds in month `m`."""
+    return f"{m} >= {t}.valid_from AND ({t}.valid_to IS NULL OR {m} <= {t}.valid_to)"
+
+
 def analysis_sql(outcomes: str = "outcomes") -> str:
     """The person-month table the model reads: the stock with the person's characteristics,
     the organisation (following office, its type and region; home office of the municipality),
     the commuting region's labour market in the month, and the outcomes. Office and region
     names are labels, not variables: they are looked up when the results are labelled
     (national: writing them for 35 million rows cost 11 of 54 s)."""
-    valid = lambda t, m: f"{m} >= {t}.valid_from AND ({t}.valid_to IS NULL OR {m} <= {t}.valid_to)"  # noqa: E731
     return f"""
     SELECT s.person_id, s.month,
            s.office_id, f.office_type, f.region_id,
@@ -89,8 +93,8 @@ def analysis_sql(outcomes: str = "outcomes") -> str:
            o.atid3, o.atid12, o.jobb3, o.jobb12
     FROM stock s
     JOIN persons p USING (person_id)
-    JOIN offices f ON s.office_id = f.office_id AND {valid('f', 's.month')}
-    JOIN municipalities m ON s.municipality_id = m.municipality_id AND {valid('m', 's.month')}
+    JOIN offices f ON s.office_id = f.office_id AND {valid_sql('f', 's.month')}
+    JOIN municipalities m ON s.municipality_id = m.municipality_id AND {valid_sql('m', 's.month')}
     JOIN labour_market l ON l.commuting_region_id = m.commuting_region_id AND l.month = s.month
     LEFT JOIN {outcomes} o ON o.person_id = s.person_id AND o.month = s.month
     """
