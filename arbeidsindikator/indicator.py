@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 
 from .config import ModelSpec
-from .model import _q, _sql_literal
+from .model import SQL_INT, _q, _sql_literal, code_type
 from .outcomes import valid_sql
 
 
@@ -161,8 +161,10 @@ def cell_codes(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysis: str = 
     table = f"""(SELECT a.*, uo.__office, ur.__region{groups} FROM {analysis} a
         JOIN (VALUES {values(offices)}) AS uo(office_id, __office) ON a.office_id = uo.office_id
         JOIN (VALUES {values(regions)}) AS ur(region_id, __region) ON a.region_id = ur.region_id) AS __coded"""
-    carry = {"__office": "__office", "__region": "__region",
-             **{CellCodes.group_col(k + 1): _code_sql(f"__grp{k}", lab) for k, lab in enumerate(labels)}}
+    # in their smallest types: the model's clustered pass sorts its rows with these columns
+    small = lambda expr, n: f"CAST({expr} AS {SQL_INT[code_type(n)]})"  # noqa: E731
+    carry = {"__office": small("__office", len(offices)), "__region": small("__region", len(regions)),
+             **{CellCodes.group_col(k + 1): small(_code_sql(f"__grp{k}", lab), len(lab)) for k, lab in enumerate(labels)}}
     return table, carry
 
 

@@ -108,6 +108,24 @@ def _deciles_sql(con, col: str) -> str:
     return f"quantile_cont({col}, [{qs}])"
 
 
+def _level_code_sql(key: str, levels: list[str], as_enum: bool) -> str:
+    """The position of a string among `levels` (NULL for any other value). `as_enum`: looked up
+    as a DuckDB ENUM (a hash), twice as fast as a CASE over the levels when the column holds
+    strings; a CASE for other columns (an ENUM column cast to strings and back is slower) and
+    on Spark."""
+    if as_enum:
+        return f"enum_code(TRY_CAST({key} AS ENUM({', '.join(_sql_literal(v) for v in levels)})))"
+    cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
+    return f"(CASE {key} {cases} ELSE NULL END)"
+
+
+def _string_columns(con, table: str) -> set[str]:
+    """The VARCHAR columns of a DuckDB table (none on Spark)."""
+    if is_spark(con):
+        return set()
+    return {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall() if r[1] == "VARCHAR"}
+
+
 def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_where: str) -> list[TermCoding]:
     """Decide the levels of every term from the estimation sample: one scan for all decile cut
     points, then one GROUPING SETS scan that counts the levels of every term."""
@@ -133,6 +151,7 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
         for r in rows:
             i = next(j for j, v in enumerate(r[:-1]) if v is not None)  # keys are never NULL themselves
             counts[i][r[i]] = r[-1]
+    strings = _string_columns(con, table)
     counts_in_order = iter(counts)  # `terms` keeps spec order, so coded terms meet their counts in turn
     codings = []
     for t in spec.terms:
@@ -144,8 +163,7 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
         if t.kind == "categorical":
             levels = sorted(got)
             n = [got[v] for v in levels]
-            cases = " ".join(f"WHEN {_sql_literal(v)} THEN {i}" for i, v in enumerate(levels))
-            sql = f"(CASE coalesce(CAST({col} AS STRING), '<NA>') {cases} ELSE NULL END)"
+            sql = _level_code_sql(f"coalesce(CAST({col} AS STRING), '<NA>')", levels, t.column in strings)
             cut = []
         else:
             cut = cuts[t.column] if t.kind == "deciles" else list(t.breaks)
@@ -163,6 +181,9 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
 def code_type(n: int) -> type:
     """The smallest signed integer type for codes 0..n-1 (signed, so that Spark reads it too)."""
     return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
+
+
+SQL_INT = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}  # code_type's names in SQL
 
 
 def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -494,14 +515,16 @@ class IndicatorModel:
         cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
         if carried:
             cols += [f"{expr} AS {name}" for name, expr in self.carry_.items()]
-        for i, c in enumerate(self.codings_):
-            cols.append(f"{c.sql} AS __t{i}")
+        # codes in their smallest type: the clustered pass sorts these rows, and at national
+        # scale four-byte codes were a third of what the sort moves
+        for (name, t), c in zip(self.design_types().items(), self.codings_):
+            cols.append(f"CAST({c.sql} AS {SQL_INT[t]}) AS {name}" if c.is_coded else f"{c.sql} AS {name}")
         if self.spec.cluster2:
             cols.append(f"{self.cluster2_sql_} AS __cluster2")
         for o in self.spec.outcomes:
             cols.append(f"CAST({_q(o)} AS DOUBLE) AS __y_{o}")
-        # a bare 1.0 would be a DECIMAL, which Arrow hands to numpy as Python objects (slow)
-        cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w" if self.spec.weight else "CAST(1.0 AS DOUBLE) AS __w")
+        if self.spec.weight:  # unweighted: no column of ones to sort and stream (see _arrays)
+            cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w")
         return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()}"
                 + (" ORDER BY __cluster, __month" if ordered else ""))
 
@@ -509,7 +532,8 @@ class IndicatorModel:
     def _arrays(self, batch: pa.RecordBatch):
         codes, conts = term_arrays(self.codings_, batch)
         ys = {o: batch.column(f"__y_{o}").to_numpy(zero_copy_only=False).astype(float, copy=False) for o in self.spec.outcomes}
-        w = batch.column("__w").to_numpy(zero_copy_only=False).astype(float, copy=False)
+        w = (batch.column("__w").to_numpy(zero_copy_only=False).astype(float, copy=False) if self.spec.weight
+             else np.ones(batch.num_rows))
         est = batch.column("__est").to_numpy(zero_copy_only=False).astype(bool, copy=False)
         return codes, conts, ys, w, est
 
