@@ -13,10 +13,11 @@ standard errors. Fitted by
 - pyfixest absorbing nine covariates as fixed effects (one kept as dummies),
 - statsmodels OLS with dummies (on the largest sample it handles here),
 
-each in a fresh process, with the peak memory (VmHWM) reset when the data is loaded, so it
-is the fit's own with its data in memory. (Until the fifth session the peers' peaks included
-reading the whole design file, 4x the rows.) Also the project's engine
-at 1x / 2x / 4x rows, to show that cost grows linearly.
+each in a fresh process, from a design file of exactly its rows (design_files), with the peak
+memory (VmHWM) reset when the data is loaded, so it is the fit's own with its data in memory.
+(Until the fifth session the peers' peaks included reading a design file of 4x the rows; until
+the sixth our fit read that file through a LIMIT.) Also the project's engine at 1x / 2x / 4x
+rows, to show that cost grows linearly.
 
     .venv/bin/python benchmarks/model_peers.py [--rows 5000000] [--out benchmarks/results]
 
@@ -59,6 +60,22 @@ def make_design(n: int, path: Path, seed: int = 1) -> None:
     pq.write_table(pa.table(cols), path)
 
 
+def design_files(tmp: Path, sizes: list[int]) -> dict[int, Path]:
+    """One design file per row count, each the first rows of the largest design: every engine
+    reads exactly its rows, none a larger file with a LIMIT (DuckDB's LIMIT keeps the file's
+    order, which cost the streaming fit 0.6 s of 3 at 5 M rows; the peers sliced in memory,
+    outside their clock)."""
+    import pyarrow.parquet as pq
+    largest = tmp / f"design_{sizes[-1]}.parquet"
+    make_design(sizes[-1], largest)
+    table = pq.read_table(largest)
+    paths = {sizes[-1]: largest}
+    for n in sizes[:-1]:
+        paths[n] = tmp / f"design_{n}.parquet"
+        pq.write_table(table.slice(0, n), paths[n])
+    return paths
+
+
 SPEC = """
 [model]
 name = "peer-benchmark"
@@ -72,7 +89,7 @@ cluster = "person_id"
 
 def _reset_peak() -> None:
     """Start the peak (VmHWM) afresh from the current RSS, so that it is the fit's own with its
-    data in memory, not the loading's (the design file holds 4x the rows, read whole by pandas)."""
+    data in memory, not the loading's (pandas reads strings before they become categories)."""
     import gc
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")
@@ -97,13 +114,13 @@ def child(engine: str, path: str, rows: int) -> dict:
         con = duckdb.connect()
         if engine == "ours_in_memory":  # the peers' frame, handed to DuckDB (categoricals become ENUMs)
             import pandas as pd
-            df = pd.read_parquet(path).iloc[:rows]
+            df = pd.read_parquet(path)
             for c in COVS:
                 df[c] = df[c].astype("category")
             con.execute("CREATE TABLE d AS SELECT * FROM df")
             del df
         else:
-            con.execute(f"CREATE VIEW d AS SELECT * FROM read_parquet('{path}') LIMIT {rows}")
+            con.execute(f"CREATE VIEW d AS SELECT * FROM read_parquet('{path}')")
         _reset_peak()
         t0 = time.perf_counter()
         m = ai.fit_model(con, "d", spec)
@@ -112,7 +129,7 @@ def child(engine: str, path: str, rows: int) -> dict:
         coef = {n: (float(b), float(s)) for n, b, s in zip(r.names, r.params, se) if n.startswith(("c0", "c5", "c9"))}
     else:
         import pandas as pd
-        df = pd.read_parquet(path).iloc[:rows]
+        df = pd.read_parquet(path)
         for c in COVS:
             df[c] = df[c].astype("category")
         _reset_peak()
@@ -169,13 +186,12 @@ def main() -> None:
         return
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "design.parquet"
-        make_design(4 * a.rows, path)
+        runs = (("ours", a.rows), ("ours_in_memory", a.rows), ("pyfixest_dummies", a.rows), ("pyfixest_fe", a.rows),
+                ("ours", a.statsmodels_rows), ("statsmodels", a.statsmodels_rows), ("ours", 2 * a.rows), ("ours", 4 * a.rows))
+        paths = design_files(Path(tmp), sorted({rows for _, rows in runs}))
         res = {"machine": machine(), "rows": a.rows, "runs": []}
-        for engine, rows in (("ours", a.rows), ("ours_in_memory", a.rows), ("pyfixest_dummies", a.rows), ("pyfixest_fe", a.rows),
-                             ("ours", a.statsmodels_rows), ("statsmodels", a.statsmodels_rows),
-                             ("ours", 2 * a.rows), ("ours", 4 * a.rows)):
-            r = run_child(engine, path, rows)
+        for engine, rows in runs:
+            r = run_child(engine, paths[rows], rows)
             print(engine, rows, {k: v for k, v in r.items() if k != "coef"}, flush=True)
             res["runs"].append(r)
     runs = res["runs"]

@@ -144,7 +144,7 @@ def test_level_codes_by_enum_lookup_equal_the_case_and_come_in_the_smallest_type
     """DuckDB looks a string column's levels up as an ENUM, Spark (and non-string columns) by a
     CASE: the same codes, also for quotes, the empty string, NULL and a level not seen in the
     estimation sample; the design query hands the codes out in their smallest integer type."""
-    from arbeidsindikator.model import _level_code_sql, code_terms
+    from arbeidsindikator.model import _level_code_sql, _sql_literal, code_terms
     con = duckdb.connect()
     con.execute("""CREATE TABLE t AS SELECT person_id, DATE '2020-01-01' + INTERVAL (i) MONTH AS month, s, k, 1.0 AS y
         FROM (VALUES (1, 0, 'a''b', 3), (1, 1, '', 3), (2, 0, NULL, 4), (2, 1, 'z', 4), (3, 30, 'unseen', 5))
@@ -167,10 +167,13 @@ kind = "categorical"
     m.carry_ = {}
     s, k = m.codings_
     assert s.levels == ["", "<NA>", "a'b", "z"] and "ENUM" in s.sql and "ENUM" not in k.sql
-    key = "coalesce(CAST(s AS STRING), '<NA>')"
-    case = con.execute(f"SELECT {_level_code_sql(key, s.levels, as_enum=False)} FROM t ORDER BY person_id, month").fetchall()
+    case = con.execute(f"SELECT {_level_code_sql('s', s.levels, as_enum=False)} FROM t ORDER BY person_id, month").fetchall()
     enum = con.execute(f"SELECT {s.sql} FROM t ORDER BY person_id, month").fetchall()
     assert case == enum and [r[0] for r in enum[:5]] == [2, 0, 1, 3, None]
+    levels = ", ".join(_sql_literal(v) for v in ["", "a'b", "unseen", "z"])  # the same from an ENUM column
+    enum_col = con.execute(f"SELECT {s.sql} FROM (SELECT person_id, month, CAST(s AS ENUM({levels})) AS s FROM t) "
+                           "ORDER BY person_id, month").fetchall()
+    assert enum_col == enum
     types = dict(zip(con.sql(m.design_sql("t")).columns, map(str, con.sql(m.design_sql("t")).types)))
     assert (types["__t0"], types["__t1"]) == ("TINYINT", "SMALLINT")  # 4 + 1 and 300 + 1 codes
     assert "__w" not in types  # unweighted: no column of ones
