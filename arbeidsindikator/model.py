@@ -201,7 +201,8 @@ def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[
     for i, c in enumerate(codings):
         col = batch.column(f"__t{i}")
         if c.is_coded:
-            codes.append(pc.fill_null(col, len(c.levels)).to_numpy(zero_copy_only=False).astype(np.intp, copy=False))
+            # kept in the column's small type (code_type): widened only where codes are combined
+            codes.append(pc.fill_null(col, len(c.levels)).to_numpy(zero_copy_only=False))
         else:
             conts.append(np.nan_to_num(col.to_numpy(zero_copy_only=False).astype(float)))
     return codes, conts
@@ -266,7 +267,7 @@ class Layout:
         for b in self.blocks:
             j = codes[b["terms"][0]].astype(np.intp, copy=True)
             for t, stride in zip(b["terms"][1:], b["strides"][1:]):
-                j += codes[t] * stride
+                j += codes[t] * np.intp(stride)  # a NumPy scalar: the product is widened, not int8
             out.append(j)
         return out
 
@@ -312,7 +313,7 @@ class Layout:
         s = np.empty((self.p, n_clusters))
         s[0] = np.bincount(cluster, weights=a, minlength=n_clusters)
         for c, off, size in zip(codes, self.offsets, self.sizes):
-            s[off:off + size] = np.bincount(c * n_clusters + cluster, weights=a, minlength=size * n_clusters).reshape(size, n_clusters)
+            s[off:off + size] = np.bincount(c * np.intp(n_clusters) + cluster, weights=a, minlength=size * n_clusters).reshape(size, n_clusters)
         k0 = 1 + sum(self.sizes)
         for j, x in enumerate(conts):
             s[k0 + j] = np.bincount(cluster, weights=a * x, minlength=n_clusters)
