@@ -18,6 +18,7 @@ their coefficients are reported as missing.
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -333,22 +334,33 @@ def _sorted(ids: np.ndarray) -> bool:
     return bool(np.all(ids[:-1] <= ids[1:]))
 
 
-def whole_clusters(batches):
-    """The rows of batches in cluster order, re-cut so that no cluster spans two batches: each
-    batch's last cluster is held back until its continuation at the head of the next batch has
-    joined it. Only those few rows are copied (copying whole batches cost 10 s at national
-    scale), and the completed clusters come together, as one batch of a batch's size at most."""
+class ClustersApart(ValueError):
+    """A cluster's rows do not come together (or the cluster column has missing values)."""
+
+
+def whole_clusters(batches, in_order: bool = True):
+    """The rows of batches with each cluster's rows together, re-cut so that no cluster spans
+    two batches: each batch's last cluster is held back until its continuation at the head of
+    the next batch has joined it. Only those few rows are copied (copying whole batches cost
+    10 s at national scale), and the completed clusters come together, as one batch of a
+    batch's size at most, so they come later than their neighbours.
+
+    `in_order`: the rows come sorted by cluster, which each batch shows at once. Otherwise each
+    cluster's rows only have to be together (a table the model's pass wrote): that is checked
+    at the end, when every cluster has been seen once. Either way a violation raises
+    ClustersApart."""
     carry, carry_id, last = None, None, None
     done, n_done = [], 0  # completed held-back clusters, yielded together
+    firsts = []  # without in_order: one id per cluster, to check at the end
     for b in batches:
         if not b.num_rows:
             continue
         cid = b.column("__cluster").to_numpy(zero_copy_only=False)
-        if not _sorted(cid) or (last is not None and not cid[0] >= last):
-            raise ValueError("the rows do not come in cluster order (or the cluster column has missing values)")
+        if in_order and (not _sorted(cid) or (last is not None and not cid[0] >= last)):
+            raise ClustersApart("the rows do not come in cluster order (or the cluster column has missing values)")
         last = cid[-1]
         if carry is not None:  # the held-back cluster, continued at the head of this batch
-            head = int(np.searchsorted(cid, cid[0], side="right")) if cid[0] == carry_id else 0
+            head = (int(np.argmax(cid != carry_id)) if (cid != carry_id).any() else len(cid)) if cid[0] == carry_id else 0
             carry = concat_batches([carry, b.slice(0, head)]) if head else carry
             if head == b.num_rows:
                 continue
@@ -358,7 +370,10 @@ def whole_clusters(batches):
         if n_done >= b.num_rows:
             yield concat_batches(done)
             done, n_done = [], 0
-        cut = int(np.searchsorted(cid, cid[-1], side="left"))
+        apart = np.flatnonzero(cid != cid[-1])
+        cut = int(apart[-1]) + 1 if len(apart) else 0  # where the last cluster starts
+        if not in_order:
+            firsts.append(cid[np.r_[True, cid[1:] != cid[:-1]]])  # the last cluster's id: with its carry
         if cut:
             yield b.slice(0, cut)
         carry, carry_id = b.slice(cut), cid[-1]
@@ -366,18 +381,36 @@ def whole_clusters(batches):
         done.append(carry)
     if done:
         yield concat_batches(done)
+    if firsts:
+        ids = np.concatenate(firsts)
+        if len(np.unique(ids)) < len(ids) or (ids.dtype.kind == "f" and np.isnan(ids).any()):
+            raise ClustersApart("a cluster's rows do not come together (or the cluster column has missing values)")
+
+
+@contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection):
+    """Within the block DuckDB keeps rows in the order they come: a table is written in its
+    source's order, and a scan reads a table in the order it was written. (The working
+    connection otherwise lets DuckDB reorder rows, which saves memory.)"""
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
 
 
 def stream_to_table(con: duckdb.DuckDBPyConnection, name: str, batches) -> None:
     """Table `name` from an iterator of Arrow record batches, consumed by DuckDB as they come
-    (the first batch gives the schema)."""
+    (the first batch gives the schema), and stored in their order."""
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
         raise ValueError(f"no rows for table {name}")
     con.register("__stream", pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches)))
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __stream")
+        with insertion_order(con):
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __stream")
     finally:
         con.unregister("__stream")
 

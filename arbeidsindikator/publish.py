@@ -41,12 +41,12 @@ import pandas as pd
 
 from .config import ModelSpec
 from .indicator import CellCodes, coded_table
-from .model import IndicatorModel, is_spark, reduce_batches
-from .period_cells import SUMS, CellSets, period_frame, period_moments
+from .model import ClustersApart, IndicatorModel, insertion_order, is_spark, reduce_batches
+from .period_cells import CellSets, period_frame, period_moments
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
 from .suppression import suppress
-from .uncertainty import Z95, Period, model_variance_cells
+from .uncertainty import Z95, Period, model_variance_cells, month_index
 
 HOURS_PER_FTE_WEEK = 37.5
 # sums over person-months in a cell, per outcome (SUMS, in period_cells' order): months with
@@ -234,15 +234,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     m = _finish(m, spec, codes)
     m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
     _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
-    # period cells: residuals summed per person first
-    parts = _person_period_rows(con, rows, periods, cell, spec.outcomes)
-    # DuckDB: one period at a time bounds the memory of the sort by person.
-    # Spark spills by itself and pays ~0.5 s per job, so it takes every period at once.
-    chunks = [list(range(len(periods)))] if is_spark(con) else [[i] for i in range(len(periods))]
-    period_df = pd.concat([_period_cells(con, codes, [parts[i] for i in c], len(periods), spec.outcomes) for c in chunks],
-                          ignore_index=True)
-    con.execute("DROP TABLE __py")
-    p = _long(period_df, spec, True)
+    p = _long(_period_cells(con, codes, periods, spec.outcomes, rows), spec, True)
     p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
     pi = p.pop("__p").to_numpy()
     p.insert(0, "PERIODE", np.array([q.label for q in periods], dtype=object)[pi])
@@ -254,50 +246,31 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
 
 
-def _period_cells(con, codes: CellCodes, parts: list[str], n_periods: int, outcomes) -> pd.DataFrame:
-    """Moments of every cell of some periods, with each person's months clustered: the rows of
-    the periods' `parts` (_person_period_rows) streamed in person order and summed per person
-    and cell in numpy (period_cells.py). One GROUP BY over persons per level x breakdown cost
-    2 s each over the whole period at national scale, and there are 18."""
-    keys = _key_cols(codes)
-    cs = CellSets(tuple(_cell_sets(codes)), n_periods, {1: 1, 2: len(codes.regions), 3: len(codes.offices)},
+def _period_cells(con, codes: CellCodes, periods: list[Period], outcomes, source: str) -> pd.DataFrame:
+    """Moments of every cell of every period, with each person's months clustered: one pass over
+    the person-months, each person's months together, summed per person and cell in numpy
+    (period_cells.py). One GROUP BY over persons per level x breakdown cost 2 s each over the
+    whole period at national scale, and there are 18 per period; a table of per-person yearly
+    sums, re-read and sorted by person per period, cost 20-25 s.
+
+    DuckDB reads the table in the order the model's pass wrote it, which keeps each person's
+    months together (stream_to_table), and sorts it only for a table that does not (the check
+    is whole_clusters'). Spark sorts each partition by person."""
+    cs = CellSets(tuple(_cell_sets(codes)), len(periods), {1: 1, 2: len(codes.regions), 3: len(codes.offices)},
                   tuple(len(lab) for lab in codes.labels), tuple(outcomes))
-    # as doubles: a sum of counts is a HUGEINT, which reaches numpy as Python objects (slow)
-    sums = ", ".join(f"CAST({m}_{o} AS DOUBLE) AS {m}_{o}" for o in outcomes for m in SUMS)
-    rows = " UNION ALL ".join(parts)
-    acc = reduce_batches(con, f"SELECT person_id AS __cluster, __p, {', '.join(keys)}, {sums} FROM ({rows}) "
-                              "ORDER BY __cluster, __p",
-                         partial(period_moments, cs=cs), cluster="__cluster", order=("__cluster", "__p"))
+    values = ", ".join(f"{k}_{o}" for o in outcomes for k in ("actual", "expected", "indicator"))
+    sql = (f"SELECT person_id AS __cluster, CAST(year(month) * 12 + month(month) - 1 AS INTEGER) AS __mi, "
+           f"{', '.join(_key_cols(codes))}, {values} FROM {source}")
+    fn = partial(period_moments, cs=cs, months=[(month_index(p.start), month_index(p.end)) for p in periods])
+    if is_spark(con):
+        acc = reduce_batches(con, sql, fn, cluster="__cluster", order=("__cluster", "__mi"))
+    else:
+        try:
+            with insertion_order(con):
+                acc = reduce_batches(con, sql, fn)
+        except ClustersApart:
+            acc = reduce_batches(con, sql + " ORDER BY __cluster, __mi", fn)
     return period_frame(acc, cs)
-
-
-def _person_period_rows(con, source: str, periods: list[Period], cell: str, outcomes) -> list[str]:
-    """Per period, a query of one row per person x finest cell with the person's sums there
-    and the period's index as __p.
-
-    Person-months are not read again for every period they belong to. They are summed once
-    per calendar year (table __py); a period of whole years reads those yearly rows. Only the
-    other periods (the last 12 months, named periods) read the person-months, and only their
-    own months."""
-    names = [f"{m}_{o}" for o in outcomes for m in SUMS]
-    per_person = ", ".join(f"{OF_MONTHS[m].format(o=o)} AS {m}_{o}" for o in outcomes for m in SUMS)
-    rollup = ", ".join(f"sum({c}) AS {c}" for c in names)
-    # not TEMP: the periods are streamed on a cursor of their own, which sees no temp tables
-    con.execute(f"""CREATE OR REPLACE TABLE __py AS
-        SELECT CAST(year(month) AS INTEGER) AS __y, person_id, {cell}, {per_person} FROM {source} GROUP BY ALL""")
-    parts = []
-    for i, p in enumerate(periods):
-        if p.start.endswith("-01") and p.end.endswith("-12"):
-            a, b = int(p.start[:4]), int(p.end[:4])
-            if a == b:  # one year: its rows as they are
-                parts.append(f"SELECT {i} AS __p, person_id, {cell}, {', '.join(names)} FROM __py WHERE __y = {a}")
-            else:
-                parts.append(f"SELECT {i} AS __p, person_id, {cell}, {rollup} FROM __py "
-                             f"WHERE __y BETWEEN {a} AND {b} GROUP BY ALL")
-        else:
-            parts.append(f"SELECT {i} AS __p, person_id, {cell}, {per_person} FROM {source} "
-                         f"WHERE month BETWEEN DATE '{p.start}-01' AND DATE '{p.end}-01' GROUP BY ALL")
-    return parts
 
 
 def _first_day(ym: str) -> dt.date:

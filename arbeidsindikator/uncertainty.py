@@ -166,8 +166,8 @@ def _cell_variances(model, sums, count, q, periods, m0, level, bd) -> list[pd.Da
         if p is None:
             s, n, qs = sums, count, q
         else:
-            a = max(0, _mi(p.start) - m0)
-            e = min(n_m - 1, _mi(p.end) - m0)
+            a = max(0, month_index(p.start) - m0)
+            e = min(n_m - 1, month_index(p.end) - m0)
             if a > e:
                 continue
             s, n = sums[a:e + 1].sum(0, keepdims=True), count[a:e + 1].sum(0, keepdims=True)
@@ -204,7 +204,7 @@ def _model_terms(model, o: str, xbar: np.ndarray, q_mean: np.ndarray) -> tuple[n
     return level_var, ind_var
 
 
-def _mi(ym: str) -> int:
+def month_index(ym: str) -> int:
     return int(ym[:4]) * 12 + int(ym[5:7]) - 1
 
 

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from arbeidsindikator import period_cells
+from arbeidsindikator.model import ClustersApart
 from arbeidsindikator.period_cells import MOMENTS, SUMS, CellSets, period_frame, period_moments
 
 OUTCOMES = ("a", "b")
@@ -93,3 +94,75 @@ def test_codes_outside_their_ranges_are_refused():
     d.loc[0, "__g2"] = 7  # CS knows two groups of breakdown 2
     with pytest.raises(ValueError, match="outside their ranges"):
         period_moments(iter(_batches(d, 0)), CS)
+
+
+MONTHS = [(0, 11), (12, 23), (0, 23), (6, 17)]  # two years, both, and twelve months across them
+CS_M = CellSets(SETS, n_periods=len(MONTHS), n_units={1: 1, 2: 3, 3: 6}, n_groups=(1, 3, 2), outcomes=OUTCOMES)
+
+
+def _person_months(seed: int) -> pd.DataFrame:
+    """Person-months as the model's pass writes them: each person's months together, the
+    persons in no particular order; offices and groups that change (and change back), and
+    months where an outcome is not observed."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for person in rng.permutation(300):
+        start, n = rng.integers(0, 20), rng.integers(1, 16)
+        mi = np.arange(start, min(start + n, 24))
+        office = np.full(len(mi), person % 6)
+        if rng.random() < 0.3:  # moves office for a while, and maybe back
+            a = rng.integers(0, len(mi))
+            office[a:a + rng.integers(1, 6)] = rng.integers(0, 6)
+        g1 = np.where(rng.random(len(mi)) < 0.2, rng.integers(0, 3, len(mi)), person % 3)
+        rows.append(pd.DataFrame({"__cluster": person, "__mi": mi, "__office": office, "__region": office // 2,
+                                  "__g1": g1, "__g2": person % 2}))
+    d = pd.concat(rows, ignore_index=True)
+    for o in OUTCOMES:
+        d[f"actual_{o}"] = np.where(rng.random(len(d)) < 0.8, rng.normal(size=len(d)), np.nan)
+        d[f"expected_{o}"] = rng.normal(size=len(d))
+        d[f"indicator_{o}"] = d[f"actual_{o}"] - d[f"expected_{o}"]
+    return d
+
+
+def _as_period_rows(d: pd.DataFrame) -> pd.DataFrame:
+    """The same months as period rows, one per person-month and period it lies in."""
+    out = []
+    for i, (a, b) in enumerate(MONTHS):
+        p = d[(d["__mi"] >= a) & (d["__mi"] <= b)].copy()
+        p["__p"] = i
+        for o in OUTCOMES:
+            seen = p[f"actual_{o}"].notna()
+            p[f"n_{o}"] = seen.astype(float)
+            p[f"sy_{o}"], p[f"se_{o}"] = p[f"actual_{o}"], p[f"indicator_{o}"]
+            p[f"sx_{o}"] = p[f"expected_{o}"].where(seen)
+        out.append(p)
+    return pd.concat(out, ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_period_moments_from_person_months_equal_those_from_period_rows(seed, monkeypatch):
+    """The person-months of persons in no particular order (and, once, months in no order
+    within a person), cut anywhere, give every period's cells as the per-person sums of their
+    months in each period do."""
+    monkeypatch.setattr(period_cells, "BATCH_ROWS", 300)
+    d = _person_months(seed)
+    if seed == 2:  # each person's months together but in no order either
+        d = d.sample(frac=1, random_state=seed).sort_values("__cluster", kind="stable", key=lambda c: c.map(
+            {p: i for i, p in enumerate(d["__cluster"].unique())})).reset_index(drop=True)
+    got = period_frame(period_moments(iter(_batches(d, seed)), CS_M, months=MONTHS), CS_M)
+    p = _as_period_rows(d).sort_values(["__cluster", "__p"], kind="stable")
+    want = period_frame(period_moments(iter(_batches(p, seed)), CS_M), CS_M)
+    keys = ["__p", "lvl", "unit", "bd", "grp"]
+    merged = want.merge(got, on=keys, how="outer", suffixes=("_want", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all() and len(merged) > 100, "the same cells"
+    for c in [f"{m}_{o}" for o in OUTCOMES for m in MOMENTS]:
+        np.testing.assert_allclose(merged[f"{c}_got"], merged[f"{c}_want"], rtol=1e-12, atol=1e-9, err_msg=c)
+    assert (_expected(p)[["__p", "lvl", "unit", "bd", "grp"]].drop_duplicates().shape[0]) == len(got)
+
+
+def test_person_months_of_a_person_apart_are_refused():
+    d = _person_months(0)
+    first = d["__cluster"].iloc[0]
+    d = pd.concat([d, d[d["__cluster"] == first].iloc[:1]], ignore_index=True)  # one month again, at the end
+    with pytest.raises(ClustersApart, match="together"):
+        period_moments(iter(_batches(d, 0)), CS_M, months=MONTHS)
