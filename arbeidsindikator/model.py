@@ -376,7 +376,9 @@ def whole_clusters(batches, in_order: bool = True):
             firsts.append(cid[np.r_[True, cid[1:] != cid[:-1]]])  # the last cluster's id: with its carry
         if cut:
             yield b.slice(0, cut)
-        carry, carry_id = b.slice(cut), cid[-1]
+        # a copy of the cluster's few rows: a slice would keep the whole batch's buffers alive
+        # for as long as the cluster waits among the completed ones
+        carry, carry_id = b.slice(cut).take(np.arange(b.num_rows - cut)), cid[-1]
     if carry is not None:
         done.append(carry)
     if done:

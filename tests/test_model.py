@@ -177,3 +177,27 @@ kind = "categorical"
     types = dict(zip(con.sql(m.design_sql("t")).columns, map(str, con.sql(m.design_sql("t")).types)))
     assert (types["__t0"], types["__t1"]) == ("TINYINT", "SMALLINT")  # 4 + 1 and 300 + 1 codes
     assert "__w" not in types  # unweighted: no column of ones
+
+
+def test_held_back_clusters_do_not_keep_their_batches_alive():
+    """A batch's last cluster waits among the completed ones until enough rows have gathered;
+    it must be a copy of its rows, not a slice that keeps the whole batch in memory. (Nationally
+    the slices held 3 GB.)"""
+    import pyarrow as pa
+
+    from arbeidsindikator.model import whole_clusters
+
+    def batches():  # 60 batches of 20 000 rows, each ending with a cluster the next one does not continue
+        for k in range(60):
+            ids = pa.array(np.repeat(np.arange(k * 2000, (k + 1) * 2000), 10)).take(pa.array(np.arange(20_000)))
+            yield pa.RecordBatch.from_arrays([ids, pa.array(np.ones(20_000)).take(pa.array(np.arange(20_000)))],
+                                             names=["__cluster", "x"])
+
+    before = pa.total_allocated_bytes()
+    peak, rows = 0, 0
+    for out in whole_clusters(batches()):
+        rows += out.num_rows
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        del out
+    assert rows == 60 * 20_000
+    assert peak < 5 * 20_000 * 16  # a few batches at most, not the sixty
