@@ -175,9 +175,10 @@ def person_results_view(con: duckdb.DuckDBPyConnection, spec: ModelSpec, analysi
     - `{target}_coded` (table, written by IndicatorModel.fit with the carried codes of
       `cell_codes`): one row per person-month of the indicator population with actual,
       expected and indicator per outcome, the integer codes of office, region and breakdown
-      groups, and the model's design columns. No labels: publishing reads only this table, and
-      at national scale writing 29 million rows of label strings cost 20 s and a join of the
-      predictions with `analysis` 30 s more;
+      groups, and the model's design columns, stored in the order the pass wrote them, each
+      person's months together (publishing's period cells read it so, unsorted). No labels:
+      publishing reads only this table, and at national scale writing 29 million rows of
+      label strings cost 20 s and a join of the predictions with `analysis` 30 s more;
     - `{target}_labels` (table): what the codes stand for (CellCodes.read);
     - `{target}` (this view): the rows with their labels (office and region ids and names as
       in the month, home office, innsatsgruppe, breakdown groups), joined back from `analysis`,

@@ -5,8 +5,9 @@ The clustered variance of a period cell needs, per person, the square of the per
 that cell (publish._long turns the moments into means and variances). A person whose months
 all lie in one finest cell (office x every breakdown group) has the same sums in every
 coarser cell; a person who moved (another office, an older age group, ...) has different sums
-in different coarser cells. Each period's rows (person x finest cell, from
-publish._person_period_rows) are streamed in person order, and:
+in different coarser cells. The person-months stream once, each person's months together
+(publish._period_cells); each batch of whole persons becomes every period's rows (a person's
+sums over runs of months in one finest cell, _period_rows), and:
 
 - persons are grouped by the columns they stayed put in within the period (the others marked
   as moved). The groups' moments are merged across batches and spread, at the end, into every
