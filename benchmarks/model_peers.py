@@ -20,6 +20,7 @@ the sixth our fit read that file through a LIMIT.) Also the project's engine at 
 rows, to show that cost grows linearly.
 
     .venv/bin/python benchmarks/model_peers.py [--rows 5000000] [--repeat 3] [--out benchmarks/results]
+    .venv/bin/python benchmarks/model_peers.py --render benchmarks/results/model_peers.json  # the table again
 
 Not part of the test suite; results go to <out>/model_peers.json and .md.
 """
@@ -95,9 +96,9 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _peak_mb() -> float:
+def _status_mb(key: str = "VmHWM") -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
+        if line.startswith(key):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -122,6 +123,7 @@ def child(engine: str, path: str, rows: int) -> dict:
         else:
             con.execute(f"CREATE VIEW d AS SELECT * FROM read_parquet('{path}')")
         _reset_peak()
+        start_mb = _status_mb("VmRSS")
         t0 = time.perf_counter()
         m = ai.fit_model(con, "d", spec)
         r = m.results_["y"]
@@ -133,6 +135,7 @@ def child(engine: str, path: str, rows: int) -> dict:
         for c in COVS:
             df[c] = df[c].astype("category")
         _reset_peak()
+        start_mb = _status_mb("VmRSS")
         t0 = time.perf_counter()
         if engine == "statsmodels":
             import statsmodels.formula.api as smf
@@ -153,7 +156,8 @@ def child(engine: str, path: str, rows: int) -> dict:
                 if name.startswith(f"C({c})"):
                     level = name.split("T.")[-1].rstrip("]")
                     coef[f"{c}[{level}]"] = (float(params[name]), float(bse[name]))
-    return {"engine": engine, "rows": rows, "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "coef": coef}
+    return {"engine": engine, "rows": rows, "seconds": time.perf_counter() - t0, "peak_rss_mb": _status_mb(),
+            "start_rss_mb": start_mb, "coef": coef}
 
 
 def run_child(engine: str, path: Path, rows: int, repeat: int = 1, timeout: int = 3600) -> dict:
@@ -168,7 +172,7 @@ def run_child(engine: str, path: Path, rows: int, repeat: int = 1, timeout: int 
         runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
     times = sorted(r["seconds"] for r in runs)
     return runs[0] | {"seconds": float(np.median(times)), "all_seconds": times,
-                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "start_rss_mb": max(r["start_rss_mb"] for r in runs)}
 
 
 def _agree(a: dict, b: dict) -> dict:
@@ -188,7 +192,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per fit; the median time is reported")
     ap.add_argument("--child")
     ap.add_argument("--data")
+    ap.add_argument("--render", type=Path, help="only rewrite <out>/model_peers.md from this results JSON")
     a = ap.parse_args()
+    if a.render:
+        return render(json.loads(a.render.read_text()), a.out)
     if a.child:
         print(json.dumps(child(a.child, a.data, a.rows)))
         return
@@ -202,6 +209,13 @@ def main() -> None:
             r = run_child(engine, paths[rows], rows, a.repeat)
             print(engine, rows, {k: v for k, v in r.items() if k != "coef"}, flush=True)
             res["runs"].append(r)
+    (a.out / "model_peers.json").write_text(json.dumps(summarize(res), indent=1))
+    render(res, a.out)
+
+
+def summarize(res: dict) -> dict:
+    """Add the peers' time and memory ratios (against each of our starting points) and the
+    coefficients' agreement, and our engine's scaling."""
     runs = res["runs"]
     summary = {}
     for r in runs:
@@ -215,27 +229,34 @@ def main() -> None:
                 summary[r["engine"]] |= {f"time_ratio{sfx}": r["seconds"] / base["seconds"],
                                          f"memory_ratio{sfx}": r["peak_rss_mb"] / base["peak_rss_mb"]}
         summary[r["engine"]] |= _agree(next(o for o in runs if o["engine"] == "ours" and o["rows"] == r["rows"]), r)
-    scaling = {r["rows"]: r["seconds"] for r in runs if r["engine"] == "ours" and "error" not in r}  # from Parquet
-    res["summary"], res["scaling_seconds"] = summary, scaling
-    (a.out / "model_peers.json").write_text(json.dumps(res, indent=1))
-    lines = [f"# Model fit against peers ({a.rows:,} rows, 10 categorical covariates, person-clustered SE)", "",
+    res["summary"] = summary
+    res["scaling_seconds"] = {r["rows"]: r["seconds"] for r in runs if r["engine"] == "ours" and "error" not in r}  # from Parquet
+    return res
+
+
+def render(res: dict, out: Path) -> None:
+    """<out>/model_peers.md from the results (ratios to two decimals: a target is a line)."""
+    runs, summary = res["runs"], res["summary"]
+    lines = [f"# Model fit against peers ({res['rows']:,} rows, 10 categorical covariates, person-clustered SE)", "",
              f"Machine: {res['machine']}", "",
-             f"Each fit ran in {a.repeat} fresh process(es): seconds are the median (all runs in brackets), the peak the largest.",
+             f"Each fit ran in {res.get('repeat', 1)} fresh process(es): seconds are the median (all runs in brackets), the peak the largest.",
              "Ratios: the peer's time (memory) over ours, ours streaming from Parquet / ours from an in-memory table.", "",
-             "| engine | rows | seconds | peak RSS MB | time ratio | memory ratio | max rel diff coef / SE |",
-             "|---|---|---|---|---|---|---|"]
-    pair = lambda s, k: (f"{s[k]:.1f}" if k in s else "-") + " / " + (f"{s[k + '_in_memory']:.1f}" if k + "_in_memory" in s else "-")  # noqa: E731
+             "RSS at start: the process when the clock starts (imports and the loaded data), which the peak includes.", "",
+             "| engine | rows | seconds | peak RSS MB | RSS at start MB | time ratio | memory ratio | max rel diff coef / SE |",
+             "|---|---|---|---|---|---|---|---|"]
+    pair = lambda s, k: (f"{s[k]:.2f}" if k in s else "-") + " / " + (f"{s[k + '_in_memory']:.2f}" if k + "_in_memory" in s else "-")  # noqa: E731
     for r in runs:
         if "error" in r:
-            lines.append(f"| {r['engine']} | {r['rows']:,} | failed | | | | |")
+            lines.append(f"| {r['engine']} | {r['rows']:,} | failed | | | | | |")
             continue
         s = summary.get(r["engine"], {})
         agree = f"{s.get('max_rel_diff_coef', float('nan')):.1e} / {s.get('max_rel_diff_se', float('nan')):.1e}" if s.get("compared") else ""
         every = " (" + ", ".join(f"{x:.2f}" for x in r.get("all_seconds", [])) + ")" if len(r.get("all_seconds", [])) > 1 else ""
-        lines.append(f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.2f}{every} | {r['peak_rss_mb']:.0f} | "
+        lines.append(f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.2f}{every} | {r['peak_rss_mb']:.0f} | {r.get('start_rss_mb', float('nan')):.0f} | "
                      f"{pair(s, 'time_ratio') if s else ''} | {pair(s, 'memory_ratio') if s else ''} | {agree} |")
-    lines += ["", "Scaling of the project's engine (seconds by rows): " + ", ".join(f"{k:,}: {v:.2f}" for k, v in scaling.items())]
-    (a.out / "model_peers.md").write_text("\n".join(lines) + "\n")
+    lines += ["", "Scaling of the project's engine (seconds by rows): "
+              + ", ".join(f"{int(k):,}: {v:.2f}" for k, v in res["scaling_seconds"].items())]
+    (out / "model_peers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
