@@ -360,7 +360,8 @@ def whole_clusters(batches, in_order: bool = True):
             raise ClustersApart("the rows do not come in cluster order (or the cluster column has missing values)")
         last = cid[-1]
         if carry is not None:  # the held-back cluster, continued at the head of this batch
-            head = (int(np.argmax(cid != carry_id)) if (cid != carry_id).any() else len(cid)) if cid[0] == carry_id else 0
+            other = np.flatnonzero(cid != carry_id) if cid[0] == carry_id else [0]
+            head = int(other[0]) if len(other) else len(cid)  # the rows that continue the held-back cluster
             carry = concat_batches([carry, b.slice(0, head)]) if head else carry
             if head == b.num_rows:
                 continue
@@ -373,7 +374,7 @@ def whole_clusters(batches, in_order: bool = True):
         apart = np.flatnonzero(cid != cid[-1])
         cut = int(apart[-1]) + 1 if len(apart) else 0  # where the last cluster starts
         if not in_order:
-            firsts.append(cid[np.r_[True, cid[1:] != cid[:-1]]])  # the last cluster's id: with its carry
+            firsts.append(cid[np.r_[True, cid[1:] != cid[:-1]]])  # each cluster's id once (its continuation was cut off above)
         if cut:
             yield b.slice(0, cut)
         # a copy of the cluster's few rows: a slice would keep the whole batch's buffers alive

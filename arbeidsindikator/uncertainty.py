@@ -205,6 +205,7 @@ def _model_terms(model, o: str, xbar: np.ndarray, q_mean: np.ndarray) -> tuple[n
 
 
 def month_index(ym: str) -> int:
+    """'YYYY-MM' -> year * 12 + month - 1, a running number of months."""
     return int(ym[:4]) * 12 + int(ym[5:7]) - 1
 
 

@@ -166,3 +166,47 @@ def test_person_months_of_a_person_apart_are_refused():
     d = pd.concat([d, d[d["__cluster"] == first].iloc[:1]], ignore_index=True)  # one month again, at the end
     with pytest.raises(ClustersApart, match="together"):
         period_moments(iter(_batches(d, 0)), CS_M, months=MONTHS)
+
+
+def test_publishing_sorts_person_results_whose_persons_lie_apart(monkeypatch):
+    """Publishing reads the coded person results in stored order; a table whose persons' months
+    do not lie together (not written by the model's pass) is read again, sorted, with the same
+    cells as from a table in order."""
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from arbeidsindikator.model import reduce_batches
+    from arbeidsindikator.publish import _period_cells
+    from arbeidsindikator.uncertainty import Period
+
+    d = _person_months(1)
+    d["person_id"] = d.pop("__cluster")
+    d["month"] = pd.to_datetime({"year": 2020 + d["__mi"] // 12, "month": d["__mi"] % 12 + 1, "day": 1})
+    d = d.drop(columns="__mi")
+    con = duckdb.connect()
+    for name, frame in (("together", d), ("apart", d.sample(frac=1, random_state=1))):  # apart: months scattered
+        con.register("frame", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")  # together: in order, as the model's pass writes
+        con.unregister("frame")
+    con.execute("SET preserve_insertion_order = false")  # as in a run
+    from arbeidsindikator import publish
+    queries = []
+
+    def logged(con, sql, *args, **kwargs):
+        queries.append(sql)
+        return reduce_batches(con, sql, *args, **kwargs)
+    monkeypatch.setattr(publish, "reduce_batches", logged)
+    codes = SimpleNamespace(regions=[0, 1, 2], offices=list(range(6)), labels=[["Alle"], ["a", "b", "c"], ["x", "y"]],
+                            breakdowns=[("Alle", False), ("g1", False), ("g2", True)])
+    periods = [Period(f"p{i}", f"{2020 + a // 12}-{a % 12 + 1:02d}", f"{2020 + b // 12}-{b % 12 + 1:02d}")
+               for i, (a, b) in enumerate(MONTHS)]
+    want = _period_cells(con, codes, periods, OUTCOMES, "together")
+    assert len(queries) == 1 and "ORDER BY" not in queries[0]  # read as stored
+    got = _period_cells(con, codes, periods, OUTCOMES, "apart")
+    assert len(queries) == 3 and "ORDER BY" in queries[2]  # refused as stored, then sorted
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is False  # restored
+    keys = ["__p", "lvl", "unit", "bd", "grp"]
+    pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True), want.sort_values(keys).reset_index(drop=True),
+                                  rtol=1e-12)
+    assert len(want) > 100
