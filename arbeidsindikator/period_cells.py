@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .indicator import CellCodes
-from .model import BATCH_ROWS, concat_batches, whole_clusters  # the model's clustered pass re-cuts the same way
+from .model import BATCH_ROWS, whole_clusters  # the model's clustered pass re-cuts the same way
 
 # per outcome: months with an observed outcome, persons with one, the sums of the actual,
 # expected and indicator, and the cross-products of persons' sums the clustered variance needs
@@ -99,10 +99,10 @@ def period_moments(batches, cs: CellSets, months: list[tuple[int, int]] | None =
     acc: dict = {}
     stay = None  # the groups of persons by where they stayed put: their codes and moments
     if months is None:
-        parts = (_columns(b, cs) for b in _coalesced(whole_clusters(batches), BATCH_ROWS))
-    else:  # the (fewer) period rows are joined, not the person-months
-        parts = _joined((_period_rows(b, cs, months) for b in whole_clusters(batches, in_order=False)), BATCH_ROWS)
-    for rows in parts:
+        parts = (_columns(b, cs) for b in whole_clusters(batches))
+    else:
+        parts = (_period_rows(b, cs, months) for b in whole_clusters(batches, in_order=False))
+    for rows in _joined(parts, BATCH_ROWS):
         stay = _merge(stay, _add_batch(acc, rows, cs), cs)
     if stay is not None:
         _add_stayed(acc, stay, cs)
@@ -164,8 +164,9 @@ def _period_rows(b, cs: CellSets, months: list[tuple[int, int]]) -> dict:
 
 
 def _joined(parts, rows: int):
-    """Consecutive period-row arrays (_period_rows) joined until they hold `rows` rows: each
-    call of _add_batch has fixed work."""
+    """Consecutive period-row arrays (_columns, _period_rows) joined until they hold `rows`
+    rows: DuckDB hands out batches of about 120 000 rows, and each call of _add_batch has
+    fixed work."""
     pending, n = [], 0
     for p in parts:
         pending.append(p)
@@ -179,20 +180,6 @@ def _joined(parts, rows: int):
 
 def _concat(parts: list[dict]) -> dict:
     return parts[0] if len(parts) == 1 else {c: np.concatenate([p[c] for p in parts], axis=-1) for c in parts[0]}
-
-
-def _coalesced(batches, rows: int):
-    """Consecutive batches joined until they hold `rows` rows: a sorted DuckDB query hands
-    out batches of about 120 000 rows, and every batch has fixed work."""
-    pending, n = [], 0
-    for b in batches:
-        pending.append(b)
-        n += b.num_rows
-        if n >= rows:
-            yield concat_batches(pending)
-            pending, n = [], 0
-    if pending:
-        yield concat_batches(pending)
 
 
 def _groups(codes: np.ndarray, cs: CellSets):
