@@ -149,11 +149,9 @@ def code_terms(spec: ModelSpec, con: duckdb.DuckDBPyConnection, table: str, est_
         n = len(terms)
         sets = ", ".join(f"(__k{i})" for i in range(n))
         shown = [f"CAST(__k{i} AS STRING)" if t.kind == "categorical" else f"__k{i}" for i, t in enumerate(terms)]
-        rows = con.execute(f"SELECT {', '.join(f'__g{i}' for i in range(n))}, {', '.join(shown)}, __n FROM ("
-                           f"SELECT {', '.join(f'__k{i}' for i in range(n))}, "
-                           f"{', '.join(f'grouping(__k{i}) AS __g{i}' for i in range(n))}, count(*) AS __n FROM ("
+        rows = con.execute(f"SELECT {', '.join(f'grouping(__k{i})' for i in range(n))}, {', '.join(shown)}, count(*) FROM ("
                            f"SELECT {', '.join(f'{k} AS __k{i}' for i, k in enumerate(keys))} FROM {table} WHERE {est_where}) "
-                           f"GROUP BY GROUPING SETS ({sets}))").fetchall()
+                           f"GROUP BY GROUPING SETS ({sets})").fetchall()
         for r in rows:
             i = r[:n].index(0)  # the term this row counts
             v = r[n + i]
@@ -360,8 +358,10 @@ def whole_clusters(batches, in_order: bool = True):
             raise ClustersApart("the rows do not come in cluster order (or the cluster column has missing values)")
         last = cid[-1]
         if carry is not None:  # the held-back cluster, continued at the head of this batch
-            other = np.flatnonzero(cid != carry_id) if cid[0] == carry_id else [0]
-            head = int(other[0]) if len(other) else len(cid)  # the rows that continue the held-back cluster
+            head = 0  # the rows that continue the held-back cluster
+            if cid[0] == carry_id:
+                other = np.flatnonzero(cid != carry_id)
+                head = int(other[0]) if len(other) else len(cid)
             carry = concat_batches([carry, b.slice(0, head)]) if head else carry
             if head == b.num_rows:
                 continue
