@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, for its results file."""
+"""The machine a benchmark ran on, for its results file, and the process's own memory."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ def machine() -> dict:
                 if ln.startswith("MemTotal")), None)
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+def status_mb(key: str) -> float:
+    """A memory line of /proc/self/status (VmRSS, VmHWM: the peak) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from machine import machine, status_mb
 
 LEVELS = [10, 2, 5, 3, 5, 5, 3, 6, 2, 10]  # like age bins, sex, education, ..., inflow deciles
 COVS = [f"c{i}" for i in range(len(LEVELS))]
@@ -96,13 +96,6 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _status_mb(key: str = "VmHWM") -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(engine: str, path: str, rows: int) -> dict:
     """Fit in this (fresh) process and report time, peak memory and a few coefficients."""
     t0 = time.perf_counter()
@@ -123,7 +116,7 @@ def child(engine: str, path: str, rows: int) -> dict:
         else:
             con.execute(f"CREATE VIEW d AS SELECT * FROM read_parquet('{path}')")
         _reset_peak()
-        start_mb = _status_mb("VmRSS")
+        start_mb = status_mb("VmRSS")
         t0 = time.perf_counter()
         m = ai.fit_model(con, "d", spec)
         r = m.results_["y"]
@@ -135,7 +128,7 @@ def child(engine: str, path: str, rows: int) -> dict:
         for c in COVS:
             df[c] = df[c].astype("category")
         _reset_peak()
-        start_mb = _status_mb("VmRSS")
+        start_mb = status_mb("VmRSS")
         t0 = time.perf_counter()
         if engine == "statsmodels":
             import statsmodels.formula.api as smf
@@ -156,7 +149,7 @@ def child(engine: str, path: str, rows: int) -> dict:
                 if name.startswith(f"C({c})"):
                     level = name.split("T.")[-1].rstrip("]")
                     coef[f"{c}[{level}]"] = (float(params[name]), float(bse[name]))
-    return {"engine": engine, "rows": rows, "seconds": time.perf_counter() - t0, "peak_rss_mb": _status_mb(),
+    return {"engine": engine, "rows": rows, "seconds": time.perf_counter() - t0, "peak_rss_mb": status_mb("VmHWM"),
             "start_rss_mb": start_mb, "coef": coef}
 
 

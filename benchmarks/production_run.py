@@ -24,17 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from machine import machine  # benchmarks/ is on sys.path when a script here runs
+from machine import machine, status_mb  # benchmarks/ is on sys.path when a script here runs
 
 STAGES = {"validering": "validate", "utfall": "outcomes", "modell": "model", "indikator": "indicator",
           "publisering": "publish", "lagring": "store"}
-
-
-def _status(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _dir_mb(dirs) -> float:
@@ -60,7 +53,7 @@ def child(world: str, db: str, engine: str = "duckdb") -> dict:
     def sample():
         i = 0
         while not done.is_set():
-            rss = _status("VmRSS")
+            rss = status_mb("VmRSS")
             peaks[stage["name"]] = max(peaks.get(stage["name"], 0.0), rss)
             if i % 20 == 0:  # the working database's spill directory, once a second
                 spill["peak_mb"] = max(spill["peak_mb"], _dir_mb(set(Path(tempfile.gettempdir()).glob("arbeidsindikator-work-*")) - before))
@@ -79,7 +72,7 @@ def child(world: str, db: str, engine: str = "duckdb") -> dict:
     done.set()
     th.join()
     n = run.n_person_months
-    return {"wall_seconds": wall, "peak_rss_mb": _status("VmHWM"), "peak_spill_mb": spill["peak_mb"], "person_months": n,
+    return {"wall_seconds": wall, "peak_rss_mb": status_mb("VmHWM"), "peak_spill_mb": spill["peak_mb"], "person_months": n,
             "stages": {k: {"seconds": v, "rows_per_second": n / v if v else None, "peak_rss_mb": peaks.get(k)}
                        for k, v in run.timings.items()}}
 
