@@ -29,6 +29,7 @@ from .contract import TABLES
 from .indicator import cell_codes, coded_table, person_results_view
 from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
+from .audit import DisclosureError, audit
 from .publish import build_published
 from .runs import fingerprint, latest_run_id, new_run_id, store_run
 from .validate import register_tables, table_file, validate
@@ -155,8 +156,15 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     person_results_view(work, spec)
     lap("indicator")
     report("publisering", 0.8)
-    build_published(work, spec, model)
+    pub = build_published(work, spec, model)
     lap("publish")
+    report("revisjon", 0.86)
+    check = audit(pub.monthly, pub.period, pub.witness)  # the attacker's solver over what would be published
+    if not check.passed:
+        raise DisclosureError(f"{len(check.determined)} prikkede celler kan regnes ut fra de publiserte tabellene; "
+                              "kjøringen er ikke lagret.")
+    del pub
+    lap("audit")
     n_pm = work.execute(f"SELECT count(*) FROM {coded_table('person_results')}").fetchall()[0][0]
     run_id = new_run_id()
     manifest = {

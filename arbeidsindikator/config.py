@@ -14,6 +14,7 @@ from pathlib import Path
 
 TERM_KINDS = ("categorical", "bins", "deciles", "continuous")
 SE_TYPES = ("classical", "robust", "cluster")
+COUNT_MODES = ("skjult", "intervall")  # how counts of suppressed cells are published (suppression.py)
 
 
 class ConfigError(Exception):
@@ -55,6 +56,8 @@ class ModelSpec:
     cluster2: str | None = None  # second clustering level for the cells' model uncertainty
     weight: str | None = None
     min_persons: int = 10
+    protection_share: float = 0.1  # room an attacker must be left around a suppressed sum, as a share of it
+    suppressed_counts: str = "skjult"  # counts of suppressed cells: 'skjult' (empty) or 'intervall' (a band)
     periods: tuple[tuple[str, str, str], ...] = ()  # extra published periods: (label, from, to)
     source_text: str = ""
 
@@ -121,11 +124,20 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
                        for b in raw.get("breakdowns", []) if "name" in b and "column" in b)
     if any("name" not in b or "column" not in b for b in raw.get("breakdowns", [])):
         problems.append("every [[breakdowns]] entry needs 'name' and 'column'")
-    min_persons = int(raw.get("publish", {}).get("min_persons", 10))
-    if min_persons < 1:
-        problems.append("publish.min_persons must be at least 1")
+    publish = raw.get("publish", {}) or {}
+    min_persons = publish.get("min_persons", 10)
+    if not isinstance(min_persons, int) or isinstance(min_persons, bool) or min_persons < 1:
+        problems.append(f"publish.min_persons must be a whole number of at least 1, got {min_persons!r}")
+        min_persons = 10
+    share = publish.get("protection_share", 0.1)
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share <= 1:
+        problems.append(f"publish.protection_share must be a number between 0 and 1, got {share!r}")
+        share = 0.1
+    counts = publish.get("counts", "skjult")
+    if counts not in COUNT_MODES:
+        problems.append(f"publish.counts must be one of {', '.join(COUNT_MODES)}, got {counts!r}")
     periods = []
-    for i, per in enumerate(raw.get("publish", {}).get("periods", [])):
+    for i, per in enumerate(publish.get("periods", [])):
         a, b = per.get("from"), per.get("to")
         if not all(isinstance(v, str) and len(v) == 7 and v[4] == "-" for v in (a, b)) or a > b:
             problems.append(f"publish.periods[{i}] needs 'from' <= 'to', both like 'YYYY-MM', got {a!r}..{b!r}")
@@ -138,7 +150,8 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
                      period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
                      se_type=se, cluster=m.get("cluster", "person_id"), cluster2=m.get("cluster2"),
                      weight=m.get("weight"),
-                     min_persons=min_persons, periods=tuple(periods), source_text=text)
+                     min_persons=min_persons, protection_share=float(share), suppressed_counts=counts,
+                     periods=tuple(periods), source_text=text)
 
 
 def load_spec(path: Path | str | None = None) -> ModelSpec:

@@ -32,6 +32,7 @@ the specification's [publish] periods. Repeated months of a person are clustered
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -45,7 +46,8 @@ from .model import ClustersApart, IndicatorModel, insertion_order, is_spark, red
 from .period_cells import CellSets, period_frame, period_moments
 from .outcomes import UNITS
 from .shrinkage import empirical_bayes
-from .suppression import suppress
+from .disclosure import Protection, Shape, protect
+from .suppression import apply_suppression
 from .uncertainty import Z95, Period, model_variance_cells, month_index
 
 HOURS_PER_FTE_WEEK = 37.5
@@ -145,9 +147,9 @@ def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
     d["ORG_NIVAA"] = lvl
     d["ORG_STED_ID"] = by_level("0000", obj(codes.regions), obj(codes.offices))
     d["ORG_STED"] = by_level("Norge", obj(codes.region_names), obj(codes.office_names))
-    region_of = np.zeros(len(codes.offices), np.int64)
-    region_of[codes.pairs[:, 0]] = codes.pairs[:, 1]
-    d["REGION_ID"] = np.where(lvl == 3, obj(codes.regions)[region_of[np.where(lvl == 3, unit, 0)]], None)
+    # an office's region: in the month for monthly cells, at the end of the period for periods
+    # (an office can move between regions; `__reg`, see _office_regions)
+    d["REGION_ID"] = np.where(lvl == 3, obj(codes.regions)[np.maximum(d.pop("__reg").to_numpy(), 0)], None)
     d["UTFALL"] = obj(spec.outcomes)[d["oi"].to_numpy()]
     d["NEDBRYTNING"] = obj(n for n, _ in codes.breakdowns)[bd]
     d["I_MODELLEN"] = np.array([im for _, im in codes.breakdowns])[bd]
@@ -156,7 +158,32 @@ def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
     return d.drop(columns=["lvl", "unit", "bd", "grp", "oi"])
 
 
-def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
+def _bands(d: pd.DataFrame) -> list[str]:
+    """The band column of suppressed counts, where the specification asks for bands."""
+    return ["ANTALL_INTERVALL"] if "ANTALL_INTERVALL" in d.columns else []
+
+
+def _office_regions(month_pairs: np.ndarray, lvl: np.ndarray, unit: np.ndarray, first: np.ndarray,
+                    last: np.ndarray) -> np.ndarray:
+    """The region code of each office row: the office's region in the last month of [first, last]
+    in which it had persons (-1 for other levels). `month_pairs`: rows (month index, office, region)."""
+    mp = month_pairs[np.lexsort((month_pairs[:, 0], month_pairs[:, 1]))]  # by office, then month
+    out = np.full(len(lvl), -1, np.int64)
+    rows = np.flatnonzero(lvl == 3)
+    if not len(rows):
+        return out
+    o = unit[rows]
+    # per office the run of its months; the last month <= last within the office's run
+    start = np.searchsorted(mp[:, 1], o, side="left")
+    end = np.searchsorted(mp[:, 1], o, side="right")
+    key = mp[:, 1].astype(np.int64) * (1 << 32) + mp[:, 0]
+    pos = np.searchsorted(key, o.astype(np.int64) * (1 << 32) + last[rows], side="right") - 1
+    ok = (pos >= start) & (pos < end) & (mp[np.clip(pos, 0, len(mp) - 1), 0] >= first[rows])
+    out[rows[ok]] = mp[pos[ok], 2]
+    return out
+
+
+def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes, suppressed: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Labels, standard errors, intervals, work volume, suppression and shrinkage."""
     d = _labels(d, spec, codes)
     d["ENHET"] = d["UTFALL"].map(UNITS)
@@ -169,10 +196,10 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
         d[f"{c}_KI_NEDRE"] = d[c] - Z95 * d[f"{c}_SE"]
         d[f"{c}_KI_OVRE"] = d[c] + Z95 * d[f"{c}_SE"]
     d["KOV_INDIKATOR_FAKTISK"] = d["cov_ey"]
-    d = suppress(d, spec.min_persons, count="ANTALL_UNIKE_PERSONER" if "ANTALL_UNIKE_PERSONER" in d else "ANTALL_PERSONER")
+    d = apply_suppression(d, *suppressed, spec.suppressed_counts, spec.min_persons)
     d = empirical_bayes(d)
     atid = d["UTFALL"].str.startswith("atid")
-    users = d["ANTALL_PERSONER"] / d.get("MANEDER", 1)
+    users = d["ANTALL_PERSONER"].astype(float) / d.get("MANEDER", 1)
     d["EKSTRA_TIMER_PER_UKE"] = np.where(atid, d["INDIKATOR"] * users, np.nan)
     d["ARSVERK"] = d["EKSTRA_TIMER_PER_UKE"] / HOURS_PER_FTE_WEEK
     return d.drop(columns=["var_y", "var_e", "cov_ey", "model_var", "model_var_indicator"])
@@ -202,8 +229,44 @@ def default_periods(con, spec: ModelSpec, source: str = "person_results") -> lis
     return periods
 
 
+@dataclass
+class Publication:
+    """What build_published stored: the monthly and period tables, and the proof that no
+    suppressed value follows from them (the witness, checked by audit.py)."""
+    monthly: pd.DataFrame
+    period: pd.DataFrame
+    witness: pd.DataFrame
+    protection: Protection
+
+
+def witness_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, periods: list[Period]) -> pd.DataFrame:
+    """The witness with the published cells' keys: one row per outcome and suppressed cell it
+    moves (UTFALL, BEHOLDNINGSMAANED or PERIODE, ORG_NIVAA, ORG_STED_ID, NEDBRYTNING, GRUPPE, VERDI)."""
+    sh = protection.shape
+    w = protection.witness_frame()
+    t, u, g = (w[c].to_numpy() for c in ("t", "u", "g"))
+    R = sh.n_regions
+    lvl = np.where(u == 0, 1, np.where(u <= R, 2, 3))
+    ids = np.concatenate([["0000"], codes.regions, codes.offices]).astype(object)
+    bd = np.searchsorted(sh.group_offsets, g, side="right") - 1
+    groups = np.array([v for lab in codes.labels for v in lab], dtype=object)
+    month = t < sh.n_months
+    mi = sh.m0 + np.where(month, t, 0)
+    out = pd.DataFrame({
+        "system": w["system"].to_numpy(),
+        "BEHOLDNINGSMAANED": np.where(month, pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1}))
+                                      .dt.date.to_numpy(), None),
+        "PERIODE": np.where(month, None, np.array([q.label for q in periods] + [""], dtype=object)[np.where(month, len(periods), t - sh.n_months)]),
+        "ORG_NIVAA": lvl, "ORG_STED_ID": ids[u], "NEDBRYTNING": np.array([b for b, _ in codes.breakdowns], dtype=object)[bd],
+        "GRUPPE": groups[g], "VERDI": w["value"].to_numpy(), "PRIMAER": w["primary"].to_numpy(),
+        "ROM_BEVIST": w["room"].to_numpy()})
+    per_system = [pd.DataFrame({"system": k, "UTFALL": [spec.outcomes[o] for o in m.outcomes]})
+                  for k, m in enumerate(protection.masks)]
+    return out.merge(pd.concat(per_system), on="system").drop(columns="system")
+
+
 def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: IndicatorModel,
-                    source: str = "person_results", periods: list[Period] | None = None) -> None:
+                    source: str = "person_results", periods: list[Period] | None = None) -> Publication:
     """Create tables `published` (monthly) and `published_period` in the working connection.
 
     Every aggregation reads the coded person results and groups by their integer codes
@@ -226,24 +289,39 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
         SELECT CAST(year(month) * 12 + month(month) - 1 AS INTEGER) AS __mi, {cell}, {finest} FROM {rows} GROUP BY ALL""")
     monthly = _cell_frame(con, codes, f"SELECT __mi, {cell}, {_monthly_moment_cols(spec)} FROM __fm "
                                       f"GROUP BY {_grouping_sets(codes, '__mi')}")
+    month_pairs = con.execute("SELECT DISTINCT __mi, __office, __region FROM __fm").df()
     con.execute("DROP TABLE __fm")
     m = _long(monthly, spec, False)
     m = m.merge(mv[mv["period"] == -1].drop(columns="period").rename(columns={"mi": "__mi"}), how="left", on=["__mi"] + mv_keys)
-    mi = m.pop("__mi").to_numpy()
-    m.insert(0, "BEHOLDNINGSMAANED", pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})).dt.date)
-    m = _finish(m, spec, codes)
-    m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"]]
-    _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
     p = _long(_period_cells(con, codes, periods, spec.outcomes, rows), spec, True)
     p = p.merge(mv[mv["period"] != -1].drop(columns="mi").rename(columns={"period": "__p"}), how="left", on=["__p"] + mv_keys)
+    # every published cell, monthly and period, is protected as one linked system (disclosure.py)
+    shape_pairs = np.column_stack([month_pairs[c] for c in ("__mi", "__office", "__region")]).astype(np.int64)
+    shape = Shape.build(shape_pairs,
+                        [(month_index(q.start), month_index(q.end)) for q in periods], len(codes.regions),
+                        len(codes.offices), [len(lab) for lab in codes.labels])
+    m_supp, p_supp, protection = protect(m, p, shape, spec.min_persons, spec.protection_share)
+    mp = shape_pairs
+    m["__reg"] = _office_regions(mp, m["lvl"].to_numpy(), m["unit"].to_numpy(), m["__mi"].to_numpy(), m["__mi"].to_numpy())
+    bounds = np.array([(month_index(q.start), month_index(q.end)) for q in periods], np.int64).reshape(-1, 2)
+    p["__reg"] = _office_regions(mp, p["lvl"].to_numpy(), p["unit"].to_numpy(), bounds[p["__p"].to_numpy(), 0],
+                                 bounds[p["__p"].to_numpy(), 1])
+    mi = m.pop("__mi").to_numpy()
+    m.insert(0, "BEHOLDNINGSMAANED", pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})).dt.date)
+    m = _finish(m, spec, codes, m_supp)
+    m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"] + _bands(m)]
+    _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
     pi = p.pop("__p").to_numpy()
     p.insert(0, "PERIODE", np.array([q.label for q in periods], dtype=object)[pi])
     p.insert(1, "PERIODE_FRA", np.array([_first_day(q.start) for q in periods], dtype=object)[pi])
     p.insert(2, "PERIODE_TIL", np.array([_first_day(q.end) for q in periods], dtype=object)[pi])
     p.insert(3, "MANEDER", np.array([_months(q) for q in periods])[pi])
-    p = _finish(p, spec, codes)
-    p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"]]
+    p = _finish(p, spec, codes, p_supp)
+    p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"] + _bands(p)]
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
+    witness = witness_frame(protection, spec, codes, periods)
+    _store(con, "disclosure_witness", witness)
+    return Publication(m, p, witness, protection)
 
 
 def _period_cells(con, codes: CellCodes, periods: list[Period], outcomes, source: str) -> pd.DataFrame:

@@ -267,22 +267,6 @@ def test_periods_named_in_the_specification_are_published(small_world, tmp_path)
         ai.parse_spec(text.replace('from = "2023-07", to = "2024-06"', 'from = "2024-06", to = "2023-07"'))
 
 
-def test_suppression_pattern_does_not_depend_on_row_order(small_run):
-    from arbeidsindikator.suppression import suppress
-    _, db = small_run
-    cols = ["BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED_ID", "REGION_ID", "UTFALL", "NEDBRYTNING", "GRUPPE",
-            "ANTALL_PERSONER", "INDIKATOR"]
-    d = ai.Results(db).published()[cols]
-    d = d[pd.to_datetime(d["BEHOLDNINGSMAANED"]).dt.year == 2019]
-    key = ["BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]
-    patterns = []
-    for seed in (1, 2, 3):
-        s = suppress(d.sample(frac=1.0, random_state=seed), 10)
-        patterns.append(s.sort_values(key)["PRIKKET"].to_numpy())
-    assert patterns[0].sum() > 0 and (patterns[0] != (d.sort_values(key)["ANTALL_PERSONER"] < 10).to_numpy()).any()
-    assert all((p == patterns[0]).all() for p in patterns[1:])
-
-
 def test_model_variance_refuses_person_rows_without_the_design_columns(small_run):
     """The cells' model variance reads the design as the model coded it from the person rows;
     rows from elsewhere (without __t0, ...) are refused by name, not met with a binder error."""

@@ -1,0 +1,394 @@
+"""The disclosure audit: an attacker's solver over exactly what is published.
+
+It takes the published monthly and period tables (nothing else: not the person rows, not the
+suppression code's own arrays), turns every published cell into what an attacker gets from it
+(persons x mean = the sums of the actual, expected and indicator values, and the person-months
+themselves), and sets up every exact linear relation between cells that the tables' own keys
+imply:
+
+- the groups of each breakdown add up to the unit's 'Alle' cell (same month or period, unit);
+- the offices with a region's REGION_ID add up to the region, the regions (with NOE) to the
+  country (same month or period, group). For a period, only offices whose REGION_ID is the
+  same in every month of it count: a moved office's period cell belongs to two regions;
+- a period cell is the sum of the monthly cells of its months (same unit, group).
+
+A suppressed cell's values are unknowns; a published cell's are known; an absent cell is 0.
+For every suppressed cell the audit decides whether the relations determine it:
+
+1. peeling: a relation with one unknown left gives it; repeated until nothing changes (this is
+   the differencing attack: a period minus its months, a region minus its other offices, ...);
+2. the witness (disclosure.py): a claimed perturbation that changes suppressed cells only. The
+   audit checks with integer arithmetic that it satisfies every relation it set up; then each
+   cell where it is non-zero is proved undetermined (its value can move without changing any
+   published number);
+3. what remains (no witness, or a cell the witness does not move) is decided numerically: a
+   random vector projected on the relations' null space (LSQR) moves every undetermined cell;
+   a cell it does not move is solved for explicitly, and reported with the value recovered.
+
+Optionally (`intervals`), for a sample of suppressed cells the attacker's interval for the sum
+of the actual outcome is computed by linear programming (sums at least 0), with the cells more
+than a few relations away fixed at their true values: that gives the attacker more than he has,
+so the interval shown is a lower bound of the real protection.
+
+A run whose audit finds a determined cell is not stored (api.run_indicator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import linprog
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import lsqr
+
+STATS = ("n", "actual", "expected", "indicator")  # the additive statistics of a cell
+UNIT_KEY = ["ORG_NIVAA", "ORG_STED_ID"]
+GROUP_KEY = ["NEDBRYTNING", "GRUPPE"]
+
+
+class DisclosureError(RuntimeError):
+    """The published tables would let suppressed values be recovered."""
+
+
+@dataclass
+class OutcomeAudit:
+    outcome: str
+    cells: int
+    suppressed: int
+    relations: int
+    peeled: int  # determined by repeated differencing
+    proved: int  # shown undetermined by the witness
+    numeric_free: int  # shown undetermined by the null-space projection
+    determined: pd.DataFrame  # the determined cells, with the values an attacker gets
+    intervals: pd.DataFrame | None = None
+
+
+@dataclass
+class AuditResult:
+    outcomes: list[OutcomeAudit] = field(default_factory=list)
+    witness_ok: bool | None = None
+
+    @property
+    def determined(self) -> pd.DataFrame:
+        frames = [o.determined for o in self.outcomes if len(o.determined)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def passed(self) -> bool:
+        return all(len(o.determined) == 0 for o in self.outcomes)
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{"UTFALL": o.outcome, "celler": o.cells, "prikket": o.suppressed, "relasjoner": o.relations,
+                              "funnet_ved_differanser": o.peeled, "bevist_ved_vitne": o.proved,
+                              "bevist_numerisk": o.numeric_free, "bestemt": len(o.determined)} for o in self.outcomes])
+
+
+def _count_col(d: pd.DataFrame) -> str:
+    """The published count that the means are over (person-months)."""
+    return "ANTALL_PERSONMANEDER" if "ANTALL_PERSONMANEDER" in d.columns else "ANTALL_PERSONER"
+
+
+def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
+    """One row per published cell of one outcome: keys, whether suppressed, and the known sums."""
+    parts = []
+    for d, kind in ((monthly, "m"), (period, "p")):
+        if d is None or d.empty:
+            continue
+        n = d[_count_col(d)].astype(float)
+        c = pd.DataFrame({
+            "kind": kind,
+            "time": (d["BEHOLDNINGSMAANED"].astype(str) if kind == "m" else d["PERIODE"].astype(str)).to_numpy(),
+            "lvl": d["ORG_NIVAA"].astype(int).to_numpy(), "unit": d["ORG_STED_ID"].astype(str).to_numpy(),
+            "region": d["REGION_ID"].astype(object).where(d["REGION_ID"].notna(), None).to_numpy(),
+            "bd": d["NEDBRYTNING"].astype(str).to_numpy(), "grp": d["GRUPPE"].astype(str).to_numpy(),
+            "supp": d["PRIKKET"].astype(bool).to_numpy(),
+            "n": n.to_numpy(), "actual": (n * d["faktisk"]).to_numpy(), "expected": (n * d["forventet"]).to_numpy(),
+            "indicator": (n * d["INDIKATOR"]).to_numpy()})
+        if kind == "p":
+            c["first"] = pd.to_datetime(d["PERIODE_FRA"]).to_numpy()
+            c["last"] = pd.to_datetime(d["PERIODE_TIL"]).to_numpy()
+        else:
+            c["first"] = c["last"] = pd.to_datetime(d["BEHOLDNINGSMAANED"]).to_numpy()
+        parts.append(c)
+    cells = pd.concat(parts, ignore_index=True)
+    cells["id"] = np.arange(len(cells))
+    return cells
+
+
+def _relations(cells: pd.DataFrame) -> tuple[sp.csr_matrix, int]:
+    """Every exact relation as a row of a sparse matrix over the cells: +1 the parent, -1 each child."""
+    rows, cols, vals = [], [], []
+    n_rel = 0
+
+    def add(parent_ids: np.ndarray, child_rel: np.ndarray, child_ids: np.ndarray):
+        nonlocal n_rel
+        # relation r: parent_ids[r] - sum of child_ids with child_rel == r
+        rows.extend([n_rel + np.arange(len(parent_ids)), n_rel + child_rel])
+        cols.extend([parent_ids, child_ids])
+        vals.extend([np.ones(len(parent_ids)), -np.ones(len(child_ids))])
+        n_rel += len(parent_ids)
+
+    def family(children: pd.DataFrame, parents: pd.DataFrame, on: list[str]):
+        """Relations parent = sum of its children, matching on `on`; only parents that exist."""
+        if children.empty or parents.empty:
+            return
+        keys = children[on].drop_duplicates()
+        fam = keys.merge(parents[on + ["id"]], on=on, how="inner").reset_index(drop=True)
+        fam["rel"] = np.arange(len(fam))
+        ch = children[on + ["id"]].merge(fam[on + ["rel"]], on=on, how="inner")
+        add(fam["id"].to_numpy(), ch["rel"].to_numpy(), ch["id"].to_numpy())
+
+    tkey = ["kind", "time"]
+    # the groups of each breakdown within a unit
+    alle = cells[cells["bd"] == "Alle"]
+    for _, ch in cells[cells["bd"] != "Alle"].groupby("bd", sort=False):
+        family(ch, alle, tkey + ["lvl", "unit"])
+    # offices within regions. In a period, an office that was in two regions (its monthly rows
+    # say which) belongs to neither region's relation exactly: those relations are left out
+    offices = cells[cells["lvl"] == 3]
+    regions = cells[cells["lvl"] == 2].assign(region=lambda x: x["unit"])
+    per_off = offices[offices["kind"] == "p"]
+    if len(per_off):
+        months = offices.loc[offices["kind"] == "m", ["unit", "first", "region"]]
+        j = per_off[["id", "time", "unit", "first", "last"]].merge(months, on="unit", suffixes=("", "_m"))
+        j = j[(j["first_m"] >= j["first"]) & (j["first_m"] <= j["last"])]
+        moved = j.groupby("id")["region"].transform("nunique") > 1
+        if moved.any():
+            bad = set(zip(j.loc[moved, "time"], j.loc[moved, "region"]))
+            offices = offices[~offices["id"].isin(j.loc[moved, "id"])]
+            regions = regions[[not (k == "p" and (t, r) in bad) for k, t, r in zip(regions["kind"], regions["time"], regions["region"])]]
+    family(offices, regions, tkey + ["region", "bd", "grp"])
+    family(cells[cells["lvl"] == 2], cells[cells["lvl"] == 1], tkey + ["bd", "grp"])
+    # months within periods
+    per = cells[cells["kind"] == "p"]
+    mon = cells[cells["kind"] == "m"]
+    if not per.empty and not mon.empty:
+        key = ["lvl", "unit", "bd", "grp"]
+        j = per[key + ["id", "first", "last"]].merge(mon[key + ["id", "first"]], on=key, suffixes=("", "_m"))
+        j = j[(j["first_m"] >= j["first"]) & (j["first_m"] <= j["last"])]
+        pid = per["id"].to_numpy()
+        rel_of = pd.Series(np.arange(len(pid)), index=pid)
+        add(pid, rel_of.loc[j["id"]].to_numpy(), j["id_m"].to_numpy())
+    a = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rel, len(cells)))
+    return a, n_rel
+
+
+def _peel(a: sp.csr_matrix, cells: pd.DataFrame, unknown: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The differencing attack: a relation with a single unknown gives it; repeated until
+    nothing changes. Returns the cells found (in order) and their values per statistic."""
+    known = ~unknown
+    x = {s: np.where(known, np.nan_to_num(cells[s].to_numpy(float)), 0.0) for s in STATS}
+    partial = {s: a @ x[s] for s in STATS}  # each relation's sum over the cells known so far
+    csc = a.tocsc()
+    left = np.asarray((a[:, np.flatnonzero(unknown)] != 0).sum(axis=1)).ravel()
+    queue = list(np.flatnonzero(left == 1))
+    peeled = []
+    while queue:
+        r = queue.pop()
+        if left[r] != 1:
+            continue
+        cols = a.indices[a.indptr[r]:a.indptr[r + 1]]
+        coef = a.data[a.indptr[r]:a.indptr[r + 1]]
+        free = ~known[cols]
+        if free.sum() != 1:
+            continue
+        j, c = int(cols[free][0]), float(coef[free][0])
+        known[j] = True
+        peeled.append(j)
+        for s in STATS:
+            x[s][j] = -partial[s][r] / c
+        col_rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
+        col_vals = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
+        for s in STATS:
+            partial[s][col_rows] += col_vals * x[s][j]
+        left[col_rows] -= 1
+        queue.extend(col_rows[left[col_rows] == 1].tolist())
+    peeled = np.array(peeled, np.int64)
+    return peeled, {s: x[s][peeled] for s in STATS}
+
+
+def _decide(a: sp.csr_matrix, x: dict, core: np.ndarray, undecided: np.ndarray, rng: np.random.Generator,
+            dense_limit: int = 800) -> tuple[np.ndarray, list[tuple[int, dict]]]:
+    """Decide the `undecided` cells among the `core` unknowns (suppressed, not peeled): which are
+    free (a null-space vector of the relations moves them) and which are determined, with the
+    values an attacker gets (`x`: the known sums per statistic, peeled ones included). Works per
+    connected component of the unknowns: dense SVD for small ones, LSQR for the others."""
+    free = np.zeros(len(core), bool)
+    found = []
+    c_idx = np.flatnonzero(core)
+    a_c = a[:, c_idx].tocsr()
+    rows = np.flatnonzero(np.diff(a_c.indptr) > 0)
+    a_c = a_c[rows]
+    n_r, n_c = a_c.shape
+    pattern = (a_c != 0).astype(np.int8)
+    graph = sp.bmat([[None, pattern], [pattern.T, None]]).tocsr()
+    _, label = connected_components(graph, directed=False)
+    cell_label, rel_label = label[n_r:], label[:n_r]
+    lone = np.ones(n_c, bool)
+    lone[np.unique(a_c.indices)] = False  # in no relation at all: free
+    free[c_idx[lone]] = True
+    for comp in np.unique(cell_label[undecided[c_idx] & ~lone]):
+        cols = np.flatnonzero(cell_label == comp)
+        rws = np.flatnonzero(rel_label == comp)
+        sub = a_c[rws][:, cols]
+        dense = len(cols) <= dense_limit
+        if dense:
+            _, sv, vt = np.linalg.svd(sub.toarray(), full_matrices=True)
+            rank = int((sv > 1e-9 * max(1.0, sv.max(initial=0))).sum())
+            moved = np.sqrt((vt[rank:] ** 2).sum(axis=0)) > 1e-8
+        else:
+            moved = np.zeros(len(cols), bool)
+            for _ in range(2):
+                r = rng.standard_normal(len(cols))
+                y = lsqr(sub.T.tocsr(), r, atol=1e-14, btol=1e-14, iter_lim=50000)[0]
+                z = r - sub.T @ y
+                if np.abs(sub @ z).max() <= 1e-6 * max(1.0, np.abs(z).max()):
+                    moved |= np.abs(z) > 1e-6
+        free[c_idx[cols[moved]]] = True
+        det = np.flatnonzero(~moved & undecided[c_idx[cols]])
+        if not len(det):
+            continue
+        # a determined cell has the same value in every solution: take one, per statistic
+        full = a[rows[rws]]
+        values = {}
+        for st in STATS:
+            b = -(full @ x[st])
+            if dense:
+                sol = np.linalg.lstsq(sub.toarray(), b, rcond=None)[0]
+            else:
+                sol = lsqr(sub, b, atol=1e-14, btol=1e-14, iter_lim=50000)[0]
+            values[st] = sol[det]
+        found += [(int(c_idx[cols[j]]), {st: float(values[st][i]) for st in STATS}) for i, j in enumerate(det)]
+    return free, found
+
+
+def _intervals(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: np.ndarray, radius: int = 3) -> pd.DataFrame:
+    """LP bounds of the sum of the actual outcome for the sampled suppressed cells, the cells
+    further than `radius` relations away fixed at their true values (a lower bound of the room)."""
+    truth = np.nan_to_num(cells["actual_true"].to_numpy()) if "actual_true" in cells else None
+    if truth is None:
+        return pd.DataFrame()
+    a_csc = a.tocsc()
+    out = []
+    for j in sample:
+        near = {int(j)}
+        frontier = {int(j)}
+        rel = set()
+        for _ in range(radius):
+            rs = set(np.unique(a_csc[:, list(frontier)].nonzero()[0]).tolist()) - rel
+            rel |= rs
+            new = set(np.unique(a[list(rs)].nonzero()[1]).tolist()) if rs else set()
+            new = {c for c in new if supp[c]} - near
+            near |= new
+            frontier = new
+            if not frontier:
+                break
+        var = np.array(sorted(near))
+        rows = np.array(sorted(rel))
+        if not len(rows):
+            continue
+        sub = a[rows]
+        fixed = np.ones(a.shape[1], bool)
+        fixed[var] = False
+        known = np.where(supp, truth, np.nan_to_num(cells["actual"].to_numpy()))
+        b = -(sub[:, fixed] @ known[fixed])
+        a_eq = sub[:, var]
+        c = np.zeros(len(var))
+        c[np.searchsorted(var, j)] = 1.0
+        lo = linprog(c, A_eq=a_eq, b_eq=b, bounds=(0, None), method="highs")
+        hi = linprog(-c, A_eq=a_eq, b_eq=b, bounds=(0, None), method="highs")
+        if lo.status != 0 or hi.status not in (0, 3):
+            continue
+        out.append({"id": int(j), "verdi": truth[j], "nedre": lo.fun, "ovre": -hi.fun if hi.status == 0 else np.inf})
+    return pd.DataFrame(out)
+
+
+def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd.DataFrame | None = None,
+          truth: tuple[pd.DataFrame, pd.DataFrame] | None = None, intervals: int = 0, seed: int = 0,
+          outcomes: list[str] | None = None) -> AuditResult:
+    """Attack the published tables (module docstring). `witness`: rows UTFALL, the cell's keys
+    (BEHOLDNINGSMAANED or PERIODE, ORG_NIVAA, ORG_STED_ID, NEDBRYTNING, GRUPPE) and VERDI.
+    `truth`: the unsuppressed tables, only to measure the LP intervals of `intervals` cells."""
+    result = AuditResult()
+    rng = np.random.default_rng(seed)
+    period = period if period is not None else monthly.iloc[:0]
+    for outcome in outcomes or sorted(monthly["UTFALL"].unique()):
+        m = monthly[monthly["UTFALL"] == outcome]
+        p = period[period["UTFALL"] == outcome] if len(period) else None
+        cells = _cells(m, p)
+        a, n_rel = _relations(cells)
+        supp = cells["supp"].to_numpy()
+        # peeling
+        peeled, peeled_values = _peel(a, cells, supp)
+        unknown = supp.copy()
+        # witness: integer check against the relations set up here
+        proved = np.zeros(len(cells), bool)
+        primary = np.zeros(len(cells), bool)  # as the protection reports it (the witness table)
+        room = np.zeros(len(cells), bool)
+        if witness is not None and len(witness):
+            mine = witness[witness["UTFALL"] == outcome]
+            if "PRIMAER" in mine:
+                primary = _witness_vector(cells, mine, "PRIMAER").astype(bool)
+                room = _witness_vector(cells, mine, "ROM_BEVIST").astype(bool)
+            w = _witness_vector(cells, mine)
+            if w is not None:
+                ok = not np.any((a @ w.astype(np.int64)) != 0) and not np.any(w[~supp] != 0)
+                result.witness_ok = ok if result.witness_ok is None else (result.witness_ok and ok)
+                if ok:
+                    proved = w != 0
+        # numeric decision for what the witness does not cover
+        core = supp.copy()
+        core[peeled] = False
+        x = {st: np.where(supp, 0.0, np.nan_to_num(cells[st].to_numpy(float))) for st in STATS}
+        for st in STATS:
+            x[st][peeled] = peeled_values[st]
+        undecided = core & ~proved
+        numeric_free = np.zeros(len(cells), bool)
+        found = []
+        if undecided.any():
+            free, found = _decide(a, x, core, undecided, rng)
+            numeric_free = free & undecided
+        keys = ["kind", "time", "lvl", "unit", "bd", "grp"]
+        det_rows = [{**cells.loc[j, keys].to_dict(), "UTFALL": outcome, **{f"{s}_funnet": float(peeled_values[s][i]) for s in STATS}}
+                    for i, j in enumerate(peeled)]
+        det_rows += [{**cells.loc[j, keys].to_dict(), "UTFALL": outcome, **{f"{s}_funnet": v for s, v in vals.items()}}
+                     for j, vals in found]
+        det = pd.DataFrame(det_rows)
+        oa = OutcomeAudit(outcome, len(cells), int(supp.sum()), n_rel, len(peeled), int((proved & supp).sum()),
+                          int(numeric_free.sum()), det)
+        if intervals and truth is not None and supp.any():
+            tm, tp = truth
+            tc = _cells(tm[tm["UTFALL"] == outcome], tp[tp["UTFALL"] == outcome] if tp is not None else None)
+            cells["actual_true"] = cells[["kind", "time", "lvl", "unit", "bd", "grp"]].merge(
+                tc[["kind", "time", "lvl", "unit", "bd", "grp", "actual"]], how="left")["actual"].to_numpy()
+            pool = np.flatnonzero(supp & primary) if primary.any() else np.flatnonzero(supp)
+            sample = rng.choice(pool, size=min(intervals, len(pool)), replace=False)
+            oa.intervals = _intervals(a, cells, supp, sample)
+            if len(oa.intervals):
+                oa.intervals["PRIMAER"] = primary[oa.intervals["id"].to_numpy()]
+                oa.intervals["ROM_BEVIST"] = room[oa.intervals["id"].to_numpy()]
+        result.outcomes.append(oa)
+    return result
+
+
+def _witness_vector(cells: pd.DataFrame, w: pd.DataFrame, column: str = "VERDI") -> np.ndarray | None:
+    if w.empty:
+        return None
+    kind = np.where(w["PERIODE"].notna(), "p", "m") if "PERIODE" in w else np.full(len(w), "m")
+    time = np.where(kind == "p", w.get("PERIODE", pd.Series(index=w.index, dtype=object)).astype(str),
+                    w["BEHOLDNINGSMAANED"].astype(str))
+    keyed = pd.DataFrame({"kind": kind, "time": time, "lvl": w["ORG_NIVAA"].astype(int).to_numpy(),
+                          "unit": w["ORG_STED_ID"].astype(str).to_numpy(), "bd": w["NEDBRYTNING"].astype(str).to_numpy(),
+                          "grp": w["GRUPPE"].astype(str).to_numpy(), "VERDI": w[column].to_numpy().astype(np.int64)})
+    j = cells[["kind", "time", "lvl", "unit", "bd", "grp", "id"]].merge(keyed, how="inner")
+    v = np.zeros(len(cells), np.int64)
+    v[j["id"].to_numpy()] = j["VERDI"].to_numpy().astype(np.int64)
+    if len(j) < len(keyed):  # the witness names cells that are not published: it proves nothing
+        return np.zeros(len(cells), np.int64)
+    return v
+
+
+__all__ = ["AuditResult", "DisclosureError", "OutcomeAudit", "audit"]
