@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import duckdb
 import pandas as pd
 
 from . import __version__
+from .atomic import work_directory
 from .config import ModelSpec, check_columns, load_spec, parse_spec
 from .contract import TABLES
 from .indicator import cell_codes, coded_table, person_results_view
@@ -31,7 +30,7 @@ from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
 from .audit import DisclosureError, audit
 from .publish import build_published
-from .runs import fingerprint, latest_run_id, new_run_id, store_run
+from .runs import fingerprint, latest_run_id, new_run_id, run_exists, store_run
 from .validate import register_tables, table_file, validate
 
 ENGINES = ("duckdb", "spark")
@@ -115,17 +114,16 @@ def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = 
     # The working database lives in a temporary file, not in memory: DuckDB then compresses
     # the person-month tables and spills to disk under `memory_limit`, so a national run
     # (30 million person-months) fits in a few GB. It is deleted when the run ends.
-    workdir = Path(tempfile.mkdtemp(prefix="arbeidsindikator-work-"))
-    work = duckdb.connect(str(workdir / "work.duckdb"))
-    try:
-        work.execute(f"SET memory_limit = '{memory_limit or WORK_MEMORY_LIMIT}'")
-        work.execute(f"SET temp_directory = '{(workdir / 'spill').as_posix()}'")
-        work.execute("SET preserve_insertion_order = false")  # every output is sorted explicitly
-        limits = (memory_limit, memory_limit) if memory_limit else (SQL_MEMORY_LIMIT, WORK_MEMORY_LIMIT)
-        return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published, limits)
-    finally:
-        work.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with work_directory() as workdir:
+        work = duckdb.connect(str(workdir / "work.duckdb"))
+        try:
+            work.execute("SET memory_limit = ?", [memory_limit or WORK_MEMORY_LIMIT])
+            work.execute("SET temp_directory = ?", [(workdir / "spill").as_posix()])
+            work.execute("SET preserve_insertion_order = false")  # every output is sorted explicitly
+            limits = (memory_limit, memory_limit) if memory_limit else (SQL_MEMORY_LIMIT, WORK_MEMORY_LIMIT)
+            return _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published, limits)
+        finally:
+            work.close()
 
 
 def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fail_after_published,
@@ -136,7 +134,7 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
 
     def alone(yes: bool):
         if limits:
-            work.execute(f"SET memory_limit = '{limits[0] if yes else limits[1]}'")
+            work.execute("SET memory_limit = ?", [limits[0] if yes else limits[1]])
 
     register_tables(work, data_dir)
     report("utfall", 0.05)
@@ -199,7 +197,11 @@ class Results:
         self.con = duckdb.connect(str(self.db), read_only=True)
 
     def run_id(self, run_id: str | None = None) -> str:
-        rid = run_id or latest_run_id(self.con)
+        if run_id is not None:
+            if not run_exists(self.con, run_id):
+                raise LookupError(f"{self.db} holds no run {run_id!r}")
+            return run_id
+        rid = latest_run_id(self.con)
         if rid is None:
             raise LookupError(f"{self.db} holds no runs")
         return rid
@@ -211,21 +213,23 @@ class Results:
         return self.con.execute("SELECT * FROM coefficients WHERE run_id = ?", [self.run_id(run_id)]).df()
 
     def published(self, run_id: str | None = None, **filters):
-        where, args = ["run_id = ?"], [self.run_id(run_id)]
-        for k, v in filters.items():
-            where.append(f"{k.upper() if k.upper() in ('ORG_NIVAA', 'ORG_STED', 'ORG_STED_ID', 'UTFALL', 'NEDBRYTNING', 'GRUPPE') else k} = ?")
-            args.append(v)
-        return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM published WHERE {' AND '.join(where)} "
-                                "ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, BEHOLDNINGSMAANED", args).df()
+        """The monthly cells of a run, filtered by column = value (column names as in the table,
+        case-insensitive: ORG_NIVAA=1, utfall="jobb3", ...)."""
+        return self._select("published", run_id, filters, "BEHOLDNINGSMAANED")
 
     def period(self, run_id: str | None = None, **filters):
         """Period cells (calendar years, last 12 months, whole period, ...), person-clustered."""
         return self._select("published_period", run_id, filters, "PERIODE")
 
     def _select(self, table, run_id, filters, time_col):
-        where, args = ["run_id = ?"], [self.run_id(run_id)]
+        rid = self.run_id(run_id)  # first: an empty store has no tables to describe
+        columns = {c.upper(): c for c, *_ in self.con.execute(f"DESCRIBE {table}").fetchall() if c != "run_id"}
+        where, args = ["run_id = ?"], [rid]
         for k, v in filters.items():
-            where.append(f'"{k}" = ?')
+            col = columns.get(str(k).upper())
+            if col is None:  # a filter is a column of the table, never SQL
+                raise ValueError(f"unknown column {k!r} in {table}; valid: {', '.join(columns.values())}")
+            where.append(f'"{col}" = ?')
             args.append(v)
         return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE {' AND '.join(where)} "
                                 f"ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, {time_col}", args).df()

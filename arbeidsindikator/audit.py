@@ -306,6 +306,36 @@ def _intervals(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: 
     return pd.DataFrame(out)
 
 
+def _intervals_exact(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: np.ndarray) -> pd.DataFrame:
+    """The attacker's LP interval of the sum of the actual outcome for the sampled suppressed
+    cells, over every relation of the cell's connected component of unknowns (sums at least 0).
+    Needs only the published tables."""
+    x = np.where(supp, 0.0, np.nan_to_num(cells["actual"].to_numpy(float)))
+    s_idx = np.flatnonzero(supp)
+    a_s = a[:, s_idx].tocsr()
+    rows = np.flatnonzero(np.diff(a_s.indptr) > 0)
+    a_s = a_s[rows]
+    b = -(a[rows] @ x)
+    n_r = a_s.shape[0]
+    pattern = (a_s != 0).astype(np.int8)
+    _, label = connected_components(sp.bmat([[None, pattern], [pattern.T, None]]).tocsr(), directed=False)
+    cell_label, rel_label = label[n_r:], label[:n_r]
+    out = []
+    for j in sample:
+        k = int(np.searchsorted(s_idx, j))
+        cols = np.flatnonzero(cell_label == cell_label[k])
+        rws = np.flatnonzero(rel_label == cell_label[k])
+        c = np.zeros(len(cols))
+        c[np.searchsorted(cols, k)] = 1.0
+        a_eq = a_s[rws][:, cols]
+        lo = linprog(c, A_eq=a_eq, b_eq=b[rws], bounds=(0, None), method="highs")
+        hi = linprog(-c, A_eq=a_eq, b_eq=b[rws], bounds=(0, None), method="highs")
+        if lo.status != 0:
+            continue
+        out.append({"id": int(j), "nedre": lo.fun, "ovre": -hi.fun if hi.status == 0 else np.inf, "variabler": len(cols)})
+    return pd.DataFrame(out)
+
+
 def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd.DataFrame | None = None,
           truth: tuple[pd.DataFrame, pd.DataFrame] | None = None, intervals: int = 0, seed: int = 0,
           outcomes: list[str] | None = None) -> AuditResult:
@@ -359,6 +389,15 @@ def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd
         det = pd.DataFrame(det_rows)
         oa = OutcomeAudit(outcome, len(cells), int(supp.sum()), n_rel, len(peeled), int((proved & supp).sum()),
                           int(numeric_free.sum()), det)
+        if intervals and truth is None and supp.any():
+            pool = np.flatnonzero(supp & primary) if primary.any() else np.flatnonzero(supp)
+            sample = rng.choice(pool, size=min(intervals, len(pool)), replace=False)
+            oa.intervals = _intervals_exact(a, cells, supp, sample)
+            if len(oa.intervals):
+                ids = oa.intervals["id"].to_numpy()
+                oa.intervals = pd.concat([cells.loc[ids, ["kind", "time", "lvl", "unit", "bd", "grp"]].reset_index(drop=True),
+                                          oa.intervals.reset_index(drop=True)], axis=1)
+                oa.intervals["ROM_BEVIST"] = room[ids]
         if intervals and truth is not None and supp.any():
             tm, tp = truth
             tc = _cells(tm[tm["UTFALL"] == outcome], tp[tp["UTFALL"] == outcome] if tp is not None else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,16 @@ from .validate import ValidationError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Arbeidsindikatoren: synthetic Nav world, the indicator, and its publication.")
 console = Console()
+
+
+def _terminate(signum, frame):
+    """SIGTERM ends the command like Ctrl-C: cleanup runs (working directories, transactions)."""
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def _main():
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 @contextmanager
@@ -149,10 +160,16 @@ def export(
     import duckdb
 
     from .publish import export as export_query
-    from .runs import latest_run_id
+    from .runs import latest_run_id, run_exists
+    if not db.exists():
+        console.print(f"[red]Resultatbasen {db} finnes ikke.[/] Kjør først `arbeidsindikator run`.")
+        raise typer.Exit(2)
     con = duckdb.connect(str(db), read_only=True)
     rid = run_id or latest_run_id(con)
-    files = export_query(con, f"SELECT * EXCLUDE (run_id) FROM published WHERE run_id = '{rid}'", out)
+    if rid is None or not run_exists(con, rid):
+        console.print(f"[red]Fant ingen kjøring {run_id or ''} i {db}.[/]".replace("  ", " "))
+        raise typer.Exit(2)
+    files = export_query(con, "SELECT * EXCLUDE (run_id) FROM published WHERE run_id = ?", out, params=[rid])
     con.close()
     console.print("Skrev " + ", ".join(str(f) for f in files))
 
@@ -180,7 +197,9 @@ def serve(
     db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store to serve (published tables only)."),
     host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --token."),
     port: int = typer.Option(8000),
-    token: str = typer.Option(None, envvar="ARBEIDSINDIKATOR_TOKEN", help="Required bearer token (or ?token=)."),
+    token: str = typer.Option(None, envvar="ARBEIDSINDIKATOR_TOKEN",
+                              help="Token required on every route (Authorization: Bearer <token>; browsers ask for it "
+                                   "as a password). Required when binding to anything but loopback."),
 ):
     """Start the dashboard: a JSON API (OpenAPI at /docs) and its front end, from published tables only."""
     import uvicorn
@@ -191,6 +210,61 @@ def serve(
         raise typer.Exit(code=2)
     console.print(f"Dashbord: http://{host}:{port}/  (API-beskrivelse: http://{host}:{port}/docs)")
     uvicorn.run(create_app(db, token), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def revisjon(
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Resultatbase (DuckDB)."),
+    run_id: str = typer.Option(None, help="Kjøringen som revideres (standard: den siste)."),
+    intervaller: int = typer.Option(0, help="Regn ut angriperens intervall (lineær programmering) for så mange "
+                                            "prikkede celler per utfall."),
+):
+    """Disclosure audit: attack the published tables of a run and report every suppressed value that follows from them."""
+    import duckdb
+    from rich.table import Table
+
+    from .audit import audit
+    from .runs import latest_run_id, run_exists
+    if not db.exists():
+        console.print(f"[red]Resultatbasen {db} finnes ikke.[/]")
+        raise typer.Exit(2)
+    con = duckdb.connect(str(db), read_only=True)
+    rid = run_id or latest_run_id(con)
+    if rid is None or not run_exists(con, rid):
+        console.print(f"[red]Fant ingen kjøring {run_id or ''} i {db}.[/]")
+        raise typer.Exit(2)
+    tables = {t: con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} WHERE run_id = ?", [rid]).df()
+              for t in ("published", "published_period")}
+    has_witness = bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disclosure_witness'").fetchall()[0][0])
+    witness = con.execute("SELECT * EXCLUDE (run_id) FROM disclosure_witness WHERE run_id = ?", [rid]).df() if has_witness else None
+    con.close()
+    with console.status("Angriper de publiserte tabellene ..."):
+        res = audit(tables["published"], tables["published_period"], witness, intervals=intervaller)
+    t = Table(title=f"Avsløringsrevisjon av kjøring {rid}")
+    for c in ("utfall", "celler", "prikket", "relasjoner", "funnet ved differanser", "bevist (vitne)", "bevist (numerisk)", "bestemt"):
+        t.add_column(c, justify="right")
+    for r in res.summary().itertuples(index=False):
+        t.add_row(*[f"{v:,}".replace(",", " ") if isinstance(v, int) else str(v) for v in r])
+    console.print(t)
+    if res.witness_ok is False:
+        console.print("[yellow]Vitnet i resultatbasen stemmer ikke med tabellene; cellene ble avgjort numerisk.[/]")
+    if intervaller:
+        iv = pd_concat([o.intervals.assign(UTFALL=o.outcome) for o in res.outcomes if o.intervals is not None])
+        if len(iv):
+            point = (iv["ovre"] - iv["nedre"] <= 1e-9).sum()
+            console.print(f"Intervaller for {len(iv)} prikkede celler: {point} er festet til ett punkt; "
+                          f"median bredde {float((iv['ovre'] - iv['nedre']).median()):,.1f} (sum av faktisk utfall).")
+    if not res.passed:
+        det = res.determined
+        console.print(f"[red]{len(det)} prikkede celler kan regnes ut fra de publiserte tabellene.[/] De første:")
+        console.print(det.head(10).to_string(index=False))
+        raise typer.Exit(1)
+    console.print("[green]Ingen prikket verdi følger av de publiserte tabellene.[/]")
+
+
+def pd_concat(frames):
+    import pandas as pd
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 @app.command()
@@ -312,8 +386,9 @@ def demo(
 
     from .publish import export as export_query
     con = duckdb.connect(str(db), read_only=True)
-    files += export_query(con, f"SELECT * EXCLUDE (run_id) FROM published WHERE run_id = '{r.run_id}'", out / "publisert")
-    files += export_query(con, f"SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = '{r.run_id}'", out / "koeffisienter", ("csv",))
+    files += export_query(con, "SELECT * EXCLUDE (run_id) FROM published WHERE run_id = ?", out / "publisert", params=[r.run_id])
+    files += export_query(con, "SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = ?", out / "koeffisienter", ("csv",),
+                          params=[r.run_id])
     con.close()
     page_path = write_page(db, out / "index.html")
     from .report import write_report

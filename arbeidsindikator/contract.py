@@ -61,6 +61,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     references: tuple[Reference, ...] = field(default_factory=tuple)
+    empty_severity: str = "error"  # an empty table: refused, or (for what only an analysis needs) a warning
+    empty_note: str = ""
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -122,6 +124,7 @@ EMPLOYMENT = Table(
     ),
     key=("person_id", "month"),
     references=(Reference(("person_id",), "persons", ("person_id",), description="every employed person is in persons"),),
+    empty_note="nobody would have worked: every outcome would be 0",
 )
 
 LABOUR_MARKET = Table(
@@ -192,6 +195,8 @@ OFFICE_HR = Table(
     ),
     key=("office_id", "month"),
     references=(Reference(("office_id",), "offices", ("office_id",), valid_at="month", description="the office exists in the month"),),
+    empty_severity="warning",
+    empty_note="the office-resources analysis needs it; the indicator does not",
 )
 
 EXTRACT = Table(

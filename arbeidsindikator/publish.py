@@ -369,8 +369,9 @@ def _store(con, name: str, df: pd.DataFrame) -> None:
     con.unregister("__df")
 
 
-def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv", "parquet")) -> list[Path]:
-    """Write a query result to CSV and/or Parquet (atomically: temp file, then rename)."""
+def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv", "parquet"), params: list | None = None) -> list[Path]:
+    """Write a query result to CSV and/or Parquet (atomically: temp file, then rename). `query`
+    holds no values: they are bound from `params`, and so is the file name."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
@@ -378,7 +379,7 @@ def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv"
         p = out.with_suffix(f".{fmt}")
         tmp = p.with_name(f".{p.name}.tmp")
         opts = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet, COMPRESSION zstd)"
-        con.execute(f"COPY ({query}) TO '{tmp.as_posix()}' {opts}")
+        con.execute(f"COPY ({query}) TO ? {opts}", [*(params or []), tmp.as_posix()])
         tmp.replace(p)
         written.append(p)
     return written

@@ -97,25 +97,28 @@ def _window_means(om: pd.DataFrame, columns: list[str], k: int) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _indicator_sql(run_id: str) -> str:
-    parts = []
+def _indicator_sql() -> tuple[str, list]:
+    """The office-month indicator per sample and outcome, from a run's person rows (the run id
+    and the samples' groups are bound as parameters; outcome names are the package's own)."""
+    parts, args = [], []
     for s, (_, groups) in SAMPLES.items():
-        where = "" if groups is None else "AND innsatsgruppe IN (" + ", ".join(f"'{g}'" for g in groups) + ")"
+        where = "" if groups is None else "AND list_contains(?, innsatsgruppe)"
         for o in OUTCOMES:
             scale = 100.0 if o.startswith("jobb") else 1.0
             parts.append(f"""
-                SELECT home_office_id AS office_id, month, '{s}' AS sample, '{o}' AS outcome,
+                SELECT home_office_id AS office_id, month, ? AS sample, ? AS outcome,
                        count(indicator_{o}) AS persons, {scale} * avg(indicator_{o}) AS indicator
-                FROM person_results WHERE run_id = '{run_id}' AND indicator_{o} IS NOT NULL {where}
+                FROM res.person_results WHERE run_id = ? AND indicator_{o} IS NOT NULL {where}
                 GROUP BY ALL""")
-    return " UNION ALL ".join(parts)
+            args += [s, o, None] + ([list(groups)] if groups is not None else [])
+    return " UNION ALL ".join(parts), args
 
 
 def office_month_panel(db: Path | str, data_dir: Path | str, run_id: str | None = None) -> Panel:
     """Build the office x month panel of a run that kept its person-level results."""
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{Path(db).as_posix()}' AS res (READ_ONLY)")
+        con.execute("ATTACH ? AS res (READ_ONLY)", [Path(db).as_posix()])
         con.execute("USE res")
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'res'").fetchall()}
         if "runs" not in tables:
@@ -137,7 +140,8 @@ def office_month_panel(db: Path | str, data_dir: Path | str, run_id: str | None 
         missing = set(NEEDED_TABLES) - set(register_tables(con, Path(data_dir), NEEDED_TABLES))
         if missing:
             raise ResourcesError(f"Mangler tabell(er) i {data_dir}: {', '.join(sorted(missing))}")
-        con.execute(f"CREATE TABLE ind AS {_indicator_sql(rid).replace('FROM person_results', 'FROM res.person_results')}")
+        sql, args = _indicator_sql()
+        con.execute(f"CREATE TABLE ind AS {sql}", [rid if a is None else a for a in args])
         # persons under follow-up per home office and month (every innsatsgruppe, as the article)
         con.execute("""
             CREATE TABLE users AS

@@ -45,14 +45,21 @@ def new_run_id() -> str:
 
 def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coefficient_rows: list[dict],
               keep_person_level: bool, fail_after_published: bool = False) -> None:
-    """Copy the run's outputs from the working connection into `db`, in one transaction."""
+    """Copy the run's outputs from the working connection into `db`, in one transaction.
+
+    A new store is built under a temporary name beside `db` (schema and first run in the same
+    transaction) and renamed into place when complete: a failure leaves no store behind, not
+    even an empty one."""
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(db)) as res:  # create the schema in its own transaction
-        res.execute(SCHEMA)
-    work.execute(f"ATTACH '{db.as_posix()}' AS results")
+    new = not db.exists()
+    target = db.with_name(f".{db.name}.{secrets.token_hex(4)}.tmp") if new else db
+    work.execute("ATTACH ? AS results", [target.as_posix()])
     try:
         work.execute("BEGIN TRANSACTION")
+        for stmt in SCHEMA.strip().split(";"):
+            if stmt.strip():
+                work.execute(stmt.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TABLE IF NOT EXISTS results."))
         rid = manifest["run_id"]
         work.execute("""INSERT INTO results.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", [
             rid, manifest["created_at"], manifest["model_name"], manifest["package_version"], manifest["engine"],
@@ -74,11 +81,26 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
         work.execute("COMMIT")
     except BaseException:
         work.execute("ROLLBACK")
-        raise
-    finally:
         work.execute("DETACH results")
+        if new:
+            for leftover in (target, target.with_name(target.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    work.execute("DETACH results")
+    if new:
+        target.replace(db)
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
-    r = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchall()
+    try:
+        r = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchall()
+    except duckdb.CatalogException:  # not a results store (or an empty file)
+        return None
     return r[0][0] if r else None
+
+
+def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    try:
+        return bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
+    except duckdb.CatalogException:
+        return False

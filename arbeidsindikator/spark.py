@@ -32,7 +32,10 @@ import duckdb
 import pandas as pd
 
 from .contract import TABLES
-from .validate import table_file
+from .atomic import _process_start, clean_stale_workdirs
+from .validate import _relation, table_file
+
+SPARK_PREFIX = "arbeidsindikator-spark-"
 
 # Spark settings the pipeline relies on. ANSI mode with double-quoted identifiers makes Spark
 # read "column" as DuckDB does; the rest keeps a local session small and quiet.
@@ -98,7 +101,11 @@ class SparkConnection:
             spark.conf.set(k, v)
         self._own_dir = workdir is None
         # a local temporary directory, or a URI every executor can reach (hdfs://, s3a://, ...)
-        self.workdir = str(workdir or tempfile.mkdtemp(prefix="arbeidsindikator-spark-")).rstrip("/")
+        if workdir is None:  # a local one, cleaned up like the DuckDB engine's (also after a killed run)
+            clean_stale_workdirs(prefix=SPARK_PREFIX)
+            workdir = tempfile.mkdtemp(prefix=SPARK_PREFIX)
+            (Path(workdir) / "owner").write_text(f"{os.getpid()} {_process_start(os.getpid()) or 'alive'}")
+        self.workdir = str(workdir).rstrip("/")
         self._version = 0
         self._parts: dict[str, list[str]] = {}  # table -> its Parquet directories
         self._pending: dict[str, list] = {}  # table -> inserted rows not yet written
@@ -206,8 +213,8 @@ class SparkConnection:
                 if "://" in self.workdir:
                     raise ValueError(f"{p}: the Spark engine on a cluster reads Parquet; convert the CSV files first")
                 dest = Path(self.workdir) / f"input_{name}.parquet"
-                with duckdb.connect() as con:
-                    con.execute(f"COPY (SELECT * FROM read_csv_auto('{p.as_posix()}')) TO '{dest.as_posix()}' (FORMAT parquet)")
+                with duckdb.connect() as con:  # with the contract's types, as validation read it
+                    _relation(con, TABLES[name], p).write_parquet(dest.as_posix())
                 p = dest
             self.spark.read.parquet(p.as_posix()).createOrReplaceTempView(name)
             self._views.add(name)

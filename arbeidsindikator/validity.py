@@ -20,10 +20,10 @@ def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None =
     truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
     con = duckdb.connect(str(db), read_only=True)
     rid = run_id or latest_run_id(con)
-    df = con.execute(f"""
-        WITH p AS (SELECT * FROM published WHERE run_id = ? AND ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle'
+    df = con.execute("""
+        WITH p AS (SELECT * FROM published WHERE run_id = $rid AND ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle'
                    AND NOT PRIKKET),
-        t AS (SELECT office_id, month, true_atid3, true_atid12, true_jobb3, true_jobb12 FROM read_parquet('{truth}')),
+        t AS (SELECT office_id, month, true_atid3, true_atid12, true_jobb3, true_jobb12 FROM read_parquet($truth)),
         j AS (SELECT p.*, CASE p.UTFALL WHEN 'atid3' THEN t.true_atid3 WHEN 'atid12' THEN t.true_atid12
                                         WHEN 'jobb3' THEN t.true_jobb3 ELSE t.true_jobb12 END AS truth
               FROM p JOIN t ON t.office_id = p.ORG_STED_ID AND t.month = p.BEHOLDNINGSMAANED)
@@ -32,7 +32,7 @@ def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None =
                sum(INDIKATOR * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS indicator,
                sum(faktisk * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS actual,
                sum(truth * ANTALL_PERSONER) / sum(ANTALL_PERSONER) AS truth
-        FROM j GROUP BY ALL HAVING sum(ANTALL_PERSONER) >= {int(min_persons)}""", [rid]).df()
+        FROM j GROUP BY ALL HAVING sum(ANTALL_PERSONER) >= $min_persons""", {"rid": rid, "truth": truth, "min_persons": int(min_persons)}).df()
     con.close()
     # the truth relative to its period average, like the indicator
     for o, g in df.groupby("outcome"):
@@ -68,14 +68,14 @@ def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str |
     truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
     con = duckdb.connect(str(db), read_only=True)
     rid = run_id or latest_run_id(con)
-    df = con.execute(f"""
+    df = con.execute("""
         WITH m AS (SELECT p.ORG_STED_ID AS office_id, p.BEHOLDNINGSMAANED AS month, p.UTFALL AS outcome,
-                          p.ANTALL_PERSONER AS n,
+                          coalesce(p.ANTALL_PERSONER, t.n_persons) AS n,  -- a suppressed month shows no count
                           CASE p.UTFALL WHEN 'atid3' THEN t.true_atid3 WHEN 'atid12' THEN t.true_atid12
                                         WHEN 'jobb3' THEN t.true_jobb3 ELSE t.true_jobb12 END AS truth
-                   FROM published p JOIN read_parquet('{truth}') t
+                   FROM published p JOIN read_parquet($truth) t
                      ON t.office_id = p.ORG_STED_ID AND t.month = p.BEHOLDNINGSMAANED
-                   WHERE p.run_id = ? AND p.ORG_NIVAA = 3 AND p.NEDBRYTNING = 'Alle'),
+                   WHERE p.run_id = $rid AND p.ORG_NIVAA = 3 AND p.NEDBRYTNING = 'Alle'),
         centre AS (SELECT outcome, sum(truth * n) / sum(n) AS c FROM m GROUP BY 1),
         ty AS (SELECT office_id, CAST(year(month) AS VARCHAR) AS year, outcome, sum(truth * n) / sum(n) AS truth
                FROM m GROUP BY ALL)
@@ -85,8 +85,8 @@ def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str |
                ty.truth - centre.c AS truth
         FROM published_period q JOIN ty ON ty.office_id = q.ORG_STED_ID AND ty.year = q.PERIODE AND ty.outcome = q.UTFALL
         JOIN centre ON centre.outcome = q.UTFALL
-        WHERE q.run_id = ? AND q.ORG_NIVAA = 3 AND q.NEDBRYTNING = 'Alle' AND NOT q.PRIKKET
-          AND q.ORG_STED_ID <> '{NOE_ID}' AND length(q.PERIODE) = 4""", [rid, rid]).df()
+        WHERE q.run_id = $rid AND q.ORG_NIVAA = 3 AND q.NEDBRYTNING = 'Alle' AND NOT q.PRIKKET
+          AND q.ORG_STED_ID <> $noe AND length(q.PERIODE) = 4""", {"rid": rid, "truth": truth, "noe": NOE_ID}).df()
     con.close()
     return df
 

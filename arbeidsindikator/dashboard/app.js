@@ -1,11 +1,9 @@
 // Front end for the dashboard: plain JavaScript, no external libraries or fonts.
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.search).get("token");
 let META = null;
 
 async function api(path, params) {
   const q = new URLSearchParams(Object.entries(params || {}).filter(([, v]) => v));
-  if (token) q.set("token", token);
   const r = await fetch(path + "?" + q.toString());
   const body = await r.json();
   if (!r.ok) throw new Error(body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : r.statusText);
@@ -18,7 +16,7 @@ function option(sel, value, label) { const o = document.createElement("option");
 
 function fillGroups() {
   const b = $("breakdown").value, sel = $("group");
-  sel.innerHTML = "";
+  sel.replaceChildren();
   for (const g of META.groups[b] || ["Alle"]) option(sel, g, META.group_labels[g] || g);
   const bd = META.breakdowns.find((x) => x.name === b);
   const rule = $("rule");
@@ -32,7 +30,7 @@ const NS = "http://www.w3.org/2000/svg";
 function el(name, attrs) { const e = document.createElementNS(NS, name); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; }
 
 function draw(data) {
-  const svg = $("chart"); svg.innerHTML = "";
+  const svg = $("chart"); svg.replaceChildren();
   const W = 1060, H = 380, L = 50, R = 10, T = 10, B = 30;
   const rows = data.rows.filter((r) => !r.PRIKKET && r.INDIKATOR !== null);
   if (!rows.length) { showError("Ingen publiserte tall for dette valget (alle celler er prikket)."); return; }
@@ -70,13 +68,31 @@ function draw(data) {
     svg.appendChild(el("polyline", attrs));
     legend.push([name, colours[i]]);
   });
-  $("legend").innerHTML = legend.map(([n, c]) => `<span><i class="sw" style="background:${c}"></i>${n}</span>`).join("")
-    + '<span><i class="sw" style="background:#1f77b4;opacity:.3;height:10px"></i>95 % konfidensintervall</span>';
+  // the legend and the table are built as DOM nodes with text: no data is ever parsed as HTML
+  const items = legend.map(([n, c]) => swatch(n, c));
+  items.push(swatch("95 % konfidensintervall", "#1f77b4", true));
+  $("legend").replaceChildren(...items);
   const last = data.rows.slice(-12);
-  $("table").innerHTML = "<tr><th>Måned</th><th>Personer</th><th>Faktisk</th><th>Forventet</th><th>Indikator</th><th>95 % KI</th><th>Krympet</th></tr>"
-    + last.map((r) => `<tr><td>${r.BEHOLDNINGSMAANED}</td><td>${r.ANTALL_PERSONER}</td>` + (r.PRIKKET ? '<td colspan="5">prikket</td>' :
-      `<td>${r.faktisk.toFixed(2)}</td><td>${r.forventet.toFixed(2)}</td><td>${r.INDIKATOR.toFixed(2)}</td>` +
-      `<td>${r.INDIKATOR_KI_NEDRE.toFixed(2)} – ${r.INDIKATOR_KI_OVRE.toFixed(2)}</td><td>${r.INDIKATOR_KRYMPET === null ? "" : r.INDIKATOR_KRYMPET.toFixed(2)}</td>`) + "</tr>").join("");
+  const head = tr(["Måned", "Personer", "Faktisk", "Forventet", "Indikator", "95 % KI", "Krympet"], "th");
+  const body = last.map((r) => r.PRIKKET ? tr([r.BEHOLDNINGSMAANED, "", "prikket"]) : tr([
+    r.BEHOLDNINGSMAANED, r.ANTALL_PERSONER, r.faktisk.toFixed(2), r.forventet.toFixed(2), r.INDIKATOR.toFixed(2),
+    `${r.INDIKATOR_KI_NEDRE.toFixed(2)} – ${r.INDIKATOR_KI_OVRE.toFixed(2)}`,
+    r.INDIKATOR_KRYMPET === null ? "" : r.INDIKATOR_KRYMPET.toFixed(2)]));
+  $("table").replaceChildren(head, ...body);
+}
+
+function swatch(name, colour, band) {
+  const s = document.createElement("span"), i = document.createElement("i");
+  i.className = band ? "sw band" : "sw";
+  i.style.background = colour;
+  s.append(i, document.createTextNode(name));
+  return s;
+}
+
+function tr(cells, tag) {
+  const row = document.createElement("tr");
+  for (const c of cells) { const td = document.createElement(tag || "td"); td.textContent = c === null || c === undefined ? "" : String(c); row.appendChild(td); }
+  return row;
 }
 
 async function refresh() {

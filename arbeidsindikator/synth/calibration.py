@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ..outcomes import outcomes_sql
-from ..validate import register_tables
+from ..validate import register_tables, view_file
 
 
 @dataclass
@@ -51,7 +51,7 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
     con.execute("""CREATE TEMP VIEW pop AS
         SELECT s.*, o.atid3, o.atid12, o.jobb3, o.jobb12 FROM stock s JOIN o USING (person_id, month)
         WHERE innsatsgruppe <> 'varig_tilpasset'""")
-    q = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
+    q = lambda sql, *args: con.execute(sql, list(args)).fetchall()[0][0]  # noqa: E731
     per_month = q("SELECT count(*) / count(DISTINCT month) FROM pop")
     target = facts["population"]["persons_under_follow_up_per_month"]
     scale = per_month / target
@@ -62,21 +62,21 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
     lv = facts["innsatsgruppe_levels"]
     has_truth = (data_dir / "truth" / "person_month.parquet").exists()
     if has_truth:
-        con.execute(f"CREATE TEMP VIEW tpm AS SELECT * FROM read_parquet('{(data_dir / 'truth' / 'person_month.parquet').as_posix()}')")
+        view_file(con, "tpm", data_dir / "truth" / "person_month.parquet")
     for g, label in groups.items():
-        figs.append(Figure(f"Andel i jobb 12 mnd etter, {label}", q(f"SELECT avg(jobb12) FROM pop WHERE innsatsgruppe='{g}'") * 100,
+        figs.append(Figure(f"Andel i jobb 12 mnd etter, {label}", q("SELECT avg(jobb12) FROM pop WHERE innsatsgruppe = ?", g) * 100,
                            lv["actual_jobb12_share"][g] * 100, 5.0, "prosent", "Skjøstad eksempel 2"))
     for g, label in groups.items():
         if has_truth:
-            val = q(f"""SELECT avg(t.expected_with_office_atid3) FROM pop p JOIN tpm t USING (person_id, month)
-                        WHERE p.innsatsgruppe='{g}' AND p.atid3 IS NOT NULL""")
+            val = q("""SELECT avg(t.expected_with_office_atid3) FROM pop p JOIN tpm t USING (person_id, month)
+                       WHERE p.innsatsgruppe = ? AND p.atid3 IS NOT NULL""", g)
             name = f"Forventet arbeidstid 3 mnd (sann modell), {label}"
         else:
-            val = q(f"SELECT avg(atid3) FROM pop WHERE innsatsgruppe='{g}'")
+            val = q("SELECT avg(atid3) FROM pop WHERE innsatsgruppe = ?", g)
             name = f"Faktisk arbeidstid 3 mnd, {label}"
         figs.append(Figure(name, val, lv["expected_atid3_hours"][g], 1.5, "timer per uke", "Skjøstad eksempel 2"))
     for g, label in groups.items():
-        figs.append(Figure(f"Faktisk arbeidstid 3 mnd, {label}", q(f"SELECT avg(atid3) FROM pop WHERE innsatsgruppe='{g}'"),
+        figs.append(Figure(f"Faktisk arbeidstid 3 mnd, {label}", q("SELECT avg(atid3) FROM pop WHERE innsatsgruppe = ?", g),
                            lv["expected_atid3_hours"][g], None, "timer per uke", "Skjøstad eksempel 2 (forventet)"))
     mr = q("""SELECT count(*) FROM pop p JOIN municipalities m ON p.municipality_id = m.municipality_id
               AND p.month >= m.valid_from AND (m.valid_to IS NULL OR p.month <= m.valid_to)
@@ -108,12 +108,12 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
     laid = noe["laid_off_share"]
     for label, a, b, pub in (("2021", "2021-03-01", "2021-11-01", laid["before"]), ("2023", "2023-03-01", "2023-11-01", laid["after"])):
         # spells (person, start month) that have standard innsats, started in the window at 30-59
-        val = q(f"""SELECT avg(laid_off::INT) FROM (
+        val = q("""SELECT avg(laid_off::INT) FROM (
                       SELECT person_id, month - to_months(months_since_registration) AS start,
                              bool_or(laid_off) AS laid_off, bool_or(innsatsgruppe = 'standard') AS std
                       FROM stock GROUP BY 1, 2) sp JOIN persons p USING (person_id)
-                    WHERE std AND start BETWEEN DATE '{a}' AND DATE '{b}'
-                      AND date_diff('year', birth_month, start) BETWEEN 30 AND 59""")
+                    WHERE std AND start BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+                      AND date_diff('year', birth_month, start) BETWEEN 30 AND 59""", a, b)
         figs.append(Figure(f"Permitterte blant nye forløp 30-59 år, mars-nov {label}", 100 * (val or 0), pub * 100, None, "prosent", "Proba"))
     con.close()
     return figs

@@ -224,6 +224,9 @@ def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool,
     return persons, allsp.take(order)
 
 
+RETIREMENT_AGE = 67
+
+
 @dataclass
 class StockRows:
     """Expanded stock rows (all months of the spells, including burn-in months)."""
@@ -246,7 +249,8 @@ def expand_stock(p: Persons, s: Spells, geo: Geography) -> StockRows:
     first = np.cumsum(s.dur) - s.dur
     offset = np.arange(len(spell)) - np.repeat(first, s.dur)
     month = s.start[spell] + offset
-    keep = (month >= T0) & (month <= STOCK_LAST)  # the stock ends with the extract
+    # the stock ends with the extract; work-oriented follow-up ends at 67, the retirement age
+    keep = (month >= T0) & (month <= STOCK_LAST) & (month - p.birth[s.person[spell]] < RETIREMENT_AGE * 12)
     spell, offset, month = spell[keep], offset[keep], month[keep]
     person = s.person[spell]
     base = p.base[person]
