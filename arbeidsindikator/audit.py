@@ -91,8 +91,14 @@ def _count_col(d: pd.DataFrame) -> str:
     return "ANTALL_PERSONMANEDER" if "ANTALL_PERSONMANEDER" in d.columns else "ANTALL_PERSONER"
 
 
+def _ordinal(dates) -> np.ndarray:
+    d = pd.to_datetime(pd.Series(dates))
+    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(np.int64)
+
+
 def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
-    """One row per published cell of one outcome: keys, whether suppressed, and the known sums."""
+    """One row per published cell of one outcome: its keys (labels for the report, integer codes
+    for the relations), whether it is suppressed, and the known sums."""
     parts = []
     for d, kind in ((monthly, "m"), (period, "p")):
         if d is None or d.empty:
@@ -100,7 +106,8 @@ def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
         n = d[_count_col(d)].astype(float)
         c = pd.DataFrame({
             "kind": kind,
-            "time": (d["BEHOLDNINGSMAANED"].astype(str) if kind == "m" else d["PERIODE"].astype(str)).to_numpy(),
+            "time": (pd.to_datetime(d["BEHOLDNINGSMAANED"]).dt.strftime("%Y-%m-%d") if kind == "m"
+                     else d["PERIODE"].astype(str)).to_numpy(),
             "lvl": d["ORG_NIVAA"].astype(int).to_numpy(), "unit": d["ORG_STED_ID"].astype(str).to_numpy(),
             "region": d["REGION_ID"].astype(object).where(d["REGION_ID"].notna(), None).to_numpy(),
             "bd": d["NEDBRYTNING"].astype(str).to_numpy(), "grp": d["GRUPPE"].astype(str).to_numpy(),
@@ -108,13 +115,21 @@ def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
             "n": n.to_numpy(), "actual": (n * d["faktisk"]).to_numpy(), "expected": (n * d["forventet"]).to_numpy(),
             "indicator": (n * d["INDIKATOR"]).to_numpy()})
         if kind == "p":
-            c["first"] = pd.to_datetime(d["PERIODE_FRA"]).to_numpy()
-            c["last"] = pd.to_datetime(d["PERIODE_TIL"]).to_numpy()
+            c["a"], c["b"] = _ordinal(d["PERIODE_FRA"]), _ordinal(d["PERIODE_TIL"])
         else:
-            c["first"] = c["last"] = pd.to_datetime(d["BEHOLDNINGSMAANED"]).to_numpy()
+            c["a"] = c["b"] = _ordinal(d["BEHOLDNINGSMAANED"])
         parts.append(c)
     cells = pd.concat(parts, ignore_index=True)
     cells["id"] = np.arange(len(cells))
+    # integer codes: every key compared as a small integer, never as a string
+    cells["k"] = (cells["kind"] == "p").astype(np.int8)
+    cells["t"] = np.where(cells["k"] == 1, -1 - pd.factorize(cells["time"])[0], cells["a"])
+    ids = pd.factorize(pd.concat([cells["unit"], cells["region"].fillna("")], ignore_index=True))[0]
+    cells["u"] = ids[:len(cells)]
+    cells["r"] = np.where(cells["region"].notna(), ids[len(cells):], -1)
+    cells["bdc"] = pd.factorize(cells["bd"])[0]
+    cells["g"] = pd.factorize(pd.MultiIndex.from_arrays([cells["bd"], cells["grp"]]))[0]
+    cells["alle"] = (cells["bd"] == "Alle").to_numpy()
     return cells
 
 
@@ -123,55 +138,60 @@ def _relations(cells: pd.DataFrame) -> tuple[sp.csr_matrix, int]:
     rows, cols, vals = [], [], []
     n_rel = 0
 
-    def add(parent_ids: np.ndarray, child_rel: np.ndarray, child_ids: np.ndarray):
-        nonlocal n_rel
-        # relation r: parent_ids[r] - sum of child_ids with child_rel == r
-        rows.extend([n_rel + np.arange(len(parent_ids)), n_rel + child_rel])
-        cols.extend([parent_ids, child_ids])
-        vals.extend([np.ones(len(parent_ids)), -np.ones(len(child_ids))])
-        n_rel += len(parent_ids)
-
     def family(children: pd.DataFrame, parents: pd.DataFrame, on: list[str]):
-        """Relations parent = sum of its children, matching on `on`; only parents that exist."""
+        """Relations parent = sum of its children, matching on the integer keys `on`; only
+        parents that exist (an empty parent has empty children)."""
+        nonlocal n_rel
         if children.empty or parents.empty:
             return
-        keys = children[on].drop_duplicates()
-        fam = keys.merge(parents[on + ["id"]], on=on, how="inner").reset_index(drop=True)
-        fam["rel"] = np.arange(len(fam))
+        fam = children[on].drop_duplicates().merge(parents[on + ["id"]], on=on, how="inner").reset_index(drop=True)
+        fam["rel"] = np.arange(len(fam)) + n_rel
         ch = children[on + ["id"]].merge(fam[on + ["rel"]], on=on, how="inner")
-        add(fam["id"].to_numpy(), ch["rel"].to_numpy(), ch["id"].to_numpy())
+        rows.extend([fam["rel"].to_numpy(), ch["rel"].to_numpy()])
+        cols.extend([fam["id"].to_numpy(), ch["id"].to_numpy()])
+        vals.extend([np.ones(len(fam)), -np.ones(len(ch))])
+        n_rel += len(fam)
 
-    tkey = ["kind", "time"]
+    key = cells[["k", "t", "lvl", "u", "r", "bdc", "g", "a", "b", "id", "alle"]]
     # the groups of each breakdown within a unit
-    alle = cells[cells["bd"] == "Alle"]
-    for _, ch in cells[cells["bd"] != "Alle"].groupby("bd", sort=False):
-        family(ch, alle, tkey + ["lvl", "unit"])
+    family(key[~key["alle"]], key[key["alle"]].drop(columns="bdc").merge(
+        key.loc[~key["alle"], ["k", "t", "lvl", "u", "bdc"]].drop_duplicates(), on=["k", "t", "lvl", "u"]),
+        ["k", "t", "lvl", "u", "bdc"])
     # offices within regions. In a period, an office that was in two regions (its monthly rows
     # say which) belongs to neither region's relation exactly: those relations are left out
-    offices = cells[cells["lvl"] == 3]
-    regions = cells[cells["lvl"] == 2].assign(region=lambda x: x["unit"])
-    per_off = offices[offices["kind"] == "p"]
+    offices = key[key["lvl"] == 3]
+    regions = key[key["lvl"] == 2].assign(r=lambda x: x["u"])
+    per_off = offices[offices["k"] == 1]
     if len(per_off):
-        months = offices.loc[offices["kind"] == "m", ["unit", "first", "region"]]
-        j = per_off[["id", "time", "unit", "first", "last"]].merge(months, on="unit", suffixes=("", "_m"))
-        j = j[(j["first_m"] >= j["first"]) & (j["first_m"] <= j["last"])]
-        moved = j.groupby("id")["region"].transform("nunique") > 1
+        months = offices.loc[offices["k"] == 0, ["u", "a", "r"]].drop_duplicates()
+        j = per_off[["id", "t", "u", "a", "b"]].merge(months, on="u", suffixes=("", "_m"))
+        j = j[(j["a_m"] >= j["a"]) & (j["a_m"] <= j["b"])]
+        moved = j.groupby("id")["r"].transform("nunique") > 1
         if moved.any():
-            bad = set(zip(j.loc[moved, "time"], j.loc[moved, "region"]))
+            bad = j.loc[moved, ["t", "r"]].drop_duplicates().assign(bad=True)
             offices = offices[~offices["id"].isin(j.loc[moved, "id"])]
-            regions = regions[[not (k == "p" and (t, r) in bad) for k, t, r in zip(regions["kind"], regions["time"], regions["region"])]]
-    family(offices, regions, tkey + ["region", "bd", "grp"])
-    family(cells[cells["lvl"] == 2], cells[cells["lvl"] == 1], tkey + ["bd", "grp"])
-    # months within periods
-    per = cells[cells["kind"] == "p"]
-    mon = cells[cells["kind"] == "m"]
-    if not per.empty and not mon.empty:
-        key = ["lvl", "unit", "bd", "grp"]
-        j = per[key + ["id", "first", "last"]].merge(mon[key + ["id", "first"]], on=key, suffixes=("", "_m"))
-        j = j[(j["first_m"] >= j["first"]) & (j["first_m"] <= j["last"])]
-        pid = per["id"].to_numpy()
-        rel_of = pd.Series(np.arange(len(pid)), index=pid)
-        add(pid, rel_of.loc[j["id"]].to_numpy(), j["id_m"].to_numpy())
+            regions = regions.merge(bad, on=["t", "r"], how="left")
+            regions = regions[regions["bad"].isna()].drop(columns="bad")
+    family(offices, regions, ["k", "t", "r", "g"])
+    family(key[key["lvl"] == 2], key[key["lvl"] == 1], ["k", "t", "g"])
+    # months within periods: a dense lookup (unit x group, month) -> monthly cell
+    per, mon = key[key["k"] == 1], key[key["k"] == 0]
+    if len(per) and len(mon):
+        ug = pd.factorize(pd.MultiIndex.from_arrays([key["lvl"], key["u"], key["g"]]))[0]
+        m0, m1 = int(mon["a"].min()), int(mon["a"].max())
+        look = np.full((ug.max() + 1, m1 - m0 + 1), -1, np.int64)
+        look[ug[mon.index], mon["a"].to_numpy() - m0] = mon["id"].to_numpy()
+        a = np.clip(per["a"].to_numpy() - m0, 0, m1 - m0 + 1)
+        b = np.clip(per["b"].to_numpy() - m0 + 1, 0, m1 - m0 + 1)
+        length = np.maximum(b - a, 0)
+        rel = np.repeat(np.arange(len(per)), length)
+        month = np.repeat(a, length) + (np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length))
+        child = look[np.repeat(ug[per.index], length), month]
+        ok = child >= 0
+        rows.extend([n_rel + np.arange(len(per)), n_rel + rel[ok]])
+        cols.extend([per["id"].to_numpy(), child[ok]])
+        vals.extend([np.ones(len(per)), -np.ones(int(ok.sum()))])
+        n_rel += len(per)
     a = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rel, len(cells)))
     return a, n_rel
 
@@ -381,7 +401,7 @@ def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd
         if undecided.any():
             free, found = _decide(a, x, core, undecided, rng)
             numeric_free = free & undecided
-        keys = ["kind", "time", "lvl", "unit", "bd", "grp"]
+        keys = ["kind", "time", "lvl", "unit", "bd", "grp"]  # the labels, for the report
         det_rows = [{**cells.loc[j, keys].to_dict(), "UTFALL": outcome, **{f"{s}_funnet": float(peeled_values[s][i]) for s in STATS}}
                     for i, j in enumerate(peeled)]
         det_rows += [{**cells.loc[j, keys].to_dict(), "UTFALL": outcome, **{f"{s}_funnet": v for s, v in vals.items()}}

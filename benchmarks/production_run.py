@@ -27,7 +27,7 @@ from pathlib import Path
 from machine import machine, status_mb  # benchmarks/ is on sys.path when a script here runs
 
 STAGES = {"validering": "validate", "utfall": "outcomes", "modell": "model", "indikator": "indicator",
-          "publisering": "publish", "lagring": "store"}
+          "publisering": "publish", "revisjon": "audit", "lagring": "store"}
 
 
 def _dir_mb(dirs) -> float:

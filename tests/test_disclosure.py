@@ -114,12 +114,16 @@ def _truth(world, tmp_path_factory, spec):
     return _tables(db)
 
 
+strict_db = {}
+
+
 @pytest.fixture(scope="module")
 def strict(small_world, tmp_path_factory):
     """A high threshold, so that many cells are suppressed and linked."""
     spec = dataclasses.replace(ai.load_spec(), min_persons=15)
     db = tmp_path_factory.mktemp("strict") / "res.duckdb"
     ai.run_indicator(small_world, config=spec, db=db)
+    strict_db["path"] = db
     return spec, _tables(db), _truth(small_world, tmp_path_factory, spec)
 
 
@@ -268,3 +272,39 @@ def test_an_office_that_moves_region(small_world, tmp_path):
     res = audit(m, p, w)
     assert res.passed and res.witness_ok
     assert attack(m, p, "jobb3") == {}
+
+
+def test_nothing_is_recovered_through_the_api(strict):
+    """What the HTTP API shows (every unit's monthly series for every group, the funnels of every
+    period) gives an attacker nothing more than the tables."""
+    from fastapi.testclient import TestClient
+
+    from arbeidsindikator.dashboard import create_app
+    _, (m, p, _), _ = strict
+    db = strict_db["path"]
+    client = TestClient(create_app(db))
+    meta = client.get("/api/meta").json()
+    rows = []
+    for u in client.get("/api/units").json():
+        for bd, groups in meta["groups"].items():
+            for g in groups:
+                r = client.get("/api/series", params={"unit": u["id"], "outcome": "jobb3", "breakdown": bd, "group": g})
+                if r.status_code != 200:
+                    continue
+                for x in r.json()["rows"]:
+                    rows.append({"BEHOLDNINGSMAANED": x["BEHOLDNINGSMAANED"] + "-01", "ORG_NIVAA": u["level"],
+                                 "ORG_STED_ID": u["id"], "REGION_ID": u["region"], "UTFALL": "jobb3", "NEDBRYTNING": bd,
+                                 "GRUPPE": g, "ANTALL_PERSONER": x["ANTALL_PERSONER"], "faktisk": x["INDIKATOR"],
+                                 "PRIKKET": x["PRIKKET"]})
+    seen = pd.DataFrame(rows)
+    assert len(seen) > 10_000 and seen["PRIKKET"].any()
+    funnels = []  # the indicator of the published period cells; an attacker reads a year's label as its months
+    for period in (x for x in meta["periods"] if x.isdigit()):
+        for level in (2, 3):
+            for c in client.get("/api/funnel", params={"outcome": "jobb3", "period": period, "level": level}).json():
+                funnels.append({"PERIODE": period, "PERIODE_FRA": f"{period}-01-01", "PERIODE_TIL": f"{period}-12-01",
+                                "ORG_NIVAA": level, "ORG_STED_ID": c["ORG_STED_ID"], "REGION_ID": c["REGION_ID"],
+                                "UTFALL": "jobb3", "NEDBRYTNING": "Alle", "GRUPPE": "Alle",
+                                "ANTALL_PERSONER": c["ANTALL_PERSONER"], "faktisk": c["INDIKATOR"], "PRIKKET": False})
+    assert len(funnels) > 100
+    assert attack(seen, pd.DataFrame(funnels), "jobb3") == {}
