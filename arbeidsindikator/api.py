@@ -51,21 +51,19 @@ def connect_data(data_dir: Path | str, check: bool = True) -> duckdb.DuckDBPyCon
     return con
 
 
-def fit_model(con: duckdb.DuckDBPyConnection, table_or_query: str, spec: ModelSpec | str | Path | None = None,
-              predictions_table: str | None = None) -> IndicatorModel:
-    """Fit the model specification on any table or query (the spec names the columns).
+def fit_model(data, query_or_spec=None, spec: ModelSpec | str | Path | None = None, *, row_id: str | None = None):
+    """Fit a model specification on any table: a DuckDB connection with a table, view or SELECT
+    query, a pandas or polars DataFrame, an Arrow table, or a Parquet or CSV path.
 
-    Predictions (if `predictions_table` is given) are keyed by (cluster column, month), which
-    must identify a row."""
-    if not isinstance(spec, ModelSpec):
-        spec = load_spec(spec)
-    src = table_or_query
-    if src.strip().lower().startswith("select"):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW __fit_source AS {src}")
-        src = "__fit_source"
-    cols = {r[0] for r in con.execute(f"DESCRIBE {src}").fetchall()}
-    check_columns(spec, cols, src)
-    return IndicatorModel(spec).fit(con, src, predictions_table=predictions_table)
+        fit = ai.fit_model(con, "SELECT * FROM my_table", spec)
+        fit = ai.fit_model(df, spec)
+        fit["y"].params, fit["y"].bse, fit["y"].summary(), fit.predict(new_df, row_id="id")
+
+    The table needs only the columns the specification names. Rows with a missing value in a
+    covariate, the weight or the cluster are left out and counted (never filled in). Every
+    problem with the table or the specification is a ConfigError naming column and rule."""
+    from .modelfit import fit
+    return fit(data, query_or_spec, spec, row_id=row_id)
 
 
 @dataclass

@@ -269,17 +269,26 @@ def pd_concat(frames):
 
 @app.command()
 def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/)."),
-             db: Path = typer.Option(Path("arbeidsindikator.duckdb"))):
-    """Correlate the office-by-year indicator with the world's true office contribution."""
+             db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store of a run on that world.")):
+    """The indicator against the world's truth: correlation by office and year, and how often the 95% intervals of
+    office-month and office-year cells cover the true contribution."""
     from rich.table import Table
 
-    from .validity import office_year_correlations
+    from .validity import coverage, office_year_correlations
     t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
     for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
         t.add_column(c)
     for o, v in office_year_correlations(data, db).items():
         t.add_row(o, str(v["office_years"]), f"{v['r_indicator']:.3f}", f"{v['r_actual']:.3f}", f"{v['rmse_indicator']:.3f}")
     console.print(t)
+    c = Table(title="Dekning: andel 95 %-intervaller som inneholder den sanne kontoreffekten (z = feil / standardfeil)")
+    for col in ("celler", "utfall", "antall", "dekning", "sd(z)", "snitt(z)"):
+        c.add_column(col, justify="right")
+    for r in coverage(data, db).itertuples(index=False):
+        c.add_row(r.celler, r.UTFALL, f"{r.antall:,}".replace(",", " "), f"{100 * r.dekning_95:.1f} %".replace(".", ","),
+                  f"{r.sd_z:.2f}".replace(".", ","), f"{r.snitt_z:+.2f}".replace(".", ","))
+    console.print(c)
+    console.print("Med riktige standardfeil dekker 95 %-intervallene om lag 95 % og sd(z) er om lag 1.")
 
 
 def _print_frame(df, title: str, columns: list[str], out: Path | None = None) -> None:

@@ -7,6 +7,7 @@ kinds, columns that do not exist in the analysis table).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -51,8 +52,8 @@ class ModelSpec:
     period_from: str | None = None
     period_to: str | None = None
     exclude: dict = field(default_factory=dict)
-    se_type: str = "cluster"
-    cluster: str = "person_id"
+    se_type: str = "robust"
+    cluster: str | None = None  # clustered standard errors need it (the production model: person_id)
     cluster2: str | None = None  # second clustering level for the cells' model uncertainty
     weight: str | None = None
     min_persons: int = 10
@@ -66,8 +67,13 @@ class ModelSpec:
         return breakdown.column in {t.column for t in self.terms}
 
     def columns(self) -> set[str]:
+        """Every column the specification names (the table needs these and no others)."""
         cols = {t.column for t in self.terms} | set(self.outcomes) | {b.column for b in self.breakdowns}
         cols |= set(self.exclude)
+        if self.cluster:
+            cols.add(self.cluster)
+        if self.period_from or self.period_to:
+            cols.add("month")
         if self.cluster2:
             cols.add(self.cluster2)
         if self.weight:
@@ -108,13 +114,19 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
                           None if t.get("reference") is None else str(t["reference"])))
     if not terms:
         problems.append("model.terms is empty: the model needs at least one term")
-    se = m.get("se_type", "cluster")
+    cluster = m.get("cluster")
+    if cluster is not None and (not isinstance(cluster, str) or not cluster):
+        problems.append(f"model.cluster must be a column name, got {cluster!r}")
+        cluster = None
+    se = m.get("se_type", "cluster" if cluster else "robust")
     if se not in SE_TYPES:
         problems.append(f"model.se_type must be one of {', '.join(SE_TYPES)}, got {se!r}")
+    elif se == "cluster" and not cluster:
+        problems.append("model.se_type = 'cluster' needs model.cluster, the column that identifies a cluster (e.g. person_id)")
     period = m.get("estimation_period", {}) or {}
     for k in ("from", "to"):
         v = period.get(k)
-        if v is not None and (not isinstance(v, str) or len(v) != 7 or v[4] != "-"):
+        if v is not None and not _is_month(v):
             problems.append(f"model.estimation_period.{k} must look like 'YYYY-MM', got {v!r}")
     exclude = m.get("exclude", {}) or {}
     if not isinstance(exclude, dict) or not all(isinstance(v, list) for v in exclude.values()):
@@ -139,7 +151,7 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
     periods = []
     for i, per in enumerate(publish.get("periods", [])):
         a, b = per.get("from"), per.get("to")
-        if not all(isinstance(v, str) and len(v) == 7 and v[4] == "-" for v in (a, b)) or a > b:
+        if not all(_is_month(v) for v in (a, b)) or a > b:
             problems.append(f"publish.periods[{i}] needs 'from' <= 'to', both like 'YYYY-MM', got {a!r}..{b!r}")
             continue
         periods.append((str(per.get("label", f"{a}--{b}")), a, b))
@@ -148,10 +160,14 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
     return ModelSpec(name=m.get("name", "model"), outcomes=tuple(outcomes), terms=tuple(terms),
                      breakdowns=breakdowns, description=m.get("description", ""),
                      period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
-                     se_type=se, cluster=m.get("cluster", "person_id"), cluster2=m.get("cluster2"),
+                     se_type=se, cluster=cluster, cluster2=m.get("cluster2"),
                      weight=m.get("weight"),
                      min_persons=min_persons, protection_share=float(share), suppressed_counts=counts,
                      periods=tuple(periods), source_text=text)
+
+
+def _is_month(v) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", v) is not None
 
 
 def load_spec(path: Path | str | None = None) -> ModelSpec:
@@ -166,7 +182,7 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
 
 def check_columns(spec: ModelSpec, available: set[str], table: str = "analysis") -> None:
     """Every column the spec names must exist in the table the model reads."""
-    missing = sorted(c for c in spec.columns() | {spec.cluster} if c not in available)
+    missing = sorted(c for c in spec.columns() if c not in available)
     if missing:
         raise ConfigError([f"column {c!r} does not exist in the {table} table (available: {', '.join(sorted(available))})"
                            for c in missing])

@@ -195,7 +195,9 @@ SQL_INT = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}  # cod
 
 def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Columns __t0, __t1, ... of a batch as integer codes (coded terms) and floats (continuous).
-    A missing code goes to the term's 'unseen' slot; it is filled in Arrow (no float round trip)."""
+    A missing code goes to the term's 'unseen' slot (filled in Arrow, no float round trip); a
+    missing continuous value stays NaN. Rows with a missing value are not in the estimation
+    sample (column __ok, IndicatorModel.complete_sql) and get no prediction."""
     codes, conts = [], []
     for i, c in enumerate(codings):
         col = batch.column(f"__t{i}")
@@ -203,7 +205,7 @@ def term_arrays(codings: list[TermCoding], batch: pa.RecordBatch) -> tuple[list[
             # kept in the column's small type (code_type): widened only where codes are combined
             codes.append(pc.fill_null(col, len(c.levels)).to_numpy(zero_copy_only=False))
         else:
-            conts.append(np.nan_to_num(col.to_numpy(zero_copy_only=False).astype(float)))
+            conts.append(col.to_numpy(zero_copy_only=False).astype(float))
     return codes, conts
 
 
@@ -454,6 +456,7 @@ class FitResult:
     rss: float
     tss: float
     notes: list[str]
+    n_missing: int = 0  # rows with an observed outcome left out for a missing covariate, weight or cluster
 
     @property
     def df_resid(self) -> int:
@@ -464,6 +467,9 @@ class FitResult:
         return 1 - self.rss / self.tss if self.tss > 0 else float("nan")
 
     def std_errors(self, se_type: str = "cluster") -> np.ndarray:
+        if se_type not in self.cov:
+            raise ValueError(f"no {se_type} standard errors: the model was fitted "
+                             + ("without a cluster column" if se_type == "cluster" else f"with {', '.join(self.cov)}"))
         out = np.full(len(self.names), np.nan)
         out[self.kept] = np.sqrt(np.diag(self.cov[se_type]))
         return out
@@ -479,7 +485,8 @@ class FitResult:
 
     def table(self, se_type: str = "cluster") -> list[dict]:
         """Rows like Nav's model_metrics: variable, coefficient, std_err, t_value, p_value."""
-        se = {k: self.std_errors(k) for k in self.cov}
+        se = {k: self.std_errors(k) if k in self.cov else np.full(len(self.names), np.nan)
+              for k in ("classical", "robust", "cluster")}
         t, p = self.tvalues(se_type), self.pvalues(se_type)
         return [{"response_variable": self.outcome, "variable": n, "coefficient": float(b),
                  "std_err": float(se[se_type][i]), "t_value": float(t[i]), "p_value": float(p[i]),
@@ -487,8 +494,10 @@ class FitResult:
                  "std_err_robust": float(se["robust"][i]), "std_err_cluster": float(se["cluster"][i])}
                 for i, (n, b) in enumerate(zip(self.names, self.params))]
 
-    def summary(self, se_type: str = "cluster") -> str:
-        lines = [f"{self.outcome}: N = {self.nobs:,}, klynger = {self.n_clusters:,}, R² = {self.r2:.4f}, SE = {se_type}"]
+    def summary(self, se_type: str | None = None) -> str:
+        se_type = se_type or ("cluster" if "cluster" in self.cov else "robust")
+        lines = [f"{self.outcome}: N = {self.nobs:,}, klynger = {self.n_clusters:,}, R² = {self.r2:.4f}, SE = {se_type}"
+                 + (f", utelatt for manglende verdier: {self.n_missing:,}" if self.n_missing else "")]
         for r in self.table(se_type):
             if np.isnan(r["coefficient"]):
                 continue
@@ -538,6 +547,9 @@ class IndicatorModel:
     def __init__(self, spec: ModelSpec, batch_rows: int = BATCH_ROWS):
         self.spec = spec
         self.batch_rows = batch_rows
+        # what the table offers, decided by fit: a month column, and the spec's cluster column
+        self.has_month_ = True
+        self.cluster_ = spec.cluster
 
     # -- SQL ------------------------------------------------------------------------------
     def population_where(self) -> str:
@@ -548,6 +560,7 @@ class IndicatorModel:
         return " AND ".join(parts)
 
     def period_where(self) -> str:
+        """The estimation period (the spec's months are checked 'YYYY-MM' by parse_spec)."""
         parts = []
         if self.spec.period_from:
             parts.append(f"month >= DATE '{self.spec.period_from}-01'")
@@ -555,9 +568,54 @@ class IndicatorModel:
             parts.append(f"month <= DATE '{self.spec.period_to}-01'")
         return " AND ".join(parts) or "TRUE"
 
+    def complete_sql(self) -> str:
+        """A row is complete when no term, weight or cluster value is missing (NULL, or NaN
+        for numbers). Incomplete rows are left out of the estimation (listwise, counted and
+        reported in the notes), never filled in."""
+        parts = []
+        for t in self.spec.terms:
+            col = _q(t.column)
+            parts.append(f"{col} IS NOT NULL")
+            if t.kind != "categorical":
+                parts.append(f"NOT isnan(CAST({col} AS DOUBLE))")
+        if self.spec.weight:
+            w = _q(self.spec.weight)
+            parts.append(f"{w} IS NOT NULL AND NOT isnan(CAST({w} AS DOUBLE))")
+        if getattr(self, "cluster_", None):
+            parts.append(f"{_q(self.cluster_)} IS NOT NULL")
+        return " AND ".join(parts) or "TRUE"
+
+    def missing_counts(self, con, table: str) -> dict[str, dict[str, int]]:
+        """Per outcome, the rows of the estimation sample with an observed outcome left out for
+        a missing value, per column (a row can lack several)."""
+        cols = [t.column for t in self.spec.terms if t.kind != "categorical"]
+        checks = {t.column: f"{_q(t.column)} IS NULL" + (f" OR isnan(CAST({_q(t.column)} AS DOUBLE))" if t.column in cols else "")
+                  for t in self.spec.terms}
+        if self.spec.weight:
+            checks[self.spec.weight] = f"{_q(self.spec.weight)} IS NULL OR isnan(CAST({_q(self.spec.weight)} AS DOUBLE))"
+        if getattr(self, "cluster_", None):
+            checks[self.cluster_] = f"{_q(self.cluster_)} IS NULL"
+        exprs, keys = [], []
+        for o in self.spec.outcomes:
+            obs = f"{_q(o)} IS NOT NULL AND NOT isnan(CAST({_q(o)} AS DOUBLE))"
+            exprs.append(f"count(*) FILTER (WHERE {obs} AND NOT ({self.complete_sql()}))")
+            keys.append((o, None))
+            for c, e in checks.items():
+                exprs.append(f"count(*) FILTER (WHERE {obs} AND ({e}))")
+                keys.append((o, c))
+        row = con.execute(f"SELECT {', '.join(exprs)} FROM {table} WHERE {self.population_where()} "
+                          f"AND {self.period_where()}").fetchall()[0]
+        out = {o: {} for o in self.spec.outcomes}
+        for (o, c), v in zip(keys, row):
+            out[o]["*" if c is None else c] = int(v or 0)
+        return out
+
     def design_sql(self, table: str, ordered: bool = True, carried: bool = False) -> str:
         """The rows the model reads; `carried`: with the columns that its person rows carry along."""
-        cols = [f"{_q(self.spec.cluster)} AS __cluster", "month AS __month", f"({self.period_where()}) AS __est"]
+        cluster = f"{_q(self.cluster_)}" if self.cluster_ else "CAST(NULL AS BIGINT)"
+        month = "month" if self.has_month_ else "CAST(NULL AS DATE)"
+        cols = [f"{cluster} AS __cluster", f"{month} AS __month",
+                f"({self.period_where()}) AND ({self.complete_sql()}) AS __est", f"({self.complete_sql()}) AS __ok"]
         if carried:
             cols += [f"{expr} AS {name}" for name, expr in self.carry_.items()]
         # codes in their smallest type: the clustered pass sorts these rows, and at national
@@ -571,7 +629,7 @@ class IndicatorModel:
         if self.spec.weight:  # unweighted: no column of ones to sort and stream (see _arrays)
             cols.append(f"CAST({_q(self.spec.weight)} AS DOUBLE) AS __w")
         return (f"SELECT {', '.join(cols)} FROM {table} WHERE {self.population_where()}"
-                + (" ORDER BY __cluster, __month" if ordered else ""))
+                + (" ORDER BY __cluster, __month" if ordered and self.cluster_ else ""))
 
     # -- batches --------------------------------------------------------------------------
     def _arrays(self, batch: pa.RecordBatch):
@@ -634,11 +692,14 @@ class IndicatorModel:
         cluster may span batches but not partitions) to `acc`; with `person_rows`, yield each
         batch's person rows (`_person_rows`) as it is done."""
         layout, outs = self.layout_, self.spec.outcomes
-        for b in whole_clusters(batches):
-            cid = b.column("__cluster").to_numpy(zero_copy_only=False)
+        for b in (whole_clusters(batches) if self.cluster_ else batches):
             codes, conts, ys, w, est = self._arrays(b)
             rows = _RowSets(layout, codes, conts)
-            g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])  # clusters numbered by run length
+            if self.cluster_:
+                cid = b.column("__cluster").to_numpy(zero_copy_only=False)
+                g = np.concatenate([[0], np.cumsum(cid[1:] != cid[:-1])])  # clusters numbered by run length
+            else:  # no cluster column: every row its own (the clustered covariance is then not reported)
+                g = np.arange(b.num_rows)
             ng = int(g.max()) + 1
             yhat = {o: layout.predict(self.beta_full_[o], codes, conts) for o in outs}
             for o in outs:
@@ -673,9 +734,11 @@ class IndicatorModel:
         expected value and the indicator, actual minus expected."""
         cols = {out: b.column(src) for out, src in self.person_row_columns().items() if isinstance(src, str)}
         cols |= {k: pa.array(v) for k, v in self.design_columns(codes, conts).items()}
+        ok = b.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
         for o in self.spec.outcomes:
             actual = b.column(f"__y_{o}")
-            expected = pa.array(yhat[o] if yhat else self.layout_.predict(self.beta_full_[o], codes, conts))
+            pred = yhat[o] if yhat else self.layout_.predict(self.beta_full_[o], codes, conts)
+            expected = pa.array(np.where(ok, pred, np.nan), from_pandas=True)
             cols |= {f"actual_{o}": actual, f"expected_{o}": expected, f"indicator_{o}": pc.subtract(actual, expected)}
         return pa.RecordBatch.from_pydict({c: cols[c] for c in self.person_row_columns()})  # Spark's schema order
 
@@ -695,7 +758,11 @@ class IndicatorModel:
         `con` is a DuckDB connection, or the Spark engine (spark.SparkConnection): there the
         same sums are computed per partition on the executors and added on the driver."""
         self.carry_ = dict(carry or {})
-        est_where = f"{self.population_where()} AND {self.period_where()}"
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+        self.has_month_ = "month" in have
+        self.cluster_ = self.spec.cluster if self.spec.cluster in have else None
+        self.missing_ = self.missing_counts(con, table)
+        est_where = f"{self.population_where()} AND {self.period_where()} AND {self.complete_sql()}"
         self.codings_ = code_terms(self.spec, con, table, est_where)
         if self.spec.cluster2:  # e.g. commuting region: the level at which the labour market varies
             levels = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({_q(self.spec.cluster2)} AS STRING) FROM {table} "
@@ -732,7 +799,8 @@ class IndicatorModel:
         self.ainv_ = {}
         self.xbar_ = {}  # the estimation sample's (weighted) mean design row: the indicator's reference
         for o in outs:
-            notes = []
+            notes = [f"{v:,} rader med observert utfall er utelatt fordi {c} mangler".replace(",", " ")
+                     for c, v in self.missing_[o].items() if c != "*" and v]
             if n[o] == 0:
                 raise ValueError(f"outcome {o} has no observed values in the estimation sample")
             cand = [j for j in range(p) if j not in set(layout.structural_zero)]
@@ -768,16 +836,17 @@ class IndicatorModel:
             cov = {
                 "classical": sigma2 * ainv,
                 "robust": n[o] / (n[o] - k) * ainv @ hck @ ainv,
-                "cluster": (n_clusters[o] / (n_clusters[o] - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ cl[o] @ ainv,
             }
+            if self.cluster_:
+                cov["cluster"] = (n_clusters[o] / (n_clusters[o] - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ cl[o] @ ainv
             if self.spec.cluster2:
                 sk = s2[o][:, kept]
                 g2 = int((np.abs(sk).sum(axis=1) > 0).sum())
                 cov["cluster2"] = (g2 / (g2 - 1)) * ((n[o] - 1) / (n[o] - k)) * ainv @ (sk.T @ sk) @ ainv
             params = np.full(p, np.nan)
             params[kept] = self.beta_full_[o][kept]
-            self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o], sw[o],
-                                         rss[o], tss, self.notes_[o])
+            self.results_[o] = FitResult(o, layout.names, params, cov, kept, n[o], n_clusters[o] if self.cluster_ else 0,
+                                         sw[o], rss[o], tss, self.notes_[o], self.missing_[o].get("*", 0))
         return self
 
     def coefficient_rows(self) -> list[dict]:

@@ -75,6 +75,16 @@ def valid_sql(t: str, m: str) -> str:
     return f"{m} >= {t}.valid_from AND ({t}.valid_to IS NULL OR {m} <= {t}.valid_to)"
 
 
+def labour_market_sql() -> str:
+    """The labour market per commuting region and month, with the inflow's mean over the 12
+    months up to the month (`inflow_rate_12m`: a region's lasting level, little moved by one
+    month's passing deviation; Nav's model variants use such 12-month measures)."""
+    mi = month_index_sql("month")
+    return f"""SELECT *, avg(inflow_rate) OVER (PARTITION BY commuting_region_id ORDER BY {mi}
+                                          RANGE BETWEEN 11 PRECEDING AND CURRENT ROW) AS inflow_rate_12m
+               FROM labour_market"""
+
+
 def analysis_sql(outcomes: str = "outcomes") -> str:
     """The person-month table the model reads: the stock with the person's characteristics,
     the organisation (following office, its type and region; home office of the municipality),
@@ -89,13 +99,13 @@ def analysis_sql(outcomes: str = "outcomes") -> str:
            p.sex, p.education, p.immigrant_category,
            s.innsatsgruppe, s.months_since_registration, s.benefit, s.laid_off, s.youth_guarantee,
            s.work_hours_12m, s.work_hours_24m, s.reduced_work_capacity,
-           l.inflow_rate, l.unemployment_rate, l.vacancy_rate,
+           l.inflow_rate, l.inflow_rate_12m, l.unemployment_rate, l.vacancy_rate,
            o.atid3, o.atid12, o.jobb3, o.jobb12
     FROM stock s
     JOIN persons p USING (person_id)
     JOIN offices f ON s.office_id = f.office_id AND {valid_sql('f', 's.month')}
     JOIN municipalities m ON s.municipality_id = m.municipality_id AND {valid_sql('m', 's.month')}
-    JOIN labour_market l ON l.commuting_region_id = m.commuting_region_id AND l.month = s.month
+    JOIN ({labour_market_sql()}) l ON l.commuting_region_id = m.commuting_region_id AND l.month = s.month
     LEFT JOIN {outcomes} o ON o.person_id = s.person_id AND o.month = s.month
     """
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from .runs import latest_run_id
 from .shrinkage import NOE_ID
+from .uncertainty import Z95
 
 
 def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None, min_persons: int = 100):
@@ -103,3 +105,39 @@ def coverage_and_shrinkage(data_dir, db, run_id=None) -> dict:
                   "mse_shrunk": float(((g["shrunk"] - g["truth"]) ** 2).mean()),
                   "mean_se": float(g["se"].mean()), "bias": float((g["indicator"] - g["truth"]).mean())}
     return out
+
+
+def office_month_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None) -> pd.DataFrame:
+    """Office x month cells of `published` (unsuppressed, NOE excepted) with the world's true
+    office contribution, normalised to its period mean (weighted by persons), as the indicator is."""
+    truth = (Path(data_dir) / "truth" / "office_month.parquet").as_posix()
+    con = duckdb.connect(str(db), read_only=True)
+    rid = run_id or latest_run_id(con)
+    df = con.execute("""
+        WITH t AS (SELECT * FROM read_parquet($truth)),
+        m AS (SELECT p.ORG_STED_ID AS office_id, p.BEHOLDNINGSMAANED AS month, p.UTFALL AS outcome,
+                     p.PRIKKET AS suppressed, p.INDIKATOR AS indicator, p.INDIKATOR_SE AS se,
+                     coalesce(p.ANTALL_PERSONER, t.n_persons) AS n,
+                     CASE p.UTFALL WHEN 'atid3' THEN t.true_atid3 WHEN 'atid12' THEN t.true_atid12
+                                   WHEN 'jobb3' THEN t.true_jobb3 ELSE t.true_jobb12 END AS truth
+              FROM published p JOIN t ON t.office_id = p.ORG_STED_ID AND t.month = p.BEHOLDNINGSMAANED
+              WHERE p.run_id = $rid AND p.ORG_NIVAA = 3 AND p.NEDBRYTNING = 'Alle' AND p.ORG_STED_ID <> $noe)
+        SELECT m.* REPLACE (m.truth - sum(m.truth * m.n) OVER (PARTITION BY m.outcome) / sum(m.n) OVER (PARTITION BY m.outcome) AS truth)
+        FROM m""", {"truth": truth, "rid": rid, "noe": NOE_ID}).df()
+    con.close()
+    return df[~df["suppressed"] & (df["se"] > 0)].drop(columns="suppressed")
+
+
+def coverage(data_dir, db, run_id=None) -> pd.DataFrame:
+    """Per outcome, for office-month and office-year cells: how often the 95% interval covers
+    the true contribution, and the spread of the z-scores (error / standard error), which is 1
+    if the standard errors are the errors' real size."""
+    rows = []
+    frames = {"kontor-måned": office_month_frame(data_dir, db, run_id),
+              "kontor-år": office_year_period_frame(data_dir, db, run_id).rename(columns={"year": "period"})}
+    for kind, df in frames.items():
+        for o, g in df.groupby("outcome"):
+            z = (g["indicator"] - g["truth"]) / g["se"]
+            rows.append({"UTFALL": o, "celler": kind, "antall": len(g), "dekning_95": float((z.abs() <= Z95).mean()),
+                         "sd_z": float(z.std()), "snitt_z": float(z.mean())})
+    return pd.DataFrame(rows).sort_values(["celler", "UTFALL"], ignore_index=True)

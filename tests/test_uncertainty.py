@@ -125,7 +125,7 @@ def test_indicator_standard_errors_equal_an_independent_sandwich(small_run, dens
         if level == 1 and group == "Alle":
             assert published < 0.01 and published == pytest.approx(expected, rel=1e-6)  # jobb3 in pp
         else:
-            assert -0.02 <= published / expected - 1 <= 0.002, (period, unit, group, published, expected)
+            assert -0.03 <= published / expected - 1 <= 0.002, (period, unit, group, published, expected)
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,18 @@ def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, me
         assert 0.90 <= r[o]["coverage_95"] <= 0.98, (o, r[o])
     for o in r:
         assert r[o]["mse_shrunk"] < r[o]["mse_raw"], (o, r[o])
+
+
+def test_monthly_and_yearly_intervals_cover_the_truth_on_the_clean_medium_world(medium_clean_world, medium_clean_run):
+    """Office-month and office-year 95% intervals cover the true contribution 90-98% of the
+    time for every outcome, and the errors are as large as the standard errors say."""
+    from arbeidsindikator.validity import coverage
+    c = coverage(medium_clean_world, medium_clean_run)
+    assert set(c["celler"]) == {"kontor-måned", "kontor-år"} and len(c) == 8
+    for r in c.itertuples():
+        assert 0.90 <= r.dekning_95 <= 0.98, r
+        assert 0.9 <= r.sd_z <= 1.1, r
+        assert abs(r.snitt_z) < 0.25, r
 
 
 def test_periods_named_in_the_specification_are_published(small_world, tmp_path):
