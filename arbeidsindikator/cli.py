@@ -146,7 +146,9 @@ def run(
                                                    engine=engine, spark=session, spark_workdir=spark_workdir))
     console.print(f"Kjøring [bold]{r.run_id}[/] lagret i [bold]{db}[/] ({r.n_person_months:,} personmåneder).")
     for o, res in r.model.results_.items():
-        console.print(f"  {o}: N = {res.nobs:,}, R² = {res.r2:.3f}" + (f", {len(res.notes)} merknad(er)" if res.notes else ""))
+        console.print(f"  {o}: N = {res.nobs:,}, R² = {res.r2:.3f}"
+                      + (f", {res.n_missing:,} utelatt for manglende verdier" if res.n_missing else "")
+                      + (f", {len(res.notes)} merknad(er)" if res.notes else ""))
     return r
 
 

@@ -79,7 +79,8 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     lm = build_labour_market(geo, np.random.default_rng(s_lm), clean=clean)
     loginf = np.log(lm["inflow_rate"])
     period = slice(STOCK_FIRST - T0, STOCK_LAST - T0 + 1)
-    lm_z = (loginf - loginf[:, period].mean()) / loginf[:, period].std()
+    spread = loginf[:, period].std()
+    lm_z = (loginf - loginf[:, period].mean()) / (spread if spread > 1e-12 else 1.0)  # the clean world: flat
 
     report("personer og forløp", 0.05)
     persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop))
