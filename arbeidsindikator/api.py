@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from . import __version__
 from .atomic import work_directory
@@ -29,8 +28,9 @@ from .indicator import cell_codes, coded_table, person_results_view
 from .model import IndicatorModel, is_spark
 from .outcomes import build_analysis
 from .audit import DisclosureError, audit
-from .publish import build_published
-from .runs import fingerprint, latest_run_id, new_run_id, run_exists, store_run
+from .publish import _store, build_published, unit_table
+from .results import Results
+from .runs import fingerprint, new_run_id, store_run
 from .validate import register_tables, table_file, validate
 
 ENGINES = ("duckdb", "spark")
@@ -159,6 +159,7 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     if not check.passed:
         raise DisclosureError(f"{len(check.determined)} prikkede celler kan regnes ut fra de publiserte tabellene; "
                               "kjøringen er ikke lagret.")
+    _store(work, "units", unit_table(pub.monthly, work.execute("SELECT * FROM offices").df()))
     del pub
     lap("audit")
     n_pm = work.execute(f"SELECT count(*) FROM {coded_table('person_results')}").fetchall()[0][0]
@@ -183,115 +184,6 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     lap("store")
     report("ferdig", 1.0)
     return RunResult(run_id, Path(db), model, timings, n_pm)
-
-
-class Results:
-    """Read access to a results store (aggregates only)."""
-
-    def __init__(self, db: Path | str):
-        self.db = Path(db)
-        if not self.db.exists():
-            raise FileNotFoundError(f"results database {self.db} does not exist; run `arbeidsindikator run` first")
-        self.con = duckdb.connect(str(self.db), read_only=True)
-
-    def run_id(self, run_id: str | None = None) -> str:
-        if run_id is not None:
-            if not run_exists(self.con, run_id):
-                raise LookupError(f"{self.db} holds no run {run_id!r}")
-            return run_id
-        rid = latest_run_id(self.con)
-        if rid is None:
-            raise LookupError(f"{self.db} holds no runs")
-        return rid
-
-    def runs(self):
-        return self.con.execute("SELECT * FROM runs ORDER BY created_at").df()
-
-    def coefficients(self, run_id: str | None = None):
-        return self.con.execute("SELECT * FROM coefficients WHERE run_id = ?", [self.run_id(run_id)]).df()
-
-    def published(self, run_id: str | None = None, **filters):
-        """The monthly cells of a run, filtered by column = value (column names as in the table,
-        case-insensitive: ORG_NIVAA=1, utfall="jobb3", ...)."""
-        return self._select("published", run_id, filters, "BEHOLDNINGSMAANED")
-
-    def period(self, run_id: str | None = None, **filters):
-        """Period cells (calendar years, last 12 months, whole period, ...), person-clustered."""
-        return self._select("published_period", run_id, filters, "PERIODE")
-
-    def _select(self, table, run_id, filters, time_col):
-        rid = self.run_id(run_id)  # first: an empty store has no tables to describe
-        columns = {c.upper(): c for c, *_ in self.con.execute(f"DESCRIBE {table}").fetchall() if c != "run_id"}
-        where, args = ["run_id = ?"], [rid]
-        for k, v in filters.items():
-            col = columns.get(str(k).upper())
-            if col is None:  # a filter is a column of the table, never SQL
-                raise ValueError(f"unknown column {k!r} in {table}; valid: {', '.join(columns.values())}")
-            where.append(f'"{col}" = ?')
-            args.append(v)
-        return self.con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE {' AND '.join(where)} "
-                                f"ORDER BY ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, {time_col}", args).df()
-
-    def _unit(self, unit: str) -> tuple[int, str]:
-        """A unit by name or id -> (level, id); 'Norge' is the country."""
-        r = self.con.execute("""SELECT DISTINCT ORG_NIVAA, ORG_STED_ID FROM published
-                                WHERE run_id = ? AND (ORG_STED = ? OR ORG_STED_ID = ?) ORDER BY 1 DESC""",
-                             [self.run_id(), unit, unit]).fetchall()
-        if not r:
-            raise LookupError(f"unknown unit {unit!r}")
-        return r[0]
-
-    def compare_levels(self, unit: str, outcome: str, breakdown: str, month=None, period: str | None = None):
-        """The groups of a breakdown side by side. Refused (ReadingRuleError) for in-model breakdowns."""
-        from .reading import check_level_comparison
-        level, uid = self._unit(unit)
-        flt = {"ORG_NIVAA": level, "ORG_STED_ID": uid, "UTFALL": outcome, "NEDBRYTNING": breakdown}
-        df = self.period(PERIODE=period, **flt) if period else self.published(**flt)
-        if df.empty:
-            raise LookupError(f"no cells for breakdown {breakdown!r}")
-        check_level_comparison(breakdown, bool(df["I_MODELLEN"].iloc[0]))
-        if month is not None and not period:
-            df = df[pd.to_datetime(df["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
-        return df
-
-    def index_of_change(self, unit: str, outcome: str, reference_month, breakdown: str = "Alle", group: str = "Alle"):
-        """Development from a reference month (index 0 there), with a 95% interval; allowed for every breakdown."""
-        from .reading import index_of_change
-        level, uid = self._unit(unit)
-        s = self.published(ORG_NIVAA=level, ORG_STED_ID=uid, UTFALL=outcome, NEDBRYTNING=breakdown, GRUPPE=group)
-        out = index_of_change(s, reference_month)
-        out.insert(0, "ORG_STED", s["ORG_STED"].iloc[0])
-        out.insert(1, "UTFALL", outcome)
-        out.insert(2, "GRUPPE", group)
-        return out
-
-    def funnel(self, level: int, outcome: str, month=None, period: str | None = None, breakdown: str = "Alle",
-               group: str = "Alle", region: str | None = None):
-        """Funnel-plot data: every unit's indicator against its size with control limits."""
-        from .shrinkage import funnel
-        flt = {"ORG_NIVAA": level, "UTFALL": outcome, "NEDBRYTNING": breakdown, "GRUPPE": group}
-        if period:
-            cells = self.period(PERIODE=period, **flt)
-        else:
-            cells = self.published(**flt)
-            cells = cells[pd.to_datetime(cells["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
-        if level == 3 and region is not None:
-            cells = cells[cells["REGION_ID"] == self._unit(region)[1]]
-        return funnel(cells)
-
-    def work_volume(self, unit: str, month, outcome: str = "atid3") -> dict:
-        """The indicator as extra hours per week and full-time equivalents for a unit in a month."""
-        from .reading import work_volume
-        level, uid = self._unit(unit)
-        c = self.published(ORG_NIVAA=level, ORG_STED_ID=uid, UTFALL=outcome, NEDBRYTNING="Alle")
-        c = c[pd.to_datetime(c["BEHOLDNINGSMAANED"]) == pd.Timestamp(month)]
-        if c.empty or pd.isna(c["INDIKATOR"].iloc[0]):
-            raise LookupError(f"no published value for {unit} in {month}")
-        return {"unit": c["ORG_STED"].iloc[0], "month": str(month)} | work_volume(float(c["INDIKATOR"].iloc[0]),
-                                                                               float(c["ANTALL_PERSONER"].iloc[0]))
-
-    def close(self):
-        self.con.close()
 
 
 __all__ = ["connect_data", "fit_model", "run_indicator", "Results", "RunResult", "load_spec", "parse_spec"]

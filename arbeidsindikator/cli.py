@@ -1,7 +1,15 @@
-"""Command line: a thin layer over the Python API (`arbeidsindikator.api`)."""
+"""Command line: a thin layer over the Python API (`arbeidsindikator.api`) and the analyses.
+
+What it prints is Norwegian, with Norwegian number format (`norsk.py`). A wrong argument, a
+missing file or a refused comparison ends with one sentence saying what is wrong and what is
+valid, and exit code 2; never a traceback (set ARBEIDSINDIKATOR_DEBUG=1 to see one for an
+unexpected error, which exits with 1).
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,11 +18,27 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import norsk
 from .validate import ValidationError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Arbeidsindikatoren: synthetic Nav world, the indicator, and its publication.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  help="Arbeidsindikatoren: syntetisk Nav-verden, indikatoren og publiseringen av den.")
+analyse_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                          help="Analyser bygd på indikatoren (kontorressurser, ...).")
+app.add_typer(analyse_app, name="analyse")
 console = Console()
+
+DB = typer.Option(Path("arbeidsindikator.duckdb"), "--db", metavar="FIL", help="Resultatbasen (DuckDB).")
+UNIT = typer.Option("Norge", "--unit", metavar="ENHET", help="«Norge», en region eller et kontor: navn eller nummer "
+                                                            "(store og små bokstaver spiller ingen rolle).")
+OUTCOME = typer.Option("atid3", "--outcome", metavar="UTFALL",
+                       help="atid3, atid12 (timer per uke de neste 3 / 12 månedene), jobb3 eller jobb12 (i jobb 3 / 12 "
+                            "måneder etter).")
+BREAKDOWN = typer.Option("Alle", "--breakdown", metavar="NEDBRYTNING",
+                         help="Alle, Innsatsgruppe, Ungdomsgaranti, Innvandrerkategori, Aldersgruppe eller Kjønn.")
+GROUP = typer.Option("Alle", "--group", metavar="GRUPPE", help="Gruppen i nedbrytningen, for eksempel standard eller "
+                                                              "ja («Alle» for hele enheten).")
+MONTH = "ÅÅÅÅ-MM"
 
 
 def _terminate(signum, frame):
@@ -25,6 +49,63 @@ def _terminate(signum, frame):
 @app.callback()
 def _main():
     signal.signal(signal.SIGTERM, _terminate)
+
+
+def _fail(message: str, code: int = 2):
+    """One sentence to the user, and an exit code: never a traceback."""
+    console.print(f"[red]{message}[/]", highlight=False)
+    raise typer.Exit(code)
+
+
+def _fail_validation(e: ValidationError) -> None:
+    from rich.table import Table
+    t = Table(title="Inndata bryter datakontrakten (ingenting er skrevet)", show_lines=False)
+    for c in ("tabell", "kolonne", "regel", "rader", "eksempler"):
+        t.add_column(c, overflow="fold")
+    for v in e.violations:
+        if v.severity != "error":
+            continue
+        ex = "; ".join(", ".join(f"{k}={x}" for k, x in r.items()) for r in v.examples)
+        t.add_row(v.table, v.column, v.rule, norsk.integer(v.n_rows) if v.n_rows else "", ex)
+    console.print(t)
+    raise typer.Exit(code=2)
+
+
+def friendly(fn):
+    """Known problems become one clear message and exit code 2; anything else one line and 1."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .audit import DisclosureError
+        from .config import ConfigError
+        from .reading import ReadingRuleError
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except ValidationError as e:
+            _fail_validation(e)
+        except ConfigError as e:
+            console.print("[red]Modellspesifikasjonen eller tabellen kan ikke brukes (ingenting er skrevet):[/]")
+            for p in e.problems:
+                console.print(f"  - {p}", highlight=False)
+            raise typer.Exit(2)
+        except ReadingRuleError as e:
+            _fail(f"Ikke tillatt: {e}")
+        except (LookupError, FileNotFoundError, DisclosureError, ValueError) as e:
+            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        except Exception as e:  # noqa: BLE001
+            if os.environ.get("ARBEIDSINDIKATOR_DEBUG"):
+                raise
+            _fail(f"Uventet feil ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                  "Kjør med ARBEIDSINDIKATOR_DEBUG=1 for detaljer.", 1)
+    return wrapper
+
+
+def command(*args, **kwargs):
+    """`app.command` with `friendly` error handling."""
+    def deco(fn):
+        return app.command(*args, **kwargs)(friendly(fn))
+    return deco
 
 
 @contextmanager
@@ -40,345 +121,362 @@ def progress_bar(title: str):
         yield update
 
 
-def _fail_validation(e: ValidationError) -> None:
-    from rich.table import Table
-    t = Table(title="Inndata bryter datakontrakten (ingenting er skrevet)", show_lines=False)
-    for c in ("tabell", "kolonne", "regel", "rader", "eksempler"):
-        t.add_column(c, overflow="fold")
-    for v in e.violations:
-        if v.severity != "error":
-            continue
-        ex = "; ".join(", ".join(f"{k}={x}" for k, x in r.items()) for r in v.examples)
-        t.add_row(v.table, v.column, v.rule, str(v.n_rows or ""), ex)
-    console.print(t)
-    raise typer.Exit(code=2)
+def _month(value: str | None, name: str) -> str | None:
+    """A month argument 'ÅÅÅÅ-MM' -> 'ÅÅÅÅ-MM-01'."""
+    import re
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", value):
+        _fail(f"Ugyldig måned i {name}: {value!r}. Bruk ÅÅÅÅ-MM, for eksempel 2023-06.")
+    return f"{value}-01"
 
 
-@app.command()
-def synth(
-    out: Path = typer.Option(..., help="Directory to write the world to (replaced atomically)."),
-    scale: str = typer.Option("medium", help="small | medium | national"),
-    seed: int = typer.Option(1, help="Random seed; the same seed gives byte-identical files."),
-    clean: bool = typer.Option(False, "--clean", help="No unobserved traits correlated with the office, no unforeseeable labour-market shocks."),
-    employment_observed_to: str = typer.Option("2024-12", help="Last month of employment data (2024-12 .. 2025-12)."),
-    report: bool = typer.Option(False, "--report", help="Print the calibration report afterwards."),
-):
-    """Generate a synthetic Nav world (Parquet, one file per table, plus truth/)."""
-    from .synth import generate_world
-    from .synth.params import SCALES
-    if scale not in SCALES:
-        raise typer.BadParameter(f"scale must be one of {', '.join(SCALES)}")
-    with progress_bar(f"Syntetisk verden ({scale})") as cb:
-        summary = generate_world(out, scale=scale, seed=seed, clean=clean,
-                                 employment_observed_to=employment_observed_to, progress=cb)
-    console.print(f"Skrev {summary['persons']:,} personer, {summary['offices']} kontor, "
-                  f"{summary['commuting_regions']} bo- og arbeidsmarkedsregioner til [bold]{out}[/] "
-                  f"på {summary['seconds']} s.")
-    if report:
-        calibrate(data=out)
-
-
-@app.command()
-def calibrate(data: Path = typer.Option(..., help="Directory of a synthetic world.")):
-    """Print the world's key figures beside the published ones."""
-    from .synth.calibration import calibration_report, report_table
-    console.print(report_table(calibration_report(data)))
-
-
-@app.command()
-def validate(data: Path = typer.Option(..., help="Directory with the contract's tables.")):
-    """Check a data directory against the contract; report every violation at once."""
-    from .validate import validate as run_validation
-    try:
-        found = run_validation(data)
-    except ValidationError as e:
-        _fail_validation(e)
-    for w in found:
-        console.print(f"[yellow]advarsel[/] {w}")
-    console.print(f"[green]Gyldig:[/] {data} oppfyller datakontrakten.")
-
-
-@app.command()
-def contract(out: Path = typer.Option(Path("docs/data-contract.md"), help="Where to write the Markdown.")):
-    """Write the data contract as Markdown (generated from the code)."""
-    from .contract import contract_markdown
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(contract_markdown())
-    console.print(f"Skrev {out}")
-
-
-def _run_with_errors(fn):
-    """Turn contract and configuration errors into one clear message and exit code 2."""
-    from .config import ConfigError
-    try:
-        return fn()
-    except ValidationError as e:
-        _fail_validation(e)
-    except ConfigError as e:
-        console.print("[red]Modellspesifikasjonen kan ikke brukes (ingenting er skrevet):[/]")
-        for p in e.problems:
-            console.print(f"  - {p}")
-        raise typer.Exit(code=2)
-
-
-@app.command()
-def run(
-    data: Path = typer.Option(..., help="Directory with the contract's tables."),
-    config: Path = typer.Option(None, help="Model specification (TOML); default: Nav's model."),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store (DuckDB)."),
-    person_level: bool = typer.Option(False, "--person-level", help="Also store person-level actual/expected/indicator."),
-    engine: str = typer.Option("duckdb", help="duckdb (embedded, default) or spark (Apache Spark, same results)."),
-    spark_master: str = typer.Option("local[2]", help="Spark master URL with --engine spark (local[N], spark://..., yarn)."),
-    spark_workdir: str = typer.Option(None, help="Spark: directory for intermediate tables, reachable by every "
-                                                 "executor on a cluster (hdfs://..., s3a://...); default: a local temp dir."),
-):
-    """Validate, compute outcomes, fit the model, publish; store the run in --db."""
-    from .api import ENGINES, run_indicator
-    if engine not in ENGINES:  # before a Spark session is started
-        console.print(f"[red]Ukjent motor {engine!r}: velg duckdb eller spark.[/]")
-        raise typer.Exit(2)
-    session = None
-    if engine == "spark":
-        from .spark import local_session
-        session = local_session(spark_master)
-    with progress_bar("Arbeidsindikatoren") as cb:
-        r = _run_with_errors(lambda: run_indicator(data, config, db, keep_person_level=person_level, progress=cb,
-                                                   engine=engine, spark=session, spark_workdir=spark_workdir))
-    console.print(f"Kjøring [bold]{r.run_id}[/] lagret i [bold]{db}[/] ({r.n_person_months:,} personmåneder).")
-    for o, res in r.model.results_.items():
-        console.print(f"  {o}: N = {res.nobs:,}, R² = {res.r2:.3f}"
-                      + (f", {res.n_missing:,} utelatt for manglende verdier" if res.n_missing else "")
-                      + (f", {len(res.notes)} merknad(er)" if res.notes else ""))
-    return r
-
-
-@app.command()
-def export(
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store."),
-    out: Path = typer.Option(Path("publisert"), help="Output path without extension (.csv and .parquet are written)."),
-    run_id: str = typer.Option(None, help="Run to export (default: the latest)."),
-):
-    """Export the published table of a run to CSV and Parquet."""
-    import duckdb
-
-    from .publish import export as export_query
-    from .runs import latest_run_id, run_exists
+def _results(db: Path):
+    from .results import Results
     if not db.exists():
-        console.print(f"[red]Resultatbasen {db} finnes ikke.[/] Kjør først `arbeidsindikator run`.")
-        raise typer.Exit(2)
-    con = duckdb.connect(str(db), read_only=True)
-    rid = run_id or latest_run_id(con)
-    if rid is None or not run_exists(con, rid):
-        console.print(f"[red]Fant ingen kjøring {run_id or ''} i {db}.[/]".replace("  ", " "))
-        raise typer.Exit(2)
-    files = export_query(con, "SELECT * EXCLUDE (run_id) FROM published WHERE run_id = ?", out, params=[rid])
-    con.close()
-    console.print("Skrev " + ", ".join(str(f) for f in files))
+        _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run --data MAPPE --db {db}».")
+    return Results(db)
 
 
-@app.command()
-def page(db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(Path("index.html"))):
-    """Write a simple HTML page (national and one region; actual vs expected by innsatsgruppe)."""
-    from .page import write_page
-    console.print(f"Skrev {write_page(db, out)}")
-
-
-@app.command()
-def report(
-    unit: str = typer.Option("Norge", help="'Norge', a region or an office (name or id)."),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(Path("rapporter")),
-    reference: str = typer.Option(None, help="Reference month YYYY-MM for the index of change."),
-):
-    """Self-contained HTML report for a unit (opens offline), with SVG/PNG charts for slides."""
-    from .report import write_report
-    console.print(f"Skrev {write_report(db, unit, out, f'{reference}-01' if reference else None)}")
-
-
-@app.command()
-def serve(
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store to serve (published tables only)."),
-    host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --token."),
-    port: int = typer.Option(8000),
-    token: str = typer.Option(None, envvar="ARBEIDSINDIKATOR_TOKEN",
-                              help="Token required on every route (Authorization: Bearer <token>; browsers ask for it "
-                                   "as a password). Required when binding to anything but loopback."),
-):
-    """Start the dashboard: a JSON API (OpenAPI at /docs) and its front end, from published tables only."""
-    import uvicorn
-
-    from .dashboard import create_app, is_loopback
-    if not is_loopback(host) and not token:
-        console.print("[red]Dashbordet bindes til en annen adresse enn 127.0.0.1; oppgi --token (eller ARBEIDSINDIKATOR_TOKEN).[/]")
-        raise typer.Exit(code=2)
-    console.print(f"Dashbord: http://{host}:{port}/  (API-beskrivelse: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(db, token), host=host, port=port, log_level="warning")
-
-
-@app.command()
-def revisjon(
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Resultatbase (DuckDB)."),
-    run_id: str = typer.Option(None, help="Kjøringen som revideres (standard: den siste)."),
-    intervaller: int = typer.Option(0, help="Regn ut angriperens intervall (lineær programmering) for så mange "
-                                            "prikkede celler per utfall."),
-):
-    """Disclosure audit: attack the published tables of a run and report every suppressed value that follows from them."""
-    import duckdb
-    from rich.table import Table
-
-    from .audit import audit
-    from .runs import latest_run_id, run_exists
-    if not db.exists():
-        console.print(f"[red]Resultatbasen {db} finnes ikke.[/]")
-        raise typer.Exit(2)
-    con = duckdb.connect(str(db), read_only=True)
-    rid = run_id or latest_run_id(con)
-    if rid is None or not run_exists(con, rid):
-        console.print(f"[red]Fant ingen kjøring {run_id or ''} i {db}.[/]")
-        raise typer.Exit(2)
-    tables = {t: con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} WHERE run_id = ?", [rid]).df()
-              for t in ("published", "published_period")}
-    has_witness = bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disclosure_witness'").fetchall()[0][0])
-    witness = con.execute("SELECT * EXCLUDE (run_id) FROM disclosure_witness WHERE run_id = ?", [rid]).df() if has_witness else None
-    con.close()
-    with console.status("Angriper de publiserte tabellene ..."):
-        res = audit(tables["published"], tables["published_period"], witness, intervals=intervaller)
-    t = Table(title=f"Avsløringsrevisjon av kjøring {rid}")
-    for c in ("utfall", "celler", "prikket", "relasjoner", "funnet ved differanser", "bevist (vitne)", "bevist (numerisk)", "bestemt"):
-        t.add_column(c, justify="right")
-    for r in res.summary().itertuples(index=False):
-        t.add_row(*[f"{v:,}".replace(",", " ") if isinstance(v, int) else str(v) for v in r])
-    console.print(t)
-    if res.witness_ok is False:
-        console.print("[yellow]Vitnet i resultatbasen stemmer ikke med tabellene; cellene ble avgjort numerisk.[/]")
-    if intervaller:
-        iv = pd_concat([o.intervals.assign(UTFALL=o.outcome) for o in res.outcomes if o.intervals is not None])
-        if len(iv):
-            point = (iv["ovre"] - iv["nedre"] <= 1e-9).sum()
-            console.print(f"Intervaller for {len(iv)} prikkede celler: {point} er festet til ett punkt; "
-                          f"median bredde {float((iv['ovre'] - iv['nedre']).median()):,.1f} (sum av faktisk utfall).")
-    if not res.passed:
-        det = res.determined
-        console.print(f"[red]{len(det)} prikkede celler kan regnes ut fra de publiserte tabellene.[/] De første:")
-        console.print(det.head(10).to_string(index=False))
-        raise typer.Exit(1)
-    console.print("[green]Ingen prikket verdi følger av de publiserte tabellene.[/]")
-
-
-def pd_concat(frames):
-    import pandas as pd
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-@app.command()
-def validity(data: Path = typer.Option(..., help="Synthetic world (with truth/)."),
-             db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store of a run on that world.")):
-    """The indicator against the world's truth: correlation by office and year, and how often the 95% intervals of
-    office-month and office-year cells cover the true contribution."""
-    from rich.table import Table
-
-    from .validity import coverage, office_year_correlations
-    t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
-    for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
-        t.add_column(c)
-    for o, v in office_year_correlations(data, db).items():
-        t.add_row(o, str(v["office_years"]), f"{v['r_indicator']:.3f}", f"{v['r_actual']:.3f}", f"{v['rmse_indicator']:.3f}")
-    console.print(t)
-    c = Table(title="Dekning: andel 95 %-intervaller som inneholder den sanne kontoreffekten (z = feil / standardfeil)")
-    for col in ("celler", "utfall", "antall", "dekning", "sd(z)", "snitt(z)"):
-        c.add_column(col, justify="right")
-    for r in coverage(data, db).itertuples(index=False):
-        c.add_row(r.celler, r.UTFALL, f"{r.antall:,}".replace(",", " "), f"{100 * r.dekning_95:.1f} %".replace(".", ","),
-                  f"{r.sd_z:.2f}".replace(".", ","), f"{r.snitt_z:+.2f}".replace(".", ","))
-    console.print(c)
-    console.print("Med riktige standardfeil dekker 95 %-intervallene om lag 95 % og sd(z) er om lag 1.")
-
-
-def _print_frame(df, title: str, columns: list[str], out: Path | None = None) -> None:
+def _table(df, title: str, columns: dict, out: Path | None = None) -> None:
+    """Print a frame with Norwegian headers and numbers; `columns`: column -> (header, formatter)."""
     from rich.table import Table
     t = Table(title=title)
-    for c in columns:
-        t.add_column(c)
-    for row in df[columns].itertuples(index=False):
-        t.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row])
+    for header, _ in columns.values():
+        t.add_column(header, justify="right")
+    for row in df[list(columns)].itertuples(index=False):
+        t.add_row(*[fmt(v) for v, (_, fmt) in zip(row, columns.values())])
     console.print(t)
     if out is not None:
         df.to_csv(out, index=False)
         console.print(f"Skrev {out}")
 
 
-@app.command()
+# -- the world and the data ---------------------------------------------------------------------
+@command()
+def synth(
+    out: Path = typer.Option(..., metavar="MAPPE", help="Mappen verdenen skrives til (erstattes helt når den er ferdig)."),
+    scale: str = typer.Option("medium", metavar="STØRRELSE", help="small (2 500 personer per måned), medium (30 000) "
+                                                                  "eller national (300 000)."),
+    seed: int = typer.Option(1, metavar="TALL", help="Frø for tilfeldighetene: samme frø gir byte-like filer."),
+    clean: bool = typer.Option(False, "--clean", metavar="", help="Ren verden: ingen uobserverte trekk som henger sammen "
+                               "med kontoret, et flatt arbeidsmarked uten sjokk (for å sjekke maskineriet)."),
+    employment_observed_to: str = typer.Option("2024-12", metavar=MONTH, help="Siste måned med arbeidstimer "
+                                                                              "(2024-12 til 2025-12)."),
+    report: bool = typer.Option(False, "--report", metavar="", help="Vis kalibreringsrapporten etterpå."),
+):
+    """Lag en syntetisk Nav-verden (Parquet, én fil per tabell, pluss fasit i truth/)."""
+    from .synth import generate_world
+    from .synth.params import SCALES
+    if scale not in SCALES:
+        _fail(f"Ukjent størrelse {scale!r}; velg {', '.join(SCALES)}.")
+    with progress_bar(f"Syntetisk verden ({scale})") as cb:
+        summary = generate_world(out, scale=scale, seed=seed, clean=clean,
+                                 employment_observed_to=employment_observed_to, progress=cb)
+    console.print(f"Skrev {norsk.integer(summary['persons'])} personer, {summary['offices']} kontor og "
+                  f"{summary['commuting_regions']} bo- og arbeidsmarkedsregioner til {out} på "
+                  f"{norsk.number(summary['seconds'], 1)} s.", highlight=False)
+    if report:
+        calibrate(data=out)
+
+
+@command()
+def calibrate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med en syntetisk verden.")):
+    """Vis verdenens nøkkeltall ved siden av de publiserte."""
+    from .synth.calibration import calibration_report, report_table
+    console.print(report_table(calibration_report(data)))
+
+
+@command()
+def validate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med tabellene i datakontrakten.")):
+    """Sjekk en datamappe mot datakontrakten; alle brudd rapporteres samtidig (exit 2 hvis noen)."""
+    from .validate import validate as run_validation
+    for w in run_validation(data):
+        console.print(f"[yellow]advarsel[/] {w}", highlight=False)
+    console.print(f"[green]Gyldig:[/] {data} oppfyller datakontrakten.")
+
+
+@command()
+def contract(out: Path = typer.Option(Path("docs/data-contract.md"), metavar="FIL", help="Markdown-filen som skrives.")):
+    """Skriv datakontrakten som Markdown (laget fra koden som validerer)."""
+    from .contract import contract_markdown
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(contract_markdown())
+    console.print(f"Skrev {out}")
+
+
+# -- the indicator -------------------------------------------------------------------------------
+@command()
+def run(
+    data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med tabellene i datakontrakten."),
+    config: Path = typer.Option(None, metavar="FIL", help="Modellspesifikasjon (TOML); standard: Navs modell "
+                                                          "(arbeidsindikator/configs/default.toml)."),
+    db: Path = DB,
+    person_level: bool = typer.Option(False, "--person-level", metavar="",
+                                      help="Lagre også resultater per person og måned (for analyser; aldri publisert)."),
+    engine: str = typer.Option("duckdb", metavar="MOTOR", help="duckdb (innebygd, standard) eller spark (Apache Spark, "
+                                                               "samme resultater)."),
+    spark_master: str = typer.Option("local[2]", metavar="URL", help="Spark master med --engine spark (local[N], "
+                                                                      "spark://..., yarn)."),
+    spark_workdir: str = typer.Option(None, metavar="MAPPE", help="Spark: mappe for mellomtabeller som alle executorer "
+                                                                  "når (hdfs://..., s3a://...); standard: en lokal temp-mappe."),
+):
+    """Valider, beregn utfall, tilpass modellen, publiser og revider; lagre kjøringen i --db."""
+    from .api import ENGINES, run_indicator
+    if engine not in ENGINES:  # before a Spark session is started
+        _fail(f"Ukjent motor {engine!r}: velg duckdb eller spark.")
+    session = None
+    if engine == "spark":
+        from .spark import local_session
+        session = local_session(spark_master)
+    with progress_bar("Arbeidsindikatoren") as cb:
+        r = run_indicator(data, config, db, keep_person_level=person_level, progress=cb, engine=engine, spark=session,
+                          spark_workdir=spark_workdir)
+    console.print(f"Kjøring {r.run_id} lagret i {db} ({norsk.integer(r.n_person_months)} personmåneder).", highlight=False)
+    for o, res in r.model.results_.items():
+        console.print(f"  {norsk.outcome(o)}: N = {norsk.integer(res.nobs)}, R² = {norsk.number(res.r2, 3)}"
+                      + (f", {norsk.integer(res.n_missing)} utelatt for manglende verdier" if res.n_missing else "")
+                      + (f", {len(res.notes)} merknad(er)" if res.notes else ""), highlight=False)
+    return r
+
+
+@command()
+def export(
+    db: Path = DB,
+    out: Path = typer.Option(Path("publisert"), metavar="FIL", help="Filnavn uten endelse: <FIL>.csv og .parquet "
+                             "(måneder), <FIL>_perioder.csv og .parquet, <FIL>.manifest.json."),
+    run_id: str = typer.Option(None, metavar="ID", help="Kjøringen som eksporteres (standard: den siste)."),
+    tabell: str = typer.Option("begge", metavar="TABELL", help="maaned, periode eller begge."),
+):
+    """Eksporter de publiserte tabellene for en kjøring (CSV og Parquet) med et manifest."""
+    from .publish import EXPORT_TABLES, export_run
+    if tabell not in (*EXPORT_TABLES, "begge"):
+        _fail(f"Ukjent tabell {tabell!r}: velg maaned, periode eller begge.")
+    if not db.exists():
+        _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run».")
+    files = export_run(db, out, run_id, tuple(EXPORT_TABLES) if tabell == "begge" else (tabell,))
+    console.print("Skrev " + ", ".join(str(f) for f in files))
+
+
+@command()
+def enheter(db: Path = DB):
+    """Vis enhetene i den siste kjøringen: landet, regionene og kontorene, med nedlagte kontor og etterfølgeren."""
+    u = _results(db).units()
+    _table(u, "Enheter", {
+        "ORG_NIVAA": ("nivå", lambda v: norsk.LEVEL[int(v)]), "ORG_STED_ID": ("nummer", str), "ORG_STED": ("navn", str),
+        "FORSTE_MAANED": ("fra", lambda v: norsk.month(v, short=True)), "SISTE_MAANED": ("til", lambda v: norsk.month(v, short=True)),
+        "ETTERFOLGER": ("slått sammen med", lambda v: "" if v is None or v != v else str(v))})
+
+
+@command()
+def revisjon(
+    db: Path = DB,
+    run_id: str = typer.Option(None, metavar="ID", help="Kjøringen som revideres (standard: den siste)."),
+    intervaller: int = typer.Option(0, metavar="TALL", help="Regn ut angriperens intervall (lineær programmering) for "
+                                                            "så mange prikkede celler per utfall."),
+):
+    """Avsløringsrevisjon: angrip de publiserte tabellene og vis hver prikket verdi som kan regnes ut (exit 1 hvis noen)."""
+    import pandas as pd
+    from rich.table import Table
+
+    from .audit import audit
+    res = _results(db)
+    rid = res.run_id(run_id)
+    tables = {t: res.con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} WHERE run_id = ?", [rid]).df()
+              for t in ("published", "published_period")}
+    has_witness = res.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disclosure_witness'").fetchall()[0][0]
+    witness = (res.con.execute("SELECT * EXCLUDE (run_id) FROM disclosure_witness WHERE run_id = ?", [rid]).df()
+               if has_witness else None)
+    with console.status("Angriper de publiserte tabellene ..."):
+        result = audit(tables["published"], tables["published_period"], witness, intervals=intervaller)
+    t = Table(title=f"Avsløringsrevisjon av kjøring {rid}")
+    for c in ("utfall", "celler", "prikket", "relasjoner", "funnet ved differanser", "bevist (vitne)", "bevist (numerisk)",
+              "bestemt"):
+        t.add_column(c, justify="right")
+    for r in result.summary().itertuples(index=False):
+        t.add_row(*[norsk.integer(v) if isinstance(v, (int,)) or hasattr(v, "dtype") else str(v) for v in r])
+    console.print(t)
+    if result.witness_ok is False:
+        console.print("[yellow]Vitnet i resultatbasen stemmer ikke med tabellene; cellene ble avgjort numerisk.[/]")
+    if intervaller:
+        frames = [o.intervals for o in result.outcomes if o.intervals is not None]
+        iv = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if len(iv):
+            point = int((iv["ovre"] - iv["nedre"] <= 1e-9).sum())
+            console.print(f"Intervaller for {norsk.integer(len(iv))} prikkede celler: {point} er festet til ett punkt; "
+                          f"median bredde {norsk.number(float((iv['ovre'] - iv['nedre']).median()), 1)} (sum av faktisk utfall).",
+                          highlight=False)
+    if not result.passed:
+        det = result.determined
+        console.print(f"[red]{norsk.integer(len(det))} prikkede celler kan regnes ut fra de publiserte tabellene.[/] De første:")
+        console.print(det.head(10).to_string(index=False))
+        raise typer.Exit(1)
+    console.print("[green]Ingen prikket verdi følger av de publiserte tabellene.[/]")
+
+
+@command()
+def validity(data: Path = typer.Option(..., metavar="MAPPE", help="Den syntetiske verdenen (med truth/)."), db: Path = DB):
+    """Indikatoren mot verdenens fasit: korrelasjon per kontor og år, og hvor ofte 95 %-intervallene for kontor-måneder
+    og kontor-år dekker det sanne bidraget."""
+    from rich.table import Table
+
+    from .validity import coverage, office_year_correlations
+    t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
+    for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
+        t.add_column(c, justify="right")
+    for o, v in office_year_correlations(data, db).items():
+        t.add_row(norsk.outcome(o, short=True), norsk.integer(v["office_years"]), norsk.number(v["r_indicator"], 3),
+                  norsk.number(v["r_actual"], 3), norsk.number(v["rmse_indicator"], 3))
+    console.print(t)
+    c = Table(title="Dekning: andel 95 %-intervaller som inneholder den sanne kontoreffekten (z = feil / standardfeil)")
+    for col in ("celler", "utfall", "antall", "dekning", "sd(z)", "snitt(z)"):
+        c.add_column(col, justify="right")
+    for r in coverage(data, db).itertuples(index=False):
+        c.add_row(r.celler, norsk.outcome(r.UTFALL, short=True), norsk.integer(r.antall), norsk.percent(100 * r.dekning_95),
+                  norsk.number(r.sd_z, 2), norsk.number(r.snitt_z, 2, sign=True))
+    console.print(c)
+    console.print("Med riktige standardfeil dekker 95 %-intervallene om lag 95 % og sd(z) er om lag 1.")
+
+
+# -- reading the published numbers ----------------------------------------------------------
+@command()
 def indeks(
-    unit: str = typer.Option(..., help="Unit name or id ('Norge', a region, an office)."),
-    outcome: str = typer.Option("atid3"),
-    reference: str = typer.Option(..., help="Reference month YYYY-MM (index 0 there)."),
-    breakdown: str = typer.Option("Alle"), group: str = typer.Option("Alle"),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(None, help="Also write CSV."),
+    unit: str = UNIT, outcome: str = OUTCOME,
+    reference: str = typer.Option(..., metavar=MONTH, help="Referansemåneden (indeks 0 der)."),
+    breakdown: str = BREAKDOWN, group: str = GROUP, db: Path = DB,
+    out: Path = typer.Option(None, metavar="FIL", help="Skriv også tabellen som CSV."),
 ):
-    """Index of change from a reference month, with 95% intervals (allowed for every breakdown)."""
-    from .api import Results
-    df = Results(db).index_of_change(unit, outcome, f"{reference}-01", breakdown, group)
-    _print_frame(df, f"Endringsindeks for {unit}, {outcome}, {group} (referanse {reference})",
-                 ["BEHOLDNINGSMAANED", "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"], out)
+    """Endringsindeks fra en referansemåned, med 95 %-intervall (tillatt for alle nedbrytninger)."""
+    df = _results(db).index_of_change(unit, outcome, _month(reference, "--reference"), breakdown, group)
+    _table(df, f"Endringsindeks for {df['ORG_STED'].iloc[0]}, {norsk.outcome(outcome)}, {norsk.group(group)} "
+               f"(referanse {norsk.month(reference + '-01')})",
+           {"BEHOLDNINGSMAANED": ("måned", lambda v: norsk.month(v, short=True)),
+            "ENDRINGSINDEKS": ("indeks (%)", lambda v: norsk.number(v, 1, sign=True)),
+            "ENDRINGSINDEKS_KI_NEDRE": ("95 % KI fra", lambda v: norsk.number(v, 1)),
+            "ENDRINGSINDEKS_KI_OVRE": ("til", lambda v: norsk.number(v, 1))}, out)
 
 
-@app.command()
+@command()
 def sammenlign(
-    unit: str = typer.Option("Norge"), outcome: str = typer.Option("atid3"), breakdown: str = typer.Option(...),
-    month: str = typer.Option(None, help="YYYY-MM"), period: str = typer.Option(None, help="e.g. 2023 or 'hele perioden'"),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb")),
+    unit: str = UNIT, outcome: str = OUTCOME,
+    breakdown: str = typer.Option(..., "--breakdown", metavar="NEDBRYTNING",
+                                  help="En nedbrytning som ikke er med i modellen: Innsatsgruppe eller Ungdomsgaranti."),
+    month: str = typer.Option(None, metavar=MONTH, help="Måned."),
+    period: str = typer.Option(None, metavar="PERIODE", help="Periode, for eksempel 2023 eller «hele perioden»."),
+    db: Path = DB,
 ):
-    """Compare the levels of a breakdown's groups (refused for breakdowns in the model)."""
-    from .api import Results
-    from .reading import ReadingRuleError
-    try:
-        df = Results(db).compare_levels(unit, outcome, breakdown, month=f"{month}-01" if month else None, period=period)
-    except ReadingRuleError as e:
-        console.print(f"[red]Ikke tillatt:[/] {e}")
-        raise typer.Exit(code=2)
+    """Sammenlign nivået mellom gruppene i en nedbrytning (avvist for nedbrytninger som er med i modellen)."""
+    res = _results(db)
+    df = res.compare_levels(unit, outcome, breakdown, month=_month(month, "--month"), period=period)
     time_col = "PERIODE" if period else "BEHOLDNINGSMAANED"
-    _print_frame(df, f"{breakdown}: {unit}, {outcome}", [time_col, "GRUPPE", "ANTALL_PERSONER", "faktisk", "forventet",
-                                                        "INDIKATOR", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE"])
+    fmt = {time_col: ("periode" if period else "måned", (str if period else (lambda v: norsk.month(v, short=True)))),
+           "GRUPPE": ("gruppe", norsk.group), "ANTALL_PERSONER": ("personer", norsk.integer),
+           "faktisk": (f"faktisk ({norsk.LEVEL_UNIT[outcome]})", lambda v: norsk.number(v, 2)),
+           "forventet": ("forventet", lambda v: norsk.number(v, 2)),
+           "INDIKATOR": (f"indikator ({norsk.INDICATOR_UNIT[outcome]})", lambda v: norsk.number(v, 2, sign=True)),
+           "INDIKATOR_KI_NEDRE": ("95 % KI fra", lambda v: norsk.number(v, 2)),
+           "INDIKATOR_KI_OVRE": ("til", lambda v: norsk.number(v, 2))}
+    _table(df, f"{norsk.breakdown(breakdown)}: {res.unit(unit)['ORG_STED']}, {norsk.outcome(outcome)}", fmt)
 
 
-@app.command()
+@command()
 def funnel(
-    level: int = typer.Option(3, help="2 regions, 3 offices."), outcome: str = typer.Option("jobb3"),
-    month: str = typer.Option(None, help="YYYY-MM"), period: str = typer.Option(None, help="e.g. 2023"),
-    region: str = typer.Option(None, help="Only the offices of this region."),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb")), out: Path = typer.Option(None, help="Also write CSV."),
+    level: int = typer.Option(3, metavar="NIVÅ", help="2 regioner, 3 kontor."),
+    outcome: str = typer.Option("jobb3", "--outcome", metavar="UTFALL", help="atid3, atid12, jobb3 eller jobb12."),
+    month: str = typer.Option(None, metavar=MONTH, help="Måned."),
+    period: str = typer.Option(None, metavar="PERIODE", help="Periode, for eksempel 2023."),
+    region: str = typer.Option(None, metavar="REGION", help="Bare kontorene i denne regionen."),
+    db: Path = DB, out: Path = typer.Option(None, metavar="FIL", help="Skriv også tabellen som CSV."),
 ):
-    """Funnel-plot data: units against their size with 95% / 99.8% control limits (no ranking)."""
-    from .api import Results
+    """Traktplott: enhetene mot antall personer, med 95 %- og 99,8 %-kontrollgrenser (ingen rangering)."""
     if not (month or period):
-        raise typer.BadParameter("give --month or --period")
-    df = Results(db).funnel(level, outcome, month=f"{month}-01" if month else None, period=period, region=region)
-    _print_frame(df, f"Traktplott {outcome} ({month or period}); mellomvarians {df['MELLOMVARIANS'].iloc[0]:.3f}" if len(df) else "Ingen enheter",
-                 ["ORG_STED", "ANTALL_PERSONER", "INDIKATOR", "GRENSE_95_NEDRE", "GRENSE_95_OVRE", "UTENFOR_95", "UTENFOR_998"], out)
+        _fail("Oppgi --month ÅÅÅÅ-MM eller --period, for eksempel --period 2023.")
+    df = _results(db).funnel(level, outcome, month=_month(month, "--month"), period=period, region=region)
+    if df.empty:
+        _fail("Ingen publiserte enheter å vise for dette valget.")
+    side = {"over": "over", "under": "under", "": ""}
+    _table(df, f"Traktplott: {norsk.outcome(outcome)} ({month or period}); mellomvarians "
+               f"{norsk.number(df['MELLOMVARIANS'].iloc[0], 3)}",
+           {"ORG_STED": ("enhet", str), "ANTALL_PERSONER": ("personer", norsk.integer),
+            "INDIKATOR": (f"indikator ({norsk.INDICATOR_UNIT[outcome]})", lambda v: norsk.number(v, 2, sign=True)),
+            "GRENSE_95_NEDRE": ("95 %-grense fra", lambda v: norsk.number(v, 2)),
+            "GRENSE_95_OVRE": ("til", lambda v: norsk.number(v, 2)),
+            "UTENFOR_95": ("utenfor 95 %", lambda v: side.get(v, v)), "UTENFOR_998": ("utenfor 99,8 %", lambda v: side.get(v, v))},
+           out)
 
 
-@app.command()
+@command()
 def arbeidsvolum(
-    unit: str = typer.Option(...), month: str = typer.Option(..., help="YYYY-MM"), outcome: str = typer.Option("atid3"),
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb")),
+    unit: str = typer.Option(..., "--unit", metavar="ENHET", help="«Norge», en region eller et kontor (navn eller nummer)."),
+    month: str = typer.Option(..., metavar=MONTH, help="Måned."),
+    outcome: str = typer.Option("atid3", "--outcome", metavar="UTFALL", help="atid3 eller atid12 (arbeidstid; "
+                                                                             "jobb-utfallene er andeler, ikke timer)."),
+    db: Path = DB,
 ):
-    """The indicator as extra hours per week and full-time equivalents for a unit."""
-    from .api import Results
-    v = Results(db).work_volume(unit, f"{month}-01", outcome)
-    console.print(f"{v['unit']}, {month}: {v['persons']:,.0f} brukere x {v['indicator_hours_per_week']:+.3f} timer per uke "
-                  f"= {v['extra_hours_per_week']:+,.0f} timer per uke = {v['fte']:+,.1f} årsverk ({v['conversion']}).")
+    """Indikatoren som ekstra (eller manglende) timer per uke og årsverk for en enhet i en måned."""
+    v = _results(db).work_volume(unit, _month(month, "--month"), outcome)
+    console.print(f"{v['unit']}, {norsk.month(v['month'])}: {norsk.integer(v['persons'])} brukere × "
+                  f"{norsk.number(v['indicator_hours_per_week'], 3, sign=True)} timer per uke = "
+                  f"{norsk.number(v['extra_hours_per_week'], 0, sign=True)} timer per uke = "
+                  f"{norsk.number(v['fte'], 1, sign=True)} årsverk ({v['conversion']}).", highlight=False)
 
 
-@app.command()
+# -- what people read ------------------------------------------------------------------------
+@command()
+def page(db: Path = DB, out: Path = typer.Option(Path("index.html"), metavar="FIL", help="HTML-filen som skrives.")):
+    """Skriv en enkel nettside: landet og én region over tid, faktisk og forventet per innsatsgruppe."""
+    from .page import write_page
+    _results(db)
+    console.print(f"Skrev {write_page(db, out)}")
+
+
+@command()
+def report(
+    unit: str = UNIT, db: Path = DB,
+    out: Path = typer.Option(Path("rapporter"), metavar="MAPPE", help="Mappen rapporten og figurene skrives til."),
+    reference: str = typer.Option(None, metavar=MONTH, help="Referansemåned for endringsindeksen (standard: et år før "
+                                                            "enhetens siste måned)."),
+):
+    """Selvstendig HTML-rapport for en enhet (åpnes uten nett), med figurer som SVG og PNG."""
+    from .report import write_report
+    _results(db).unit(unit)
+    console.print(f"Skrev {write_report(db, unit, out, _month(reference, '--reference'))}")
+
+
+@command()
+def serve(
+    db: Path = DB,
+    host: str = typer.Option("127.0.0.1", metavar="ADRESSE", help="Adressen dashbordet lytter på; alt annet enn "
+                                                                  "loopback krever --token."),
+    port: int = typer.Option(8000, metavar="PORT", help="Porten dashbordet lytter på."),
+    token: str = typer.Option(None, metavar="TOKEN", envvar="ARBEIDSINDIKATOR_TOKEN",
+                              help="Token som kreves på alle sider (Authorization: Bearer <token>; nettleseren spør etter "
+                                   "det som passord). Påkrevd når adressen ikke er loopback."),
+):
+    """Start dashbordet: et JSON-API (beskrivelse på /docs) og nettsiden, bare fra publiserte tabeller."""
+    import uvicorn
+
+    from .dashboard import create_app, is_loopback
+    if not is_loopback(host) and not token:
+        _fail(f"Dashbordet bindes til {host}, som ikke er loopback; oppgi --token (eller ARBEIDSINDIKATOR_TOKEN).")
+    _results(db)
+    console.print(f"Dashbord: http://{host}:{port}/  (API-beskrivelse: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(db, token), host=host, port=port, log_level="warning")
+
+
+@command()
 def demo(
-    out: Path = typer.Option(Path("demo-output"), help="Directory for everything the demo writes."),
-    scale: str = typer.Option("medium", help="Size of the synthetic world."),
-    seed: int = typer.Option(1),
+    out: Path = typer.Option(Path("demo-output"), metavar="MAPPE", help="Mappen alt demoen lager skrives til."),
+    scale: str = typer.Option("medium", metavar="STØRRELSE", help="Størrelsen på den syntetiske verdenen."),
+    seed: int = typer.Option(1, metavar="TALL", help="Frø for verdenen."),
 ):
-    """The whole chain on a synthetic world: data, indicator, published table, HTML page."""
+    """Hele kjeden på en syntetisk verden: data, indikator, publiserte tabeller, nettside, rapporter."""
     import time
 
-    from .api import Results, run_indicator
+    from .api import run_indicator
     from .page import write_page
+    from .publish import export, export_run
+    from .report import write_report
     from .synth import generate_world
     from .synth.calibration import calibration_report, report_table
     t0 = time.perf_counter()
@@ -391,24 +489,24 @@ def demo(
         db.unlink()  # the demo starts from an empty results store
     with progress_bar("2/3 Arbeidsindikatoren") as cb:
         r = run_indicator(data, None, db, progress=cb)
-    console.print("3/3 Publisering og nettside")
-    files = []
+    console.print("3/3 Publisering, nettside og rapporter")
+    files = export_run(db, out / "publisert", r.run_id)
     import duckdb
-
-    from .publish import export as export_query
     con = duckdb.connect(str(db), read_only=True)
-    files += export_query(con, "SELECT * EXCLUDE (run_id) FROM published WHERE run_id = ?", out / "publisert", params=[r.run_id])
-    files += export_query(con, "SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = ?", out / "koeffisienter", ("csv",),
-                          params=[r.run_id])
+    files += export(con, "SELECT * EXCLUDE (run_id) FROM coefficients WHERE run_id = ? ORDER BY response_variable, variable",
+                    out / "koeffisienter", ("csv",), params=[r.run_id])
     con.close()
     page_path = write_page(db, out / "index.html")
-    from .report import write_report
-    res = Results(db)
-    biggest = res.published(ORG_NIVAA=2, NEDBRYTNING="Alle", UTFALL="atid3").groupby("ORG_STED")["ANTALL_PERSONER"].sum()
+    res = _results(db)
+    regions = res.units()
+    regions = regions[(regions["ORG_NIVAA"] == 2) & (regions["ORG_STED_ID"] != "NOE")]
+    sizes = res.published(ORG_NIVAA=2, NEDBRYTNING="Alle", UTFALL="atid3").groupby("ORG_STED_ID")["ANTALL_PERSONER"].sum()
+    region = regions.set_index("ORG_STED_ID").loc[sizes.drop("NOE", errors="ignore").idxmax(), "ORG_STED"]
     res.close()
-    region = biggest.drop("Nasjonal oppfølgingsenhet", errors="ignore").idxmax()
     reports = [write_report(db, u, out / "rapporter") for u in ("Norge", region)]
-    console.print(f"\n[bold green]Ferdig på {time.perf_counter() - t0:.0f} s.[/] Dette ble skrevet:")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    console.print(f"\n[bold green]Ferdig på {norsk.number(time.perf_counter() - t0, 0)} s.[/] Dette ble skrevet "
+                  f"({norsk.number(size / 1e6, 0)} MB i alt):")
     console.print(f"  Syntetiske registerdata (Parquet): {data}/  (fasit i {data}/truth/)")
     console.print(f"  Resultatdatabase (DuckDB):          {db}  (kjøring {r.run_id})")
     for f in files:
@@ -416,34 +514,31 @@ def demo(
     console.print(f"  Nettside:                           {page_path}")
     for rp in reports:
         console.print(f"  Rapport:                            {rp}")
-    console.print("\nLag rapport for en annen enhet: arbeidsindikator report --db " + str(db) + " --unit <navn> --out "
-                  + str(out / "rapporter"))
+    console.print(f"\nLag rapport for en annen enhet: arbeidsindikator report --db {db} --unit <navn> --out {out / 'rapporter'}")
     console.print(f"Start dashbordet: .venv/bin/arbeidsindikator serve --db {db}   (åpne http://127.0.0.1:8000/)")
 
 
-if __name__ == "__main__":
-    app()
-
-
-analyse_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                          help="Analyses built on the indicator (office resources, ...).")
-app.add_typer(analyse_app, name="analyse")
-
-
 @analyse_app.command("ressurser")
+@friendly
 def analyse_ressurser(
-    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), help="Results store with a run kept at person level."),
-    data: Path = typer.Option(..., help="Directory with the contract's tables (stock, municipalities, office_hr)."),
-    out: Path = typer.Option(Path("ressurser"), help="Output directory (replaced atomically)."),
-    run_id: str = typer.Option(None, help="Run to analyse (default: the latest)."),
-    se: str = typer.Option("cluster", help="Standard errors in the tables: classical | robust | cluster (by office)."),
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), metavar="FIL",
+                            help="Resultatbasen med en kjøring lagret på personnivå (run --person-level)."),
+    data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med tabellene i datakontrakten (stock, municipalities, "
+                                                         "office_hr)."),
+    out: Path = typer.Option(Path("ressurser"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+    run_id: str = typer.Option(None, metavar="ID", help="Kjøringen som analyseres (standard: den siste)."),
+    se: str = typer.Option("cluster", metavar="TYPE", help="Standardfeil i tabellene: classical, robust eller cluster "
+                                                           "(klynget per kontor)."),
 ):
-    """Sick leave and staffing against the office indicator (Dahl 2025): tables, figures, methods note."""
+    """Sykefravær og bemanning mot kontorindikatoren (Dahl 2025): tabeller, figurer og metodenotat."""
     from .resources import ResourcesError
     from .resources_report import write_resources_analysis
     try:
         path = write_resources_analysis(db, data, out, run_id, se)
-    except (ResourcesError, ValueError) as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(code=2)
+    except ResourcesError as e:
+        _fail(str(e))
     console.print(f"Skrev {path}")
+
+
+if __name__ == "__main__":
+    app()

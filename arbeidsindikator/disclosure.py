@@ -529,8 +529,8 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     """Primary and secondary suppression of the monthly and period cells together.
 
     `monthly`: rows __mi, lvl, unit, bd, grp, oi, ANTALL_PERSONER (person-months), faktisk;
-    `period`: rows __p, ..., the same, and ANTALL_UNIKE_PERSONER (the threshold applies to
-    different persons there). Returns, per row of each frame, whether it is suppressed and
+    `period`: rows __p, ..., ANTALL_PERSONER (different persons: the threshold applies to
+    them) and ANTALL_PERSONMANEDER (the person-months the sums are over). Returns, per row of each frame, whether it is suppressed and
     whether primarily, and the Protection (with its witness)."""
     M = shape.n_months
     dims = (shape.n_time + 1, shape.n_org + 1, shape.n_group + 1)
@@ -540,8 +540,8 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
                      shape.group_node(frame["bd"].to_numpy(), frame["grp"].to_numpy())))
     oi = np.concatenate([monthly["oi"].to_numpy(), period["oi"].to_numpy()])
     t, u, g = (np.concatenate([a, b]) for a, b in zip(*keys))
-    n = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONER"].to_numpy()]).astype(np.int64)
-    persons = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_UNIKE_PERSONER"].to_numpy()])
+    n = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONMANEDER"].to_numpy()]).astype(np.int64)
+    persons = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONER"].to_numpy()])
     total = n * np.concatenate([monthly["faktisk"].to_numpy(), period["faktisk"].to_numpy()]).astype(float)
     flat = np.ravel_multi_index((t, u, g), dims)
     primary = np.zeros(dims, bool)

@@ -774,9 +774,9 @@ class IndicatorModel:
         outs = self.spec.outcomes
         p = layout.p
         spark = is_spark(con)
-        # the moments add up in any row order; only the clustered pass needs each person's rows
-        # together (national: 10 s unordered against 18 s sorted). Spark sorts within partitions.
-        moments_sql = self.design_sql(table, ordered=False)
+        # in a fixed order, so that the float sums (and the coefficients to the last digit) are
+        # the same in every run of the same data (national: 10 s unordered, 18 s ordered)
+        moments_sql = self.design_sql(table, ordered=True)
         sql = self.design_sql(table, ordered=not spark, carried=bool(predictions_table))
         total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
 

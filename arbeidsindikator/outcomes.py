@@ -19,10 +19,9 @@ from .contract import WEEKS_PER_MONTH
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 IN_WORK_WEEKLY_HOURS = 19.0
-UNITS = {
-    "atid3": "timer per uke", "atid12": "timer per uke",
-    "jobb3": "prosentpoeng", "jobb12": "prosentpoeng",
-}
+# the unit of an outcome's level (faktisk, forventet) and of the indicator, a difference
+UNITS = {"atid3": "timer per uke", "atid12": "timer per uke", "jobb3": "prosent", "jobb12": "prosent"}
+INDICATOR_UNITS = {"atid3": "timer per uke", "atid12": "timer per uke", "jobb3": "prosentpoeng", "jobb12": "prosentpoeng"}
 
 
 def month_index_sql(col: str) -> str:

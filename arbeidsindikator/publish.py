@@ -7,8 +7,9 @@ needs to use a number correctly:
 - GRUPPE: the group within the breakdown ('Alle' for the whole unit);
 - I_MODELLEN: the breakdown variable is in the model, so its groups average to zero over
   the period by construction. Compare their development over time, never their levels;
-- ENHET: 'timer per uke' for atid*, 'prosentpoeng' for jobb*. faktisk and forventet for jobb*
-  are percentages, so INDIKATOR = faktisk - forventet holds in every row;
+- ENHET: the unit of faktisk and forventet, 'timer per uke' for atid*, 'prosent' for jobb*;
+  ENHET_INDIKATOR: the unit of INDIKATOR, a difference: 'timer per uke' or 'prosentpoeng'.
+  INDIKATOR = faktisk - forventet holds in every row;
 - *_SE and *_KI_NEDRE / *_KI_OVRE: standard errors and 95% confidence intervals of actual,
   expected and indicator (see uncertainty.py);
 - INDIKATOR_KRYMPET: the empirical-Bayes (shrunken) office indicator, next to the raw one
@@ -21,8 +22,9 @@ needs to use a number correctly:
 
 ORG_NIVAA: 1 the country, 2 a region, 3 an office. The national follow-up unit NOE is its
 own unit at level 2 and 3 (as in Nav's table), so the regions plus NOE add up to the country.
-ANTALL_PERSONER counts person-months with an observed outcome. Censored months are not
-published.
+ANTALL_PERSONER counts persons with an observed outcome: in a monthly cell, person-months and
+persons are the same; in a period cell each person counts once, and ANTALL_PERSONMANEDER holds
+the person-months the means are over. Censored months are not published.
 
 `published` holds monthly cells. `published_period` holds the same for periods: calendar
 years, the last 12 months with an observed outcome, the whole period, and any period in
@@ -40,11 +42,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from . import atomic
 from .config import ModelSpec
 from .indicator import CellCodes, coded_table
 from .model import ClustersApart, IndicatorModel, insertion_order, is_spark, reduce_batches
 from .period_cells import CellSets, period_frame, period_moments
-from .outcomes import UNITS
+from .outcomes import INDICATOR_UNITS, UNITS
 from .shrinkage import empirical_bayes
 from .disclosure import Protection, Shape, protect
 from .suppression import apply_suppression
@@ -53,8 +56,13 @@ from .uncertainty import Z95, Period, model_variance_cells, month_index
 HOURS_PER_FTE_WEEK = 37.5
 # sums over person-months in a cell, per outcome (SUMS, in period_cells' order): months with
 # an observed outcome, and the sums of the actual, the indicator and the expected where observed
-OF_MONTHS = {"n": "count(actual_{o})", "sy": "sum(actual_{o})", "se": "sum(indicator_{o})",
-             "sx": "sum(CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END)"}
+# Sums are exact (each value rounded to 1e-10, then added as a DECIMAL): a parallel sum of
+# doubles depends on the order the threads add in, and two runs of the same data would differ
+# in the 14th digit, enough to round a published value differently.
+EXACT = "CAST({} AS DECIMAL(38, 10))"
+OF_MONTHS = {"n": "count(actual_{o})", "sy": f"sum({EXACT.format('actual_{o}')})",
+             "se": f"sum({EXACT.format('indicator_{o}')})",
+             "sx": f"sum({EXACT.format('CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END')})"}
 
 
 def _scale(o: str) -> float:
@@ -66,12 +74,13 @@ def _monthly_moment_cols(spec: ModelSpec) -> str:
     coarser cells can be built from finer ones."""
     cols = []
     for o in spec.outcomes:
-        n, sy, se = f"sum(n_{o})", f"sum(sy_{o})", f"sum(se_{o})"
+        n, sy, se = f"sum(n_{o})", f"CAST(sum(sy_{o}) AS DOUBLE)", f"CAST(sum(se_{o}) AS DOUBLE)"
         var = lambda ss, a, b: f"CASE WHEN {n} > 1 THEN ({ss} - {a} * {b} / {n}) / ({n} - 1) END"  # noqa: E731
         n0 = f"nullif({n}, 0)"  # a cell where the outcome is censored throughout: NULL means, no error
-        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n0} AS y_{o}", f"sum(sx_{o}) / {n0} AS x_{o}", f"{se} / {n0} AS e_{o}",
-                 f"{var(f'sum(syy_{o})', sy, sy)} AS vy_{o}", f"{var(f'sum(see_{o})', se, se)} AS ve_{o}",
-                 f"{var(f'sum(sey_{o})', se, sy)} AS cey_{o}"]
+        d = lambda c: f"CAST(sum({c}_{o}) AS DOUBLE)"  # noqa: E731  (the exact sums, as doubles)
+        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n0} AS y_{o}", f"{d('sx')} / {n0} AS x_{o}", f"{se} / {n0} AS e_{o}",
+                 f"{var(d('syy'), sy, sy)} AS vy_{o}", f"{var(d('see'), se, se)} AS ve_{o}",
+                 f"{var(d('sey'), se, sy)} AS cey_{o}"]
     return ", ".join(cols)
 
 
@@ -120,14 +129,16 @@ def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame
         d = df[keys].copy()
         d["oi"] = oi
         n = df[f"n_{o}"].astype(float)
-        d["ANTALL_PERSONER"] = df[f"n_{o}"]
+        d["ANTALL_PERSONER"] = df[f"n_{o}"]  # a monthly cell: each person once
         if period_stage:
             g = df[f"g_{o}"].astype(float)
             ybar, ebar = df[f"sy_{o}"] / n, df[f"se_{o}"] / n
             corr = (g / (g - 1)).where(g > 1)  # one person only: no clustered variance
             vy = corr * (df[f"syy_{o}"] - 2 * ybar * df[f"nsy_{o}"] + ybar ** 2 * df[f"nn_{o}"]) / n ** 2
             ve = corr * (df[f"see_{o}"] - 2 * ebar * df[f"nse_{o}"] + ebar ** 2 * df[f"nn_{o}"]) / n ** 2
-            d["ANTALL_UNIKE_PERSONER"] = df[f"g_{o}"]
+            # a period cell counts persons (each once) and person-months, which the means are over
+            d["ANTALL_PERSONMANEDER"] = df[f"n_{o}"]
+            d["ANTALL_PERSONER"] = df[f"g_{o}"]
             d["faktisk"], d["forventet"], d["INDIKATOR"] = s * ybar, s * df[f"sx_{o}"] / n, s * ebar
             d["var_y"], d["var_e"], d["cov_ey"] = s * s * vy, s * s * ve, np.nan
         else:
@@ -187,6 +198,7 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes, suppressed: tupl
     """Labels, standard errors, intervals, work volume, suppression and shrinkage."""
     d = _labels(d, spec, codes)
     d["ENHET"] = d["UTFALL"].map(UNITS)
+    d["ENHET_INDIKATOR"] = d["UTFALL"].map(INDICATOR_UNITS)
     d["faktisk_SE"] = np.sqrt(d["var_y"].clip(lower=0))
     d["forventet_SE"] = np.sqrt(d["model_var"].fillna(0.0))
     # the model's term of the indicator includes minus the covariance with the cell's own
@@ -199,13 +211,23 @@ def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes, suppressed: tupl
     d = apply_suppression(d, *suppressed, spec.suppressed_counts, spec.min_persons)
     d = empirical_bayes(d)
     atid = d["UTFALL"].str.startswith("atid")
-    users = d["ANTALL_PERSONER"].astype(float) / d.get("MANEDER", 1)
+    # work volume per week: the users in an average month (person-months / months in a period)
+    users = d["ANTALL_PERSONMANEDER"].astype(float) / d["MANEDER"] if "MANEDER" in d else d["ANTALL_PERSONER"].astype(float)
     d["EKSTRA_TIMER_PER_UKE"] = np.where(atid, d["INDIKATOR"] * users, np.nan)
     d["ARSVERK"] = d["EKSTRA_TIMER_PER_UKE"] / HOURS_PER_FTE_WEEK
-    return d.drop(columns=["var_y", "var_e", "cov_ey", "model_var", "model_var_indicator"])
+    d = d.drop(columns=["var_y", "var_e", "cov_ey", "model_var", "model_var_indicator"])
+    return d.round({c: k for c, k in DECIMALS.items() if c in d.columns})
 
 
-VALUE_COLS = ["ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "ENHET",
+# Published precision: means, standard errors and intervals to 1e-4 hours a week or
+# percentage point, variances to 1e-6, work volume to 0.1 hour and 0.01 full-time equivalent.
+# Beyond these the digits are noise (two runs of the same data differ from the 14th), and a
+# published table must be the same in every run of the same data.
+DECIMALS = {**{c: 4 for c in ("faktisk", "forventet", "INDIKATOR", "faktisk_SE", "forventet_SE", "INDIKATOR_SE",
+                             "faktisk_KI_NEDRE", "faktisk_KI_OVRE", "forventet_KI_NEDRE", "forventet_KI_OVRE",
+                             "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE", "INDIKATOR_KRYMPET")},
+            "MELLOMVARIANS": 6, "KOV_INDIKATOR_FAKTISK": 6, "EKSTRA_TIMER_PER_UKE": 1, "ARSVERK": 2}
+VALUE_COLS = ["ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "ENHET", "ENHET_INDIKATOR",
               "faktisk_SE", "forventet_SE", "INDIKATOR_SE", "faktisk_KI_NEDRE", "faktisk_KI_OVRE",
               "forventet_KI_NEDRE", "forventet_KI_OVRE", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE",
               "INDIKATOR_KRYMPET", "MELLOMVARIANS", "EKSTRA_TIMER_PER_UKE", "ARSVERK", "PRIKKET", "PRIKKET_ARSAK"]
@@ -280,8 +302,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     # monthly cells: each person once per cell. Sums per finest cell first (a few million rows
     # at national scale instead of 29 million), then the grouping sets over those; means and
     # variances follow from the sums
-    squares = {"syy": "sum(actual_{o} * actual_{o})", "see": "sum(indicator_{o} * indicator_{o})",
-               "sey": "sum(indicator_{o} * actual_{o})"}
+    squares = {k: f"sum({EXACT.format(e)})" for k, e in (("syy", "actual_{o} * actual_{o}"),
+                                                          ("see", "indicator_{o} * indicator_{o}"),
+                                                          ("sey", "indicator_{o} * actual_{o}"))}
     finest = ", ".join(f"{e.format(o=o)} AS {m}_{o}" for o in spec.outcomes for m, e in (OF_MONTHS | squares).items())
     # the finest cells as a table of their own: in one statement with the grouping sets the two
     # aggregations shared DuckDB's memory and spilled (national: 43-50 s against 21 + 8 s)
@@ -317,7 +340,8 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     p.insert(2, "PERIODE_TIL", np.array([_first_day(q.end) for q in periods], dtype=object)[pi])
     p.insert(3, "MANEDER", np.array([_months(q) for q in periods])[pi])
     p = _finish(p, spec, codes, p_supp)
-    p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + VALUE_COLS + ["ANTALL_UNIKE_PERSONER"] + _bands(p)]
+    p = p[["PERIODE", "PERIODE_FRA", "PERIODE_TIL", "MANEDER"] + KEY_COLS + ["ANTALL_PERSONER", "ANTALL_PERSONMANEDER"]
+          + VALUE_COLS[1:] + _bands(p)]
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
     witness = witness_frame(protection, spec, codes, periods)
     _store(con, "disclosure_witness", witness)
@@ -385,4 +409,72 @@ def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv"
     return written
 
 
-__all__ = ["build_published", "default_periods", "export", "HOURS_PER_FTE_WEEK"]
+def unit_table(monthly: pd.DataFrame, offices: pd.DataFrame) -> pd.DataFrame:
+    """Every published unit with its first and last month, and for an office that closed, the
+    office that took over its users (following a chain of mergers to the office that exists
+    at the end). Office structure is public; this table lets readers see that a unit closed."""
+    m = monthly[monthly["NEDBRYTNING"] == "Alle"]
+    u = (m.groupby(["ORG_NIVAA", "ORG_STED_ID"], as_index=False)
+         .agg(ORG_STED=("ORG_STED", "last"), REGION_ID=("REGION_ID", "last"),
+              FORSTE_MAANED=("BEHOLDNINGSMAANED", "min"), SISTE_MAANED=("BEHOLDNINGSMAANED", "max")))
+    last_month = m["BEHOLDNINGSMAANED"].max()
+    names = dict(zip(offices["office_id"], offices["office_name"]))
+    latest = offices.sort_values("valid_from").groupby("office_id").last()
+    successor = {i: r.successor_office_id for i, r in latest.iterrows()
+                 if isinstance(r.successor_office_id, str) and r.successor_office_id and pd.notna(r.valid_to)}
+
+    def final(i):
+        seen = set()
+        while i in successor and i not in seen:
+            seen.add(i)
+            i = successor[i]
+        return i
+    closed = (u["ORG_NIVAA"] == 3) & (u["SISTE_MAANED"] < last_month)
+    u["NEDLAGT"] = closed
+    u["ETTERFOLGER_ID"] = np.where(closed, u["ORG_STED_ID"].map(lambda i: final(i) if i in successor else None), None)
+    u["ETTERFOLGER"] = u["ETTERFOLGER_ID"].map(lambda i: names.get(i) if i else None)
+    return u.sort_values(["ORG_NIVAA", "ORG_STED"], ignore_index=True)
+
+
+EXPORT_TABLES = {"maaned": ("published", "BEHOLDNINGSMAANED", ""), "periode": ("published_period", "PERIODE", "_perioder")}
+
+
+def export_run(db: Path | str, out: Path | str, run_id: str | None = None, tables=("maaned", "periode"),
+               formats=("csv", "parquet")) -> list[Path]:
+    """The published tables of a run as files, with a manifest: `out`.csv/.parquet (months),
+    `out`_perioder.csv/.parquet (years, the last 12 months, the whole period, ...) and
+    `out`.manifest.json (the run: id, time, model, package version, input fingerprints, and the
+    files' SHA-256 and row counts). The tables come sorted by their keys and rounded to the
+    published precision, so two runs of the same data give byte-identical data files; the
+    manifest names the run."""
+    import json
+
+    from .runs import fingerprint, latest_run_id, run_exists
+    out = Path(out)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rid = run_id or latest_run_id(con)
+        if rid is None or not run_exists(con, rid):
+            raise LookupError(f"fant ingen kjøring {run_id or ''} i {db}".replace("  ", " "))
+        run = con.execute("SELECT * FROM runs WHERE run_id = ?", [rid]).df().iloc[0]
+        files, manifest_files = [], {}
+        for t in tables:
+            table, time_col, suffix = EXPORT_TABLES[t]
+            keys = f"ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE, {time_col}"
+            written = export(con, f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY {keys}",
+                             out.with_name(out.name + suffix), formats, params=[rid])
+            rows = con.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [rid]).fetchall()[0][0]
+            for f in written:
+                manifest_files[f.name] = {"tabell": t, "rader": int(rows), "sha256": fingerprint(f)}
+            files += written
+    finally:
+        con.close()
+    manifest = {"run_id": rid, "created_at": str(run["created_at"]), "model_name": run["model_name"],
+                "package_version": run["package_version"], "engine": run["engine"],
+                "input_fingerprints": json.loads(run["input_fingerprints"]), "config_toml": run["config_toml"],
+                "desimaler": DECIMALS, "filer": manifest_files}
+    path = atomic.write_text(out.with_name(out.name + ".manifest.json"), json.dumps(manifest, ensure_ascii=False, indent=2))
+    return files + [path]
+
+
+__all__ = ["build_published", "default_periods", "export", "export_run", "HOURS_PER_FTE_WEEK"]

@@ -40,9 +40,7 @@ def check_level_comparison(breakdown: str, in_model: bool) -> None:
         raise ReadingRuleError(
             f"Nivået kan ikke sammenlignes mellom gruppene i «{breakdown}»: variabelen er med i modellen, "
             "så hver gruppe har gjennomsnitt null over perioden per konstruksjon. Sammenlign utviklingen "
-            "over tid i stedet (endringsindeks). "
-            f"(Levels cannot be compared between the groups of '{breakdown}': the variable is in the model, "
-            "so every group averages zero over the period by construction; compare development instead.)")
+            "over tid i stedet (endringsindeks).")
 
 
 def index_of_change(series: pd.DataFrame, reference_month) -> pd.DataFrame:

@@ -2,244 +2,276 @@
 
 Reads only the published (aggregated, suppressed) tables of a run. The HTML has its charts
 inline as SVG and its tables as CSV downloads in data: URIs, and loads nothing from elsewhere.
-Every chart is also written as SVG and PNG under figurer/<unit>/ for slides.
+Every chart is also written as SVG and PNG under figurer/<unit>/ for slides. An office that
+closed is reported for the months it existed, with the office that took over its users.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import atomic  # noqa: E402
-from .api import Results  # noqa: E402
-from .page import GROUP_LABEL, OUTCOME_LABEL  # noqa: E402  (page also sets the chart style)
+from . import atomic, norsk
+from .charts import (COLOURS, COUNTRY_COLOUR, REGION_COLOUR, UNIT_COLOUR, Figures, band_line, ci_patch, legend_below,
+                     log_axis, monthly, plt, style_axis)
+from .htmlpage import csv_link, esc, page, section, table
+from .results import Results
+from .shrinkage import NOE_ID, funnel_curve
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 LEVEL_NAME = {1: "landet", 2: "regionen", 3: "kontoret"}
+BAND = ["INDIKATOR", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE"]
 
 
-class Figures:
-    """Collects charts: inline SVG for the page, SVG + PNG files for slides."""
-
-    def __init__(self, out: Path, slug: str):
-        self.dir = out / "figurer" / slug
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def add(self, fig, name: str) -> str:
-        meta = {"Creator": None, "Date": None, "Format": None, "Type": None}
-        fig.savefig(self.dir / f"{name}.svg", bbox_inches="tight", metadata=meta)
-        fig.savefig(self.dir / f"{name}.png", bbox_inches="tight", dpi=150)
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata=meta)
-        plt.close(fig)
-        s = buf.getvalue()
-        return f'<figure id="fig-{name}">{s[s.index("<svg"):]}</figure>'
-
-
-def _csv_link(df: pd.DataFrame, name: str, label: str) -> str:
-    data = base64.b64encode(df.to_csv(index=False).encode("utf-8")).decode("ascii")
-    return f'<a class="csv" download="{name}.csv" href="data:text/csv;base64,{data}">Last ned {html.escape(label)} (CSV)</a>'
-
-
-def _dates(df):
-    return pd.to_datetime(df["BEHOLDNINGSMAANED"])
-
-
-def _month(v) -> str:
-    return pd.Timestamp(v).strftime("%Y-%m")
-
-
-def _fmt(v, d=2):
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:,.{d}f}".replace(",", " ")
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def write_report(db: Path | str, unit: str, out: Path | str, reference_month: str | None = None) -> Path:
-    """Write out/<unit>.html (+ figurer/); returns the HTML path."""
+    """Write out/<unit>.html (+ figurer/<unit>/); returns the HTML path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = Results(db)
+    try:
+        return _write(res, unit, out, reference_month)
+    finally:
+        res.close()
+
+
+def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> Path:
     rid = res.run_id()
-    level, uid = res._unit(unit)
+    u = res.unit(unit)
+    level, uid, name = int(u["ORG_NIVAA"]), str(u["ORG_STED_ID"]), str(u["ORG_STED"])
+    first, last = pd.Timestamp(u["FORSTE_MAANED"]), pd.Timestamp(u["SISTE_MAANED"])
     alle = res.published(ORG_NIVAA=level, ORG_STED_ID=uid, NEDBRYTNING="Alle")
-    name = alle["ORG_STED"].iloc[0]
     nat = res.published(ORG_NIVAA=1, NEDBRYTNING="Alle")
-    region_id = alle["REGION_ID"].iloc[0] if level == 3 else (uid if level == 2 else None)
-    reg = res.published(ORG_NIVAA=2, ORG_STED_ID=region_id, NEDBRYTNING="Alle") if region_id else None
-    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    figs = Figures(out, slug)
+    region_id = u["REGION_ID"] if level == 3 else (uid if level == 2 else None)
+    reg = res.published(ORG_NIVAA=2, ORG_STED_ID=region_id, NEDBRYTNING="Alle") if level == 3 and region_id else None
+    slug = _slug(name)
+    figs = Figures(out / "figurer" / slug)
     sections = []
+    ref = _reference(res, alle, reference_month)
 
-    # 1. the indicator over time with its 95% band, and the region's and the country's lines
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
+    # 1. the indicator over time with its band, against the region and the country
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.6), sharex=True)
     for ax, o in zip(axes.ravel(), OUTCOMES):
-        d = alle[alle["UTFALL"] == o]
-        ax.fill_between(_dates(d), d["INDIKATOR_KI_NEDRE"], d["INDIKATOR_KI_OVRE"], color="C0", alpha=0.2, lw=0,
-                        label="95 % konfidensintervall")
-        ax.plot(_dates(d), d["INDIKATOR"], color="C0", lw=1.5, label=name)
-        if reg is not None and level == 3:
-            r = reg[reg["UTFALL"] == o]
-            ax.plot(_dates(r), r["INDIKATOR"], color="C1", lw=1.1, label=r["ORG_STED"].iloc[0] if len(r) else "Region")
+        d = monthly(alle[alle["UTFALL"] == o], BAND)
+        band_line(ax, d, *BAND, UNIT_COLOUR, name)
+        if reg is not None:
+            r = monthly(reg[reg["UTFALL"] == o], ["INDIKATOR"]).loc[first:last]
+            ax.plot(r.index, r["INDIKATOR"], color=REGION_COLOUR, lw=1.1, label=str(reg["ORG_STED"].iloc[0]))
         if level > 1:
-            n = nat[nat["UTFALL"] == o]
-            ax.plot(_dates(n), n["INDIKATOR"], color="#555", lw=1.1, ls="--", label="Norge")
-        ax.axhline(0, color="#999", lw=0.7)
-        ax.set_title(OUTCOME_LABEL[o], fontsize=9)
-    axes[0, 0].legend(frameon=False, fontsize=8)
-    sections.append(("indikator", "Indikatoren over tid",
-                     f"Linjen viser {LEVEL_NAME[level]}s indikator med 95 % konfidensintervall (skyggelagt). "
-                     "Null er Navs gjennomsnittlige bidrag i hele perioden. Når båndet dekker null, kan avviket være tilfeldig.",
-                     figs.add(fig, "indikator") + _csv_link(alle, f"{slug}-indikator", "indikatoren per måned")))
+            n = monthly(nat[nat["UTFALL"] == o], ["INDIKATOR"]).loc[first:last]
+            ax.plot(n.index, n["INDIKATOR"], color=COUNTRY_COLOUR, lw=1.1, ls="--", label="Norge")
+        ax.set_title(norsk.outcome(o))
+        style_axis(ax, norsk.INDICATOR_UNIT[o], 1)
+    legend_below(fig, axes, extra=[ci_patch()])
+    sections.append(section(
+        "indikator", "Indikatoren over tid",
+        f"Linjen viser {LEVEL_NAME[level]}s indikator med 95 % konfidensintervall (skyggelagt). Null er Navs gjennomsnittlige "
+        "bidrag i hele perioden; når båndet dekker null, kan avviket være tilfeldig. Der en måned er prikket (for få personer), "
+        "er linjen brutt.",
+        figs.add(fig, "indikator", f"Indikatoren for {name} over tid") + csv_link(alle, f"{slug}-indikator", "indikatoren per måned")))
 
-    # latest numbers, straight from the published table
+    # the latest published month, straight from the table
     rows = []
     for o in OUTCOMES:
-        d = alle[(alle["UTFALL"] == o) & ~alle["PRIKKET"]]
+        d = alle[(alle["UTFALL"] == o) & ~alle["PRIKKET"].astype(bool)]
         if d.empty:
             continue
-        last = d.iloc[-1]
-        rows.append(f"<tr><td>{OUTCOME_LABEL[o]}</td><td>{_month(last['BEHOLDNINGSMAANED'])}</td><td>{int(last['ANTALL_PERSONER']):,}</td>"
-                    f"<td>{_fmt(last['faktisk'])}</td><td>{_fmt(last['forventet'])}</td><td>{_fmt(last['INDIKATOR'])}</td>"
-                    f"<td>{_fmt(last['INDIKATOR_KI_NEDRE'])} til {_fmt(last['INDIKATOR_KI_OVRE'])}</td></tr>".replace(",", " "))
-    sections.append(("siste", "Siste publiserte måned", "Tallene er hentet direkte fra den publiserte tabellen.",
-                     "<table><tr><th>Utfall</th><th>Måned</th><th>Personer</th><th>Faktisk</th><th>Forventet</th>"
-                     "<th>Indikator</th><th>95 % KI</th></tr>" + "".join(rows) + "</table>"))
+        x = d.iloc[-1]
+        rows.append([norsk.outcome(o), norsk.month(x["BEHOLDNINGSMAANED"]), norsk.integer(x["ANTALL_PERSONER"]),
+                     norsk.value(x["faktisk"], o, 1), norsk.value(x["forventet"], o, 1),
+                     norsk.value(x["INDIKATOR"], o, 2, indicator=True),
+                     f"{norsk.number(x['INDIKATOR_KI_NEDRE'], 2)} til {norsk.number(x['INDIKATOR_KI_OVRE'], 2)}",
+                     norsk.number(x["INDIKATOR_KRYMPET"], 2, sign=True)])
+    sections.append(section(
+        "siste", "Siste publiserte måned", "",
+        table(["Utfall", "Måned", "Personer", "Faktisk", "Forventet", "Indikator", "95 % KI", "Krympet¹"], rows)
+        + "<p class='meta'>¹ Krympet indikator (empirisk Bayes): kontorets indikator trukket mot gjennomsnittet av kontorene, "
+          "mer jo mer usikker den er. Den er et bedre anslag for små kontor enn den rå indikatoren, men kan ikke brukes "
+          "for regioner, landet og Nasjonal oppfølgingsenhet (tomt der).</p>"))
 
-    # 2. actual vs expected by innsatsgruppe
+    # 2. actual vs expected by innsatsgruppe (levels: innsatsgruppe is not in the model)
     ig = res.published(ORG_NIVAA=level, ORG_STED_ID=uid, NEDBRYTNING="Innsatsgruppe")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
     for ax, o in zip(axes, ("atid3", "jobb12")):
-        for i, (g, gd) in enumerate(ig[(ig["UTFALL"] == o) & ~ig["PRIKKET"]].groupby("GRUPPE")):
-            ax.plot(_dates(gd), gd["faktisk"], color=f"C{i}", lw=1.3, label=GROUP_LABEL.get(g, g))
-            ax.plot(_dates(gd), gd["forventet"], color=f"C{i}", lw=1.0, ls="--")
-        ax.set_title(OUTCOME_LABEL[o] + ": faktisk (heltrukket) og forventet (stiplet)", fontsize=9)
-    axes[0].legend(frameon=False, fontsize=7)
-    sections.append(("innsatsgruppe", "Faktisk og forventet etter innsatsgruppe",
-                     "Innsatsgruppe er ikke med i modellen, så nivåene kan sammenlignes mellom gruppene.",
-                     figs.add(fig, "innsatsgruppe") + _csv_link(ig, f"{slug}-innsatsgruppe", "innsatsgrupper")))
+        for i, (g, gd) in enumerate(ig[ig["UTFALL"] == o].groupby("GRUPPE")):
+            d = monthly(gd, ["faktisk", "forventet"])
+            ax.plot(d.index, d["faktisk"], color=COLOURS[i], lw=1.4, label=norsk.group(g))
+            ax.plot(d.index, d["forventet"], color=COLOURS[i], lw=1.0, ls="--")
+        ax.set_title(f"{norsk.outcome(o)}: faktisk (heltrukket) og forventet (stiplet)")
+        style_axis(ax, norsk.LEVEL_UNIT[o], 0, zero=False)
+    legend_below(fig, axes, ncol=3)
+    sections.append(section(
+        "innsatsgruppe", "Faktisk og forventet etter innsatsgruppe",
+        "Innsatsgruppe er ikke med i modellen, så nivåene kan sammenlignes mellom gruppene. Forskjellen mellom faktisk og "
+        "forventet er indikatoren for gruppen.",
+        figs.add(fig, "innsatsgruppe", f"Faktisk og forventet etter innsatsgruppe, {name}")
+        + csv_link(ig, f"{slug}-innsatsgruppe", "innsatsgrupper")))
 
-    # 3. breakdowns, with the reading rule where it matters
-    ref = reference_month or _default_reference(alle)
+    # 3. breakdowns, each with the reading rule that applies to it
     parts = []
-    for bd in ("Ungdomsgaranti", "Innvandrerkategori", "Aldersgruppe", "Kjønn"):
+    for bd, in_model in res.breakdowns().items():
+        if bd in ("Alle", "Innsatsgruppe"):
+            continue
         b = res.published(ORG_NIVAA=level, ORG_STED_ID=uid, NEDBRYTNING=bd, UTFALL="atid3")
         if b.empty:
             continue
-        in_model = bool(b["I_MODELLEN"].iloc[0])
-        fig, ax = plt.subplots(figsize=(10, 3.2))
+        fig, ax = plt.subplots(figsize=(10, 3.4))
+        drawn = 0
         for i, (g, gd) in enumerate(b.groupby("GRUPPE")):
+            colour = COLOURS[i % len(COLOURS)]
             if in_model:
                 try:
                     idx = res.index_of_change(uid, "atid3", ref, bd, g)
                 except LookupError:
                     continue
-                ax.plot(pd.to_datetime(idx["BEHOLDNINGSMAANED"]), idx["ENDRINGSINDEKS"], color=f"C{i}", lw=1.3, label=g)
+                d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])
+                band_line(ax, d, "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE", colour, norsk.group(g))
             else:
-                ax.plot(_dates(gd), gd["INDIKATOR"], color=f"C{i}", lw=1.3, label=g)
-        ax.axhline(0, color="#999", lw=0.7)
-        ax.legend(frameon=False, fontsize=7, ncol=4)
-        rule = (f"<p class='rule'>Lesebetingelse: {bd.lower()} er med i modellen. Hver gruppe har gjennomsnitt null over perioden, "
-                f"så nivåene kan ikke sammenlignes. Figuren viser derfor utviklingen: endringsindeks i prosent fra {ref[:7]}.</p>"
-                if in_model else f"<p>{bd} er ikke med i modellen; indikatornivåene kan sammenlignes mellom gruppene.</p>")
-        parts.append(f"<h3>{html.escape(bd)}</h3>{rule}" + figs.add(fig, f"nedbrytning-{bd.lower()}")
-                     + _csv_link(b, f"{slug}-{bd.lower()}", bd.lower()))
-    sections.append(("nedbrytninger", "Brukergrupper (arbeidstid neste 3 måneder)", "", "".join(parts)))
+                band_line(ax, monthly(gd, BAND), *BAND, colour, norsk.group(g))
+            drawn += 1
+        if not drawn:
+            plt.close(fig)
+            continue
+        style_axis(ax, "endring i prosent" if in_model else norsk.INDICATOR_UNIT["atid3"], 0 if in_model else 1)
+        legend_below(fig, ax, ncol=6, extra=[ci_patch("#888")])
+        label = norsk.breakdown(bd)
+        rule = (f"<p class='rule'>Lesebetingelse: {esc(label.lower())} er med i modellen. Hver gruppe har gjennomsnitt null over "
+                f"perioden, så nivåene kan ikke sammenlignes mellom gruppene. Figuren viser derfor utviklingen: endringsindeks i "
+                f"prosent fra {esc(norsk.month(ref))}, med 95 % konfidensintervall.</p>" if in_model else
+                f"<p>{esc(label)} er ikke med i modellen; indikatornivåene kan sammenlignes mellom gruppene.</p>")
+        parts.append(f"<h3>{esc(label)}</h3>{rule}" + figs.add(fig, f"nedbrytning-{_slug(bd)}", f"{label}, {name}")
+                     + csv_link(b, f"{slug}-{_slug(bd)}", label.lower()))
+    sections.append(section("nedbrytninger", "Brukergrupper (arbeidstid de neste 3 månedene)", "", "".join(parts)))
 
     # 4. index of change from the reference month
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     idx_tables = []
     for ax, o in zip(axes, ("atid3", "jobb3")):
         try:
             idx = res.index_of_change(uid, o, ref)
         except LookupError:
+            ax.set_visible(False)
             continue
-        t = pd.to_datetime(idx["BEHOLDNINGSMAANED"])
-        ax.fill_between(t, idx["ENDRINGSINDEKS_KI_NEDRE"], idx["ENDRINGSINDEKS_KI_OVRE"], color="C2", alpha=0.2, lw=0)
-        ax.plot(t, idx["ENDRINGSINDEKS"], color="C2", lw=1.4)
-        ax.axhline(0, color="#999", lw=0.7)
-        ax.set_title(f"{OUTCOME_LABEL[o]}: endring i prosent fra {ref[:7]}", fontsize=9)
+        d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])
+        band_line(ax, d, "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE", COLOURS[2], norsk.outcome(o))
+        ax.set_title(f"{norsk.outcome(o)}: endring fra {norsk.month(ref)}")
+        style_axis(ax, "endring i prosent", 0)
         idx_tables.append(idx)
-    sections.append(("endringsindeks", f"Endringsindeks fra {ref[:7]}",
-                     "Endringsindeksen viser utviklingen fra referansemåneden (der den er null), med 95 % konfidensintervall. "
-                     "Den kan brukes for alle grupper, også dem som er med i modellen.",
-                     figs.add(fig, "endringsindeks") + (_csv_link(pd.concat(idx_tables), f"{slug}-endringsindeks", "endringsindeksen") if idx_tables else "")))
+    sections.append(section(
+        "endringsindeks", f"Endringsindeks fra {norsk.month(ref)}",
+        "Endringsindeksen viser utviklingen fra referansemåneden (der den er null), med 95 % konfidensintervall. Den kan brukes "
+        "for alle grupper, også dem som er med i modellen.",
+        figs.add(fig, "endringsindeks", f"Endringsindeks for {name}")
+        + (csv_link(pd.concat(idx_tables), f"{slug}-endringsindeks", "endringsindeksen") if idx_tables else "")))
 
-    # 5. work volume
-    wv = alle[alle["UTFALL"].isin(["atid3", "atid12"]) & ~alle["PRIKKET"]].tail(24)
-    wrows = "".join(f"<tr><td>{_month(r.BEHOLDNINGSMAANED)}</td><td>{r.UTFALL}</td><td>{int(r.ANTALL_PERSONER):,}</td><td>{_fmt(r.INDIKATOR, 3)}</td>"
-                    f"<td>{_fmt(r.EKSTRA_TIMER_PER_UKE, 0)}</td><td>{_fmt(r.ARSVERK, 1)}</td></tr>".replace(",", " ")
-                    for r in wv[wv["UTFALL"] == "atid3"].tail(12).itertuples())
-    sections.append(("arbeidsvolum", "Arbeidsvolum",
-                     "Indikatoren for arbeidstid er timer per uke per bruker. Ganget med antall brukere blir det ekstra (eller manglende) "
-                     "timer per uke for enheten. Omregning: årsverk = timer per uke / 37,5 (en full stilling er 37,5 timer i uka).",
-                     "<table><tr><th>Måned</th><th>Utfall</th><th>Brukere</th><th>Indikator (timer/uke)</th><th>Timer per uke</th>"
-                     "<th>Årsverk</th></tr>" + wrows + "</table>" + _csv_link(wv, f"{slug}-arbeidsvolum", "arbeidsvolum")))
+    # 5. work volume (hours outcomes only)
+    wv = alle[(alle["UTFALL"] == "atid3") & ~alle["PRIKKET"].astype(bool)].tail(12)
+    wrows = [[norsk.month(r.BEHOLDNINGSMAANED), norsk.integer(r.ANTALL_PERSONER), norsk.number(r.INDIKATOR, 3, sign=True),
+              norsk.number(r.EKSTRA_TIMER_PER_UKE, 0, sign=True), norsk.number(r.ARSVERK, 1, sign=True)] for r in wv.itertuples()]
+    sections.append(section(
+        "arbeidsvolum", "Arbeidsvolum",
+        "Indikatoren for arbeidstid er timer per uke per bruker. Ganget med antall brukere blir det ekstra (eller manglende) "
+        "timer per uke for enheten. Omregning: årsverk = timer per uke / 37,5 (en full stilling er 37,5 timer i uka). "
+        "For andelen i jobb finnes ikke noe arbeidsvolum: den er ikke timer.",
+        table(["Måned", "Brukere", "Indikator (timer per uke)", "Timer per uke i alt", "Årsverk"], wrows)
+        + csv_link(wv, f"{slug}-arbeidsvolum", "arbeidsvolum")))
 
-    # 6. funnel plot of the offices in the region (never a league table)
-    period = _last_full_year(res)
-    fsec = ""
-    if region_id and region_id != "NOE":
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        ftabs = []
-        for ax, o in zip(axes, ("atid3", "jobb3")):
-            f = res.funnel(3, o, period=period, region=region_id)
-            if f.empty:
-                continue
-            from .shrinkage import funnel_curve
-            sigma2 = float(np.average(f["INDIKATOR_SE"] ** 2 * f["ANTALL_PERSONER"], weights=f["ANTALL_PERSONER"]))
-            c = funnel_curve(sigma2, float(f["MELLOMVARIANS"].iloc[0]), float(f["MAL"].iloc[0]), float(f["ANTALL_PERSONER"].max()))
-            for lo, hi, ls in (("lower95", "upper95", "--"), ("lower998", "upper998", ":")):
-                ax.plot(c["N"], c[lo], color="#777", ls=ls, lw=0.9)
-                ax.plot(c["N"], c[hi], color="#777", ls=ls, lw=0.9)
-            colour = np.where(f["ORG_STED_ID"] == uid, "C3", "C0")
-            ax.scatter(f["ANTALL_PERSONER"], f["INDIKATOR"], c=colour, s=18)
-            ax.set_xscale("log")
-            ax.set_xlabel("personmåneder (log)")
-            ax.set_title(f"{OUTCOME_LABEL[o]}, {period}", fontsize=9)
-            ftabs.append(f)
-        fsec = figs.add(fig, "traktplott") + (_csv_link(pd.concat(ftabs), f"{slug}-traktplott", "traktplottet") if ftabs else "")
-        sections.append(("traktplott", f"Kontorene i regionen: traktplott ({period})",
-                         "Hvert punkt er et kontor, plassert etter antall personmåneder. Stiplede linjer er 95 %-grenser, prikkede 99,8 %. "
-                         "Et kontor utenfor grensene skiller seg ut mer enn tilfeldig variasjon tilsier. Plottet rangerer ikke kontorene."
-                         + (" Kontoret i denne rapporten er rødt." if level == 3 else ""), fsec))
+    # 6. funnel plot: the offices of the region, or the regions of the country (never a league table)
+    sections.append(_funnel_section(res, level, uid, name, region_id, first, last, figs, slug))
 
-    sections.append(("slik-leser-du", "Slik leser du tallene",
-                     "Arbeidsindikatoren er faktisk minus forventet arbeidsdeltakelse. Forventet er beregnet ut fra brukernes alder, kjønn, "
-                     "utdanning, innvandrerbakgrunn, arbeidserfaring, helse, ytelse, tid som registrert og arbeidsmarkedet der de bor. "
-                     "Indikatoren er relativ: null er Navs gjennomsnittlige bidrag i hele perioden. Et negativt tall betyr ikke at Nav "
-                     "gjør brukerne dårligere, bare at bidraget er lavere enn gjennomsnittet. Tall for grupper som er med i modellen "
-                     "(alder, kjønn, innvandrerkategori) kan bare sammenlignes over tid. Små enheter har brede konfidensintervaller; "
-                     "celler med for få personer er prikket. Indikatoren er ikke laget for å rangere kontorer.", ""))
-    res.close()
-    body = "".join(f'<section id="{sid}"><h2>{html.escape(t)}</h2>' + (f"<p>{html.escape(p)}</p>" if p else "") + c + "</section>"
-                   for sid, t, p, c in sections)
-    page = f"""<!doctype html><html lang="nb"><head><meta charset="utf-8"><title>Arbeidsindikatoren: {html.escape(name)}</title>
-<style>body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1040px;margin:2em auto;color:#222;padding:0 1em}}
-h1{{font-size:1.6em}} h2{{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}} p{{line-height:1.5}}
-svg{{max-width:100%;height:auto}} table{{border-collapse:collapse;font-size:.9em}} td,th{{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}}
-.rule{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #e0a800}} a.csv{{display:inline-block;margin:.3em 0;font-size:.9em}}</style>
-</head><body><h1>Arbeidsindikatoren: {html.escape(name)}</h1>
-<p>Rapport for {LEVEL_NAME[level]} fra den publiserte tabellen (kjøring {html.escape(rid)}). Alle tall er aggregerte.</p>
-{body}</body></html>"""
-    return atomic.write_text(out / f"{slug}.html", page)
+    sections.append(section(
+        "slik-leser-du", "Slik leser du tallene",
+        "Arbeidsindikatoren er faktisk minus forventet arbeidsdeltakelse. Forventet er beregnet ut fra brukernes alder, kjønn, "
+        "utdanning, innvandrerbakgrunn, arbeidserfaring, helse, ytelse, tid som registrert og arbeidsmarkedet der de bor. "
+        "Indikatoren er relativ: null er Navs gjennomsnittlige bidrag i hele perioden. Et negativt tall betyr ikke at Nav gjør "
+        "brukerne dårligere, bare at bidraget er lavere enn gjennomsnittet. Arbeidstid måles i timer per uke; andelen i jobb i "
+        "prosent, og indikatoren for den i prosentpoeng. Tall for grupper som er med i modellen (alder, kjønn, landbakgrunn) "
+        "kan bare sammenlignes over tid. Små enheter har brede konfidensintervaller; celler med for få personer er prikket, "
+        "og antallet personer i dem vises ikke. Indikatoren er ikke laget for å rangere kontorer.", ""))
+    lead = (f"<p class='meta'>Rapport for {esc(LEVEL_NAME[level])} fra de publiserte tabellene (kjøring {esc(rid)}), "
+            f"{esc(norsk.month(first))} til {esc(norsk.month(last))}. Alle tall er aggregerte.</p>" + _closure_note(u))
+    return atomic.write_text(out / f"{slug}.html", page(f"Arbeidsindikatoren: {name}", "".join(sections), lead))
 
 
-def _default_reference(alle: pd.DataFrame) -> str:
-    """Twelve months before the last month with atid3, as in Skjøstad (June 2023 -> June 2024)."""
-    last = pd.to_datetime(alle.loc[alle["UTFALL"] == "atid3", "BEHOLDNINGSMAANED"]).max()
-    return (last - pd.DateOffset(months=12)).strftime("%Y-%m-01")
+def _closure_note(u: pd.Series) -> str:
+    if not bool(u.get("NEDLAGT", False)):
+        return ""
+    after = (f" Brukerne ble overført til {esc(u['ETTERFOLGER'])}, som har sin egen rapport."
+             if isinstance(u.get("ETTERFOLGER"), str) and u["ETTERFOLGER"] else "")
+    return (f"<p class='note'>{esc(u['ORG_STED'])} ble lagt ned etter {esc(norsk.month(u['SISTE_MAANED']))}.{after} "
+            "Rapporten viser månedene kontoret fantes.</p>")
 
 
-def _last_full_year(res: Results) -> str:
-    years = res.con.execute("""SELECT DISTINCT PERIODE FROM published_period WHERE run_id = ? AND length(PERIODE) = 4
-                               AND MANEDER = 12 ORDER BY 1""", [res.run_id()]).fetchall()
-    full = [y[0] for y in years]
-    return full[-2] if len(full) >= 2 else full[-1]
+def _reference(res: Results, alle: pd.DataFrame, reference_month: str | None) -> str:
+    """The reference month of the index of change: as given (checked), or twelve months before
+    the unit's last month with atid3 (Skjøstad: June 2023 -> June 2024), within its months."""
+    shown = alle[(alle["UTFALL"] == "atid3") & ~alle["PRIKKET"].astype(bool)]
+    months = pd.to_datetime(shown["BEHOLDNINGSMAANED"])
+    if reference_month:
+        m = res.check_month(reference_month)
+        if months.empty or not months.min() <= m <= months.max():
+            raise LookupError(f"Referansemåneden {norsk.month(m.date())} ligger utenfor månedene enheten har publiserte tall "
+                              f"for ({norsk.month(months.min().date())} til {norsk.month(months.max().date())}).")
+        return m.strftime("%Y-%m-01")
+    target = months.max() - pd.DateOffset(months=12)
+    return max(target, months.min()).strftime("%Y-%m-01")
+
+
+def _funnel_section(res: Results, level: int, uid: str, name: str, region_id, first, last, figs: Figures, slug: str) -> str:
+    """Offices of the unit's region (office and region reports) or the regions (national report),
+    in the last full calendar year in which the unit existed."""
+    if region_id == "NOE" or uid == NOE_ID:
+        return section("traktplott", "Traktplott", "Nasjonal oppfølgingsenhet følger bare standardbrukere i hele landet og "
+                       "er ikke en enhet som kan stilles ved siden av kontorene eller regionene.", "")
+    end = min(last, res.months()[1])  # a whole calendar year within the unit's months and the run's
+    years = [p for p in res.periods() if p.isdigit() and pd.Timestamp(f"{p}-01-01") >= first
+             and pd.Timestamp(f"{p}-12-01") <= end]
+    if not years:
+        return section("traktplott", "Traktplott", "Enheten fantes ikke et helt kalenderår i perioden.", "")
+    period = years[-1]
+    funnel_level, within = (2, None) if level == 1 else (3, region_id)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    tabs = []
+    for ax, o in zip(axes, ("atid3", "jobb3")):
+        f = res.funnel(funnel_level, o, period=period, region=within)
+        if f.empty:
+            ax.set_visible(False)
+            continue
+        sigma2 = float(np.average(f["INDIKATOR_SE"] ** 2 * f["ANTALL_PERSONER"], weights=f["ANTALL_PERSONER"]))
+        n = f["ANTALL_PERSONER"].astype(float)
+        c = funnel_curve(sigma2, float(f["MELLOMVARIANS"].iloc[0]), float(f["MAL"].iloc[0]), float(n.max()) * 1.2,
+                         n_min=float(n.min()) / 1.5)
+        for lo, hi, ls, lab in (("lower95", "upper95", "--", "95 %-grenser"), ("lower998", "upper998", ":", "99,8 %-grenser")):
+            ax.plot(c["N"], c[lo], color="#777", ls=ls, lw=0.9, label=lab)
+            ax.plot(c["N"], c[hi], color="#777", ls=ls, lw=0.9)
+        mine = f["ORG_STED_ID"] == uid
+        ax.scatter(f.loc[~mine, "ANTALL_PERSONER"], f.loc[~mine, "INDIKATOR"], color=UNIT_COLOUR, s=20,
+                   label="kontor" if funnel_level == 3 else "region")
+        if mine.any():
+            ax.scatter(f.loc[mine, "ANTALL_PERSONER"], f.loc[mine, "INDIKATOR"], color="#c0392b", s=36, label=name, zorder=3)
+        for r in f.itertuples():  # every point named: a funnel shows who is where, never a ranking
+            short = str(r.ORG_STED).replace("Nav ", "")
+            ax.annotate(short, (r.ANTALL_PERSONER, r.INDIKATOR), fontsize=6.5, xytext=(3, 2), textcoords="offset points",
+                        color="#333")
+        log_axis(ax)
+        ax.set_xlabel("personer i perioden (logaritmisk skala)")
+        ax.set_title(f"{norsk.outcome(o)}, {period}")
+        style_axis(ax, norsk.INDICATOR_UNIT[o], 1, dates=False)
+        tabs.append(f.assign(UTFALL=o))
+    legend_below(fig, axes, ncol=5)
+    what = "regionene i landet" if funnel_level == 2 else "kontorene i regionen"
+    return section(
+        "traktplott", f"Traktplott: {what} ({period})",
+        f"Hvert punkt er en enhet, plassert etter antall personer i {period}. Stiplede linjer er 95 %-grenser, prikkede 99,8 %. "
+        "En enhet utenfor grensene skiller seg ut mer enn tilfeldig variasjon tilsier. Plottet rangerer ikke enhetene."
+        + (f" {name} er rød." if level > 1 else ""),
+        figs.add(fig, "traktplott", f"Traktplott for {what}, {period}")
+        + (csv_link(pd.concat(tabs), f"{slug}-traktplott", "traktplottet") if tabs else ""))
+
+
+__all__ = ["write_report"]

@@ -69,7 +69,7 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
                 "std_err_classical", "std_err_robust", "std_err_cluster", "nobs", "n_clusters", "r2"]
         work.executemany(f"INSERT INTO results.coefficients VALUES (?, {', '.join('?' * len(cols))})",
                          [[rid] + [r[c] for c in cols] for r in coefficient_rows])
-        for t in ("published", "published_period", "disclosure_witness"):  # created on first use with the run's columns
+        for t in ("published", "published_period", "disclosure_witness", "units"):  # created on first use with the run's columns
             work.execute(f"CREATE TABLE IF NOT EXISTS results.{t} AS SELECT ''::VARCHAR AS run_id, * FROM {t} LIMIT 0")
             work.execute(f"INSERT INTO results.{t} BY NAME SELECT ? AS run_id, * FROM {t}", [rid])
         if fail_after_published:  # used by the tests to prove atomicity

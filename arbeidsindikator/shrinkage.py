@@ -101,9 +101,10 @@ def funnel(cells: pd.DataFrame) -> pd.DataFrame:
     return c.sort_values("ANTALL_PERSONER").reset_index(drop=True)
 
 
-def funnel_curve(sigma2: float, tau2: float, target: float, n_max: float, points: int = 60) -> pd.DataFrame:
-    """The control limits as curves over N, for drawing the funnel."""
-    n = np.geomspace(max(1.0, n_max / 1000), n_max * 1.05, points)
+def funnel_curve(sigma2: float, tau2: float, target: float, n_max: float, points: int = 60,
+                 n_min: float | None = None) -> pd.DataFrame:
+    """The control limits as curves over N (from `n_min`, default n_max / 1000), for drawing the funnel."""
+    n = np.geomspace(max(1.0, n_min if n_min else n_max / 1000), n_max * 1.05, points)
     spread = np.sqrt(sigma2 / n + tau2)
     return pd.DataFrame({"N": n, "lower95": target - 1.96 * spread, "upper95": target + 1.96 * spread,
                          "lower998": target - Z998 * spread, "upper998": target + Z998 * spread})

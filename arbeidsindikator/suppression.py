@@ -6,7 +6,7 @@ decision is applied to the published rows:
 
 - every value derived from outcomes (means, standard errors, intervals, covariances, the
   shrunken indicator, work volume) is removed;
-- the counts (ANTALL_PERSONER, and ANTALL_UNIKE_PERSONER in period rows) are removed too, as
+- the counts (ANTALL_PERSONER, and ANTALL_PERSONMANEDER in period rows) are removed too, as
   their exact values would give bounds (and a count of 1 says one person is behind the cell).
   With the specification's `publish.counts = "intervall"` a band is published instead
   (ANTALL_INTERVALL: '1-9', '10-19', '20-49', '50-99', '100+' for a threshold of 10);
@@ -27,7 +27,7 @@ SUPPRESSED_VALUES = ["faktisk", "forventet", "INDIKATOR", "faktisk_SE", "forvent
                      "faktisk_KI_NEDRE", "faktisk_KI_OVRE", "forventet_KI_NEDRE", "forventet_KI_OVRE",
                      "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE", "KOV_INDIKATOR_FAKTISK", "model_var", "model_var_indicator",
                      "var_y", "var_e", "cov_ey"]
-COUNTS = ["ANTALL_PERSONER", "ANTALL_UNIKE_PERSONER", "ANTALL_PERSONMANEDER"]
+COUNTS = ["ANTALL_PERSONER", "ANTALL_PERSONMANEDER"]
 
 
 def apply_suppression(d: pd.DataFrame, suppressed: np.ndarray, primary: np.ndarray, counts: str,
@@ -38,8 +38,7 @@ def apply_suppression(d: pd.DataFrame, suppressed: np.ndarray, primary: np.ndarr
     d["PRIKKET"] = supp
     d["PRIKKET_ARSAK"] = np.where(supp, REASON, None).astype(object)
     if counts == "intervall":
-        persons = d["ANTALL_UNIKE_PERSONER"] if "ANTALL_UNIKE_PERSONER" in d else d["ANTALL_PERSONER"]
-        d["ANTALL_INTERVALL"] = np.where(supp, count_band(persons.to_numpy(), threshold), None).astype(object)
+        d["ANTALL_INTERVALL"] = np.where(supp, count_band(d["ANTALL_PERSONER"].to_numpy(), threshold), None).astype(object)
     for c in SUPPRESSED_VALUES:
         if c in d.columns:
             d[c] = d[c].mask(supp)

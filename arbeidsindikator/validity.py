@@ -81,8 +81,8 @@ def office_year_period_frame(data_dir: Path | str, db: Path | str, run_id: str |
         centre AS (SELECT outcome, sum(truth * n) / sum(n) AS c FROM m GROUP BY 1),
         ty AS (SELECT office_id, CAST(year(month) AS VARCHAR) AS year, outcome, sum(truth * n) / sum(n) AS truth
                FROM m GROUP BY ALL)
-        SELECT q.ORG_STED_ID AS office_id, q.PERIODE AS year, q.UTFALL AS outcome, q.ANTALL_PERSONER AS n,
-               q.ANTALL_UNIKE_PERSONER AS persons, q.INDIKATOR AS indicator, q.INDIKATOR_SE AS se,
+        SELECT q.ORG_STED_ID AS office_id, q.PERIODE AS year, q.UTFALL AS outcome, q.ANTALL_PERSONMANEDER AS n,
+               q.ANTALL_PERSONER AS persons, q.INDIKATOR AS indicator, q.INDIKATOR_SE AS se,
                q.INDIKATOR_KI_NEDRE AS lo, q.INDIKATOR_KI_OVRE AS hi, q.INDIKATOR_KRYMPET AS shrunk,
                ty.truth - centre.c AS truth
         FROM published_period q JOIN ty ON ty.office_id = q.ORG_STED_ID AND ty.year = q.PERIODE AND ty.outcome = q.UTFALL

@@ -1,6 +1,7 @@
 """The dashboard: API tests with an HTTP client, and an end-to-end test in headless Chromium."""
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -62,7 +63,8 @@ def test_index_and_funnel_endpoints(client):
 def test_no_endpoint_returns_person_level_rows(client):
     spec = client.get("/openapi.json").json()
     paths = set(spec["paths"])
-    assert paths == {"/api/meta", "/api/units", "/api/series", "/api/groups", "/api/index", "/api/funnel"}
+    assert paths == {"/api/meta", "/api/units", "/api/series", "/api/groups", "/api/index", "/api/funnel", "/api/years",
+                     "/api/groups_period"}
     for path in paths:
         assert "person" not in path
     text = client.get("/api/series", params={"unit": "Norge"}).text
@@ -78,16 +80,27 @@ def test_token_is_required_when_set(small_run):
     assert is_loopback("127.0.0.1") and not is_loopback("0.0.0.0")
 
 
+def test_years_groups_and_report_endpoints(client):
+    y = client.get("/api/years", params={"unit": "Oslo", "outcome": "jobb3"}).json()
+    assert "Oslo" in y["series"] and "Norge" in y["series"] and {r["PERIODE"] for r in y["series"]["Oslo"]} >= {"2019", "2020"}
+    g = client.get("/api/groups_period", params={"unit": "Norge", "breakdown": "Innsatsgruppe", "period": "2021"})
+    assert g.status_code == 200 and len(g.json()) >= 3
+    assert client.get("/api/groups_period", params={"unit": "Norge", "breakdown": "Kjønn"}).status_code == 409
+    r = client.get("/rapport", params={"unit": "Oslo"})
+    assert r.status_code == 200 and "Arbeidsindikatoren: Oslo" in r.text and "<script" not in r.text
+    assert "script-src" not in r.headers["content-security-policy"]  # the report runs no script
+    meta = client.get("/api/meta").json()
+    assert meta["group_labels"]["ikke_vestlig"] == "Innvandrer, øvrige land" and meta["outcomes"][2]["level_unit"] == "prosent"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(small_run):
+def _serve(db):
     import uvicorn
-    _, db = small_run
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
@@ -96,42 +109,136 @@ def server(small_run):
         if srv.started:
             break
         time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    return srv, th, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server(small_run):
+    srv, th, url = _serve(small_run[1])
+    yield url
     srv.should_exit = True
     th.join(timeout=10)
 
 
-def test_dashboard_in_a_real_browser(server, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI; .ci/run installs Debian's chromium")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
-    errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-loaded='1']", timeout=20_000)
-        office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
-        page.select_option("#unit", office)
-        page.select_option("#outcome", "jobb3")
-        page.locator("#legend", has_text="Nav").wait_for(timeout=20_000)  # (the CSP forbids evaluating strings)
-        band = page.get_attribute("#ci-band", "points")
-        line = page.get_attribute("#line-unit", "points")
-        assert band and len(band.split()) > 20 and line and len(line.split()) > 10
-        assert page.locator(".compare-line").count() >= 1  # the region's and the country's lines
-        assert not page.is_visible("#error"), page.inner_text("#error")
-        assert page.locator("#table tr").count() > 5
-        shot = tmp_path / "dashboard.png"
-        page.screenshot(path=str(shot), full_page=True)
-        target = os.environ.get("ARBEIDSINDIKATOR_SCREENSHOTS")
-        if target:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            shutil.copy(shot, Path(target) / "dashboard.png")
-        browser.close()
-    assert shot.stat().st_size > 10_000
+        yield b
+        b.close()
+
+
+def _open(browser, url, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-loaded='1']", timeout=30_000)
+    return page, errors
+
+
+def _choose(page, selector, value):
+    page.evaluate("delete document.body.dataset.loaded")
+    page.select_option(selector, value)
+    page.wait_for_selector("body[data-loaded='1']", timeout=30_000)
+
+
+def _screenshot(page, name):
+    target = os.environ.get("ARBEIDSINDIKATOR_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / name), full_page=True)
+
+
+def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
+    """Desktop: every view drawn for an office, with its band, the region and country lines,
+    the groups side by side, the index and the funnel with the office marked; readable axes."""
+    page, errors = _open(browser, server, 1280, 900)
+    office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
+    _choose(page, "#unit", office)
+    _choose(page, "#outcome", "jobb3")
+    _choose(page, "#breakdown", "Innsatsgruppe")
+    assert page.locator("#chart-month .ci-band").count() >= 1 and page.locator("#chart-month .line-unit").count() >= 1
+    assert page.locator("#chart-month .compare-line").count() >= 1  # the region's and the country's lines
+    assert page.locator("#legend-month").inner_text().count("Nav") >= 1
+    assert page.locator("#chart-year .point").count() >= 3
+    assert page.locator("#chart-groups .point").count() >= 3
+    assert page.locator("#chart-funnel .point.mark").count() == 1
+    assert page.locator("#chart-index polyline, #chart-index circle").count() >= 1
+    ticks = page.eval_on_selector_all("#chart-month text", "els => els.map(e => e.textContent)")
+    assert "0" in ticks and any("−" in t for t in ticks)  # zero labelled, a real minus sign
+    assert "prosentpoeng" in ticks  # the unit on the axis
+    cells = page.eval_on_selector_all("#table-month td", "els => els.map(e => e.textContent)")
+    assert any("," in c for c in cells) and not any(re.search(r"[0-9][.][0-9]", c) for c in cells)
+    for code in ("ikke_vestlig", "norskfodt", "situasjonsbestemt", "True", "NaN", "atid3"):
+        assert code not in page.locator("main").inner_text()
+    assert not page.is_visible("#error"), page.inner_text("#error")
+    href = page.get_attribute("#report-link", "href")
+    assert href.startswith("rapport?unit=")
+    _screenshot(page, "dashboard.png")
     assert errors == []
+
+
+def test_dashboard_on_a_phone_and_after_an_error(server, browser):
+    """Phone width: nothing wider than the screen. An error clears the views instead of leaving
+    the previous charts under the message; suppressed months break the line."""
+    page, errors = _open(browser, server, 390, 844)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
+    _choose(page, "#unit", office)
+    _choose(page, "#breakdown", "Innvandrerkategori")
+    _choose(page, "#group", page.eval_on_selector("#group option:last-child", "o => o.value"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#chart-month .line-unit").count() >= 2  # split at suppressed months
+    _screenshot(page, "dashboard-phone.png")
+    page.route("**/api/**", lambda route: route.fulfill(status=503, body='{"detail": "Tjenesten er nede."}',
+                                                          content_type="application/json"))
+    _choose(page, "#outcome", "atid12")
+    assert page.is_visible("#error") and "nede" in page.inner_text("#error")
+    assert page.locator("#chart-month *").count() == 0 and page.locator("#table-month tr").count() == 0
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def hostile_world(small_world, tmp_path_factory):
+    """An office whose name is HTML with a script in it, and one that closed into another."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import arbeidsindikator as ai
+    d = tmp_path_factory.mktemp("hostile") / "w"
+    shutil.copytree(small_world, d)
+    o = pq.read_table(d / "offices.parquet").to_pandas()
+    evil = '<img src=x onerror="document.body.dataset.pwned=1">Nav Ond'
+    o.loc[o["office_id"] == "0302", "office_name"] = evil
+    pq.write_table(pa.Table.from_pandas(o, preserve_index=False), d / "offices.parquet")
+    db = d.parent / "res.duckdb"
+    ai.run_indicator(d, db=db)
+    return db, evil, pd
+
+
+def test_names_are_shown_as_text_never_run(browser, hostile_world):
+    db, evil, _ = hostile_world
+    srv, th, url = _serve(db)
+    try:
+        page, errors = _open(browser, url, 1280, 900)
+        _choose(page, "#unit", "0302")
+        assert page.evaluate("document.body.dataset.pwned") is None
+        assert evil in page.locator("#legend-month").inner_text()
+        assert page.locator("img").count() == 0
+        closed = page.locator("#unit option", has_text="nedlagt")
+        if closed.count():  # an office that closed is marked with the office that took over
+            _choose(page, "#unit", closed.first.get_attribute("value"))
+            assert "ble lagt ned" in page.inner_text("#unit-note")
+        assert errors == []
+    finally:
+        srv.should_exit = True
+        th.join(timeout=10)

@@ -193,7 +193,7 @@ def test_a_tampered_witness_is_rejected(strict):
 def test_counts_of_suppressed_cells_are_not_published(strict):
     _, (m, p, _), _ = strict
     assert m.loc[m["PRIKKET"], "ANTALL_PERSONER"].isna().all()
-    assert p.loc[p["PRIKKET"], ["ANTALL_PERSONER", "ANTALL_UNIKE_PERSONER"]].isna().all().all()
+    assert p.loc[p["PRIKKET"], ["ANTALL_PERSONER", "ANTALL_PERSONMANEDER"]].isna().all().all()
     assert m.loc[~m["PRIKKET"], "ANTALL_PERSONER"].notna().all()
     assert set(m.loc[m["PRIKKET"], "PRIKKET_ARSAK"]) == {"prikket for å beskytte små grupper"}  # not primary or secondary
 

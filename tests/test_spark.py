@@ -20,7 +20,7 @@ KEYS = {
     "published_period": ["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"],
     "coefficients": ["response_variable", "variable"],
 }
-EXACT = {"ANTALL_PERSONER", "ANTALL_UNIKE_PERSONER", "MANEDER", "nobs", "n_clusters", "ORG_NIVAA"}
+EXACT = {"ANTALL_PERSONER", "ANTALL_PERSONMANEDER", "MANEDER", "nobs", "n_clusters", "ORG_NIVAA"}
 
 
 @pytest.fixture(scope="module")

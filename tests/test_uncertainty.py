@@ -141,7 +141,7 @@ def test_no_published_cell_below_the_threshold(strict_run):
     con = strict_run
     assert con.execute("SELECT count(*) FROM published WHERE PRIKKET").fetchall()[0][0] > 100
     assert con.execute("SELECT count(*) FROM published WHERE NOT PRIKKET AND ANTALL_PERSONER < 40").fetchall()[0][0] == 0
-    assert con.execute("SELECT count(*) FROM published_period WHERE NOT PRIKKET AND ANTALL_UNIKE_PERSONER < 40").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM published_period WHERE NOT PRIKKET AND ANTALL_PERSONER < 40").fetchall()[0][0] == 0
     assert con.execute("SELECT count(*) FROM published WHERE PRIKKET AND (INDIKATOR IS NOT NULL OR faktisk IS NOT NULL "
                        "OR INDIKATOR_SE IS NOT NULL OR INDIKATOR_KI_NEDRE IS NOT NULL)").fetchall()[0][0] == 0
 

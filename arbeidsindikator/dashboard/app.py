@@ -32,8 +32,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ..page import GROUP_LABEL, OUTCOME_LABEL
+from .. import norsk
 from ..reading import ReadingRuleError, check_level_comparison, index_of_change
+from ..results import Results
 from ..runs import latest_run_id
 from ..shrinkage import funnel as funnel_data
 
@@ -60,7 +61,7 @@ GROUP = Query("Alle", description="Gruppe i nedbrytningen (se /api/meta).")
 def _records(df: pd.DataFrame) -> list[dict]:
     df = df.copy()
     for c in df.columns:
-        if c in ("BEHOLDNINGSMAANED", "PERIODE_FRA", "PERIODE_TIL", "REFERANSEMAANED"):
+        if c in ("BEHOLDNINGSMAANED", "PERIODE_FRA", "PERIODE_TIL", "REFERANSEMAANED", "FORSTE_MAANED", "SISTE_MAANED"):
             df[c] = pd.to_datetime(df[c]).dt.strftime("%Y-%m")
     return [{k: (None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
             for r in df.astype(object).to_dict("records")]
@@ -107,9 +108,13 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     run_id = latest_run_id(con)
     if run_id is None:
         raise LookupError(f"{db} holds no runs")
-    units = con.execute("""SELECT DISTINCT ORG_NIVAA AS level, ORG_STED_ID AS id, ORG_STED AS name,
-                                  last(REGION_ID ORDER BY BEHOLDNINGSMAANED) AS region
-                           FROM published WHERE run_id = ? GROUP BY ALL ORDER BY 1, 3""", [run_id]).df()
+    store = Results(db)
+    units = store.units(run_id).rename(columns={"ORG_NIVAA": "level", "ORG_STED_ID": "id", "ORG_STED": "name",
+                                                "REGION_ID": "region", "FORSTE_MAANED": "first", "SISTE_MAANED": "last",
+                                                "NEDLAGT": "closed", "ETTERFOLGER_ID": "successor_id",
+                                                "ETTERFOLGER": "successor"})
+    units["closed"] = units["closed"].astype(bool)
+    store.close()
     by_id = {r.id: r for r in units.itertuples()}
     by_name = {str(r.name).casefold(): r for r in units.itertuples()}
     breakdowns = dict(con.execute("SELECT NEDBRYTNING, any_value(I_MODELLEN) FROM published WHERE run_id = ? GROUP BY 1",
@@ -120,6 +125,10 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         groups_of.setdefault(b, []).append(g)
     periods = [r[0] for r in con.execute("SELECT DISTINCT PERIODE FROM published_period WHERE run_id = ? ORDER BY 1",
                                          [run_id]).fetchall()]
+    months = [pd.Timestamp(m) for m in con.execute("SELECT min(BEHOLDNINGSMAANED), max(BEHOLDNINGSMAANED) FROM published "
+                                                   "WHERE run_id = ?", [run_id]).fetchall()[0]]
+
+    reports: dict[str, str] = {}  # made once per unit: the published tables do not change while the app runs
 
     def q(sql: str, args: list) -> pd.DataFrame:
         cur = con.cursor()  # one cursor per request: requests run concurrently
@@ -178,9 +187,13 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/meta", summary="Utfall, nedbrytninger, grupper og perioder i den publiserte kjøringen")
     def meta():
-        return {"run_id": run_id, "outcomes": [{"id": o, "label": OUTCOME_LABEL[o]} for o in OUTCOMES],
-                "breakdowns": [{"name": b, "in_model": bool(v)} for b, v in breakdowns.items()],
-                "groups": groups_of, "periods": periods, "group_labels": GROUP_LABEL}
+        return {"run_id": run_id,
+                "outcomes": [{"id": o, "label": norsk.OUTCOME[o], "level_unit": norsk.LEVEL_UNIT[o],
+                              "indicator_unit": norsk.INDICATOR_UNIT[o]} for o in OUTCOMES],
+                "breakdowns": [{"name": b, "label": norsk.breakdown(b), "in_model": bool(v)} for b, v in breakdowns.items()],
+                "groups": groups_of, "periods": periods,
+                "group_labels": {g: norsk.group(g) for gs in groups_of.values() for g in gs},
+                "months": [m.strftime("%Y-%m") for m in months]}
 
     @app.get("/api/units", summary="Enhetene: landet, regionene (med NOE) og kontorene")
     def list_units():
@@ -275,6 +288,61 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         if region:
             cells = cells[cells["REGION_ID"] == unit_row(region).id]
         return _records(funnel_data(cells))
+
+    @app.get("/api/years", summary="En enhets kalenderår (periodeceller) med 95 % konfidensintervall, mot region og land")
+    def years(unit: str = UNIT, outcome: str = OUTCOME, breakdown: str = BREAKDOWN, group: str = GROUP):
+        """The unit's calendar-year cells (each person's months clustered), with the region's and the country's."""
+        check_outcome(outcome)
+        check_breakdown(breakdown, group)
+        u = unit_row(unit)
+        out = {}
+        for lvl, uid in ((int(u.level), u.id), (2, u.region if u.level == 3 else None), (1, "0000" if u.level > 1 else None)):
+            if not uid:
+                continue
+            df = q("""SELECT PERIODE, ORG_STED, ANTALL_PERSONER, faktisk, forventet, INDIKATOR, INDIKATOR_KI_NEDRE,
+                             INDIKATOR_KI_OVRE, PRIKKET FROM published_period WHERE run_id = ? AND ORG_NIVAA = ? AND ORG_STED_ID = ?
+                      AND UTFALL = ? AND NEDBRYTNING = ? AND GRUPPE = ? AND length(PERIODE) = 4 ORDER BY PERIODE""",
+                   [run_id, lvl, uid, outcome, breakdown, group])
+            if not df.empty:
+                out[str(df["ORG_STED"].iloc[0])] = _records(df.drop(columns="ORG_STED"))
+        if not out:
+            raise HTTPException(404, f"Ingen årstall for {u.name}, {outcome}, {breakdown}={group}.")
+        return {"unit": u.name, "series": out}
+
+    @app.get("/api/groups_period", summary="Gruppene i en nedbrytning side om side for en periode (avvises for "
+                                           "nedbrytninger i modellen)")
+    def groups_period(unit: str = UNIT, outcome: str = OUTCOME,
+                      breakdown: str = Query("Innsatsgruppe", description="Nedbrytning som ikke er med i modellen."),
+                      period: str | None = Query(None, description="Periode, for eksempel 2023 (standard: den siste).")):
+        check_outcome(outcome)
+        check_breakdown(breakdown)
+        u = unit_row(unit)
+        try:
+            check_level_comparison(breakdown, bool(breakdowns[breakdown]))
+        except ReadingRuleError as e:
+            raise HTTPException(409, str(e))
+        period = period or (periods[-1] if periods else None)
+        if period not in periods:
+            raise HTTPException(422, f"Ukjent periode {str(period)[:40]!r}; gyldige: {', '.join(periods)}.")
+        df = q("""SELECT GRUPPE, ANTALL_PERSONER, faktisk, forventet, INDIKATOR, INDIKATOR_KI_NEDRE, INDIKATOR_KI_OVRE, PRIKKET
+                  FROM published_period WHERE run_id = ? AND ORG_NIVAA = ? AND ORG_STED_ID = ? AND UTFALL = ?
+                  AND NEDBRYTNING = ? AND PERIODE = ? ORDER BY GRUPPE""", [run_id, int(u.level), u.id, outcome, breakdown, period])
+        return _records(df)
+
+    @app.get("/rapport", response_class=HTMLResponse, include_in_schema=False)
+    def unit_report(unit: str = UNIT):
+        """The unit's report (the same as `arbeidsindikator report`), made on request."""
+        import tempfile
+
+        from ..report import write_report
+        u = unit_row(unit)
+        if u.id not in reports:
+            with tempfile.TemporaryDirectory(prefix="arbeidsindikator-rapport-") as d:
+                reports[u.id] = write_report(db, u.id, Path(d)).read_text(encoding="utf-8")
+        text = reports[u.id]
+        # the report is a static page with inline styles and SVG, and no script
+        return HTMLResponse(text, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                           "img-src data:; frame-ancestors 'none'"})
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():
