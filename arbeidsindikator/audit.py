@@ -44,6 +44,8 @@ from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import lsqr
 
+from .publish import DECIMALS
+
 STATS = ("n", "actual", "expected", "indicator")  # the additive statistics of a cell
 UNIT_KEY = ["ORG_NIVAA", "ORG_STED_ID"]
 GROUP_KEY = ["NEDBRYTNING", "GRUPPE"]
@@ -285,6 +287,23 @@ def _decide(a: sp.csr_matrix, x: dict, core: np.ndarray, undecided: np.ndarray, 
     return free, found
 
 
+# Published means are rounded (publish.DECIMALS): a published cell's sum n x mean is known to
+# within n x half a unit of the last decimal, so the attacker's relations hold within the sum of
+# those errors. Equalities on rounded sums would have no solution; these bands are what he knows.
+HALF_UNIT = 0.5 * 10.0 ** -DECIMALS["faktisk"]
+
+
+def _slack(a: sp.csr_matrix, n_known: np.ndarray) -> np.ndarray:
+    """Per relation, how far the rounded published sums in it can be from the exact ones."""
+    return abs(a) @ (np.nan_to_num(n_known) * HALF_UNIT) + 1e-9
+
+
+def _band_lp(c: np.ndarray, a_eq, b: np.ndarray, slack: np.ndarray):
+    """min c'x subject to b - slack <= a_eq x <= b + slack, x >= 0."""
+    a_ub = sp.vstack([a_eq, -a_eq]).tocsr()
+    return linprog(c, A_ub=a_ub, b_ub=np.concatenate([b + slack, -(b - slack)]), bounds=(0, None), method="highs")
+
+
 def _intervals(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: np.ndarray, radius: int = 3) -> pd.DataFrame:
     """LP bounds of the sum of the actual outcome for the sampled suppressed cells, the cells
     further than `radius` relations away fixed at their true values (a lower bound of the room)."""
@@ -315,11 +334,12 @@ def _intervals(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: 
         fixed[var] = False
         known = np.where(supp, truth, np.nan_to_num(cells["actual"].to_numpy()))
         b = -(sub[:, fixed] @ known[fixed])
+        slack = _slack(sub[:, fixed], cells["n_true"].to_numpy()[fixed])
         a_eq = sub[:, var]
         c = np.zeros(len(var))
         c[np.searchsorted(var, j)] = 1.0
-        lo = linprog(c, A_eq=a_eq, b_eq=b, bounds=(0, None), method="highs")
-        hi = linprog(-c, A_eq=a_eq, b_eq=b, bounds=(0, None), method="highs")
+        lo = _band_lp(c, a_eq, b, slack)
+        hi = _band_lp(-c, a_eq, b, slack)
         if lo.status != 0 or hi.status not in (0, 3):
             continue
         out.append({"id": int(j), "verdi": truth[j], "nedre": lo.fun, "ovre": -hi.fun if hi.status == 0 else np.inf})
@@ -336,6 +356,7 @@ def _intervals_exact(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sa
     rows = np.flatnonzero(np.diff(a_s.indptr) > 0)
     a_s = a_s[rows]
     b = -(a[rows] @ x)
+    slack = _slack(a[rows], np.where(supp, 0.0, cells["n"].to_numpy(float)))
     n_r = a_s.shape[0]
     pattern = (a_s != 0).astype(np.int8)
     _, label = connected_components(sp.bmat([[None, pattern], [pattern.T, None]]).tocsr(), directed=False)
@@ -348,8 +369,8 @@ def _intervals_exact(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sa
         c = np.zeros(len(cols))
         c[np.searchsorted(cols, k)] = 1.0
         a_eq = a_s[rws][:, cols]
-        lo = linprog(c, A_eq=a_eq, b_eq=b[rws], bounds=(0, None), method="highs")
-        hi = linprog(-c, A_eq=a_eq, b_eq=b[rws], bounds=(0, None), method="highs")
+        lo = _band_lp(c, a_eq, b[rws], slack[rws])
+        hi = _band_lp(-c, a_eq, b[rws], slack[rws])
         if lo.status != 0:
             continue
         out.append({"id": int(j), "nedre": lo.fun, "ovre": -hi.fun if hi.status == 0 else np.inf, "variabler": len(cols)})
@@ -423,6 +444,8 @@ def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd
             tc = _cells(tm[tm["UTFALL"] == outcome], tp[tp["UTFALL"] == outcome] if tp is not None else None)
             cells["actual_true"] = cells[["kind", "time", "lvl", "unit", "bd", "grp"]].merge(
                 tc[["kind", "time", "lvl", "unit", "bd", "grp", "actual"]], how="left")["actual"].to_numpy()
+            cells["n_true"] = cells[["kind", "time", "lvl", "unit", "bd", "grp"]].merge(
+                tc[["kind", "time", "lvl", "unit", "bd", "grp", "n"]], how="left")["n"].to_numpy()
             pool = np.flatnonzero(supp & primary) if primary.any() else np.flatnonzero(supp)
             sample = rng.choice(pool, size=min(intervals, len(pool)), replace=False)
             oa.intervals = _intervals(a, cells, supp, sample)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from . import atomic
-from .page import OUTCOME_LABEL
-from .report import Figures, _csv_link
+from . import atomic, norsk
+from .charts import Figures, plt
+from .htmlpage import csv_link as _csv_link
 from .resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
                         article_table_long, exclusion_summary, monthly_series, office_month_panel,
                         quintile_table, se_type_comparison, true_effects, wls, yearly_fits, SPECS, SPEC_LABEL)
@@ -29,8 +29,14 @@ a.csv{font-size:13px}"""
 
 
 def _html_table(df: pd.DataFrame, index: bool = False, digits: int = 4) -> str:
-    fmt = {c: (lambda v, d=digits: "–" if pd.isna(v) else f"{v:.{d}g}") for c in df.columns if df[c].dtype.kind == "f"}
-    return df.to_html(index=index, border=0, formatters=fmt, escape=True)
+    """Numbers in Norwegian format with `digits` significant digits (at least one decimal)."""
+    def fmt(v, d=digits):
+        if pd.isna(v):
+            return "–"
+        mag = int(np.floor(np.log10(abs(v)))) if v else 0
+        return norsk.number(v, max(0, min(6, d - 1 - mag)))
+    cols = {c: fmt for c in df.columns if df[c].dtype.kind == "f"}
+    return df.to_html(index=index, border=0, formatters=cols, escape=True)
 
 
 def _yearly_figure(yearly: pd.DataFrame, sample: str):
@@ -42,9 +48,9 @@ def _yearly_figure(yearly: pd.DataFrame, sample: str):
             ax.errorbar(d["aar"], d["koeffisient"], yerr=[d["koeffisient"] - d["ki_nedre"], d["ki_ovre"] - d["koeffisient"]],
                         fmt="o", color="#3e6fb0", capsize=3)
             ax.axhline(0, color="#999", lw=0.8)
-            ax.set_title(f"{o}: {'sykefravær' if v == 'sick_leave' else 'bemanning'}", fontsize=9)
+            ax.set_title(f"{norsk.outcome(o, short=True)}: {'sykefravær' if v == 'sick_leave' else 'bemanning'}", fontsize=9)
+            ax.yaxis.set_major_formatter(norsk.axis_formatter(2))
     fig.suptitle(f"Koeffisient per år med 95 % konfidensintervall – {SAMPLES[sample][0].lower()}", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -56,9 +62,9 @@ def _quintile_figure(qt: dict, sample: str, variable: str):
         ax.axhline(0, color="#999", lw=0.8)
         ax.set_xticks(range(1, 6))
         ax.set_xlabel(f"Kvintil av {'sykefravær' if variable == 'sick_leave' else 'bemanning'}")
-        ax.set_title(OUTCOME_LABEL[o], fontsize=8)
+        ax.set_title(norsk.outcome(o), fontsize=8)
+        ax.yaxis.set_major_formatter(norsk.axis_formatter(1))
     fig.suptitle(f"Vektet snitt av indikatoren per kvintil (±1,96 SE) – {SAMPLES[sample][0].lower()}", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -77,7 +83,6 @@ def _series_figure(series: dict, sample: str):
     ax.set_title("Indikatoren (prosentpoeng): vektet snitt", fontsize=8)
     fig.suptitle(f"Utvikling per måned – {SAMPLES[sample][0].lower()}", fontsize=10)
     fig.autofmt_xdate()
-    fig.tight_layout()
     return fig
 
 
@@ -160,7 +165,7 @@ def write_resources_analysis(db: Path | str, data_dir: Path | str, out: Path | s
 
 
 def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
-    figs = Figures(out, "ressurser")
+    figs = Figures(out / "figurer" / "ressurser")
     body = [f"<h1>Sykefravær, bemanning og arbeidsindikatoren</h1><p>Kjøring {html.escape(panel.run_id)}. "
             f"Standardfeil i tabellene: {SE_LABEL[se_type]}.</p>"]
     note = methods_note(panel, se_type)
@@ -193,19 +198,19 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
                     "Standardfeil i parentes.</p>" + _html_table(table, index=True)
                     + _csv_link(long, f"tabell{k}_{sample}", f"tabell {k}"))
         body.append(f"<h3>Valg av standardfeil (med månedsdummyer)</h3>{_html_table(comp)}")
-        body.append(f"<h3>Per år</h3>{figs.add(_yearly_figure(yearly, sample), f'per_aar_{sample}')}"
+        body.append(f"<h3>Per år</h3>{figs.add(_yearly_figure(yearly, sample), f'per_aar_{sample}', 'Koeffisient per år')}"
                     + _csv_link(yearly, f"per_aar_{sample}", "koeffisienter per år"))
         for v in ("sick_leave", "staffing"):
             qt = {o: quintile_table(panel.sample(sample, o), v, se_type) for o in OUTCOMES}
             qcsv = pd.concat([d.assign(utfall=o, variabel=v) for o, d in qt.items()], ignore_index=True)
             qcsv.to_csv(out / f"kvintiler_{v}_{sample}.csv", index=False)
             body.append(f"<h3>Kvintiler av {'sykefravær' if v == 'sick_leave' else 'bemanning'}</h3>"
-                        + figs.add(_quintile_figure(qt, sample, v), f"kvintiler_{v}_{sample}")
+                        + figs.add(_quintile_figure(qt, sample, v), f"kvintiler_{v}_{sample}", "Indikatoren per kvintil")
                         + _csv_link(qcsv, f"kvintiler_{v}_{sample}", "kvintiltabellen"))
         series = {o: monthly_series(panel.sample(sample, o)) for o in OUTCOMES}
         scsv = pd.concat([d.assign(utfall=o) for o, d in series.items()], ignore_index=True)
         scsv.to_csv(out / f"maanedlig_{sample}.csv", index=False)
-        body.append("<h3>Utvikling per måned</h3>" + figs.add(_series_figure(series, sample), f"maanedlig_{sample}")
+        body.append("<h3>Utvikling per måned</h3>" + figs.add(_series_figure(series, sample), f"maanedlig_{sample}", "Utvikling per måned")
                     + _csv_link(scsv, f"maanedlig_{sample}", "månedsseriene"))
     truth = truth_comparison(panel, data_dir, se_type)
     if truth is not None:

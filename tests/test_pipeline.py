@@ -50,11 +50,12 @@ def test_indicator_averages_to_zero_over_the_estimation_sample(small_run):
     for o in ("atid3", "atid12", "jobb3", "jobb12"):
         mean, scale = con.execute(f"SELECT avg(indicator_{o}), avg(abs(actual_{o})) FROM person_results WHERE actual_{o} IS NOT NULL").fetchall()[0]
         assert abs(mean) < 1e-10 * max(scale, 1.0), (o, mean)
-    # ... and so does the published national series, weighted by persons
+    # ... and so does the published national series, weighted by persons, up to the published
+    # precision (values are rounded to 1e-4)
     for o in ("atid3", "jobb3"):
         v = con.execute(f"""SELECT sum(INDIKATOR * ANTALL_PERSONER) / sum(ANTALL_PERSONER) FROM published
                             WHERE ORG_NIVAA = 1 AND NEDBRYTNING = 'Alle' AND UTFALL = '{o}'""").fetchall()[0][0]
-        assert abs(v) < 1e-9
+        assert abs(v) < 5e-5
 
 
 def test_aggregates_are_consistent_across_levels(small_run):
@@ -74,12 +75,13 @@ def test_aggregates_are_consistent_across_levels(small_run):
         families, wrong = con.execute(sql).fetchall()[0]
         assert families > 1000 and wrong == 0
     # sums too: national actual x persons equals the sum over regions (unsuppressed 'Alle' cells)
+    # (up to the published precision: each mean is rounded to 1e-4)
     diff = con.execute("""
-        SELECT max(abs(r.s - n.faktisk * n.ANTALL_PERSONER)) FROM
-          (SELECT BEHOLDNINGSMAANED, UTFALL, sum(faktisk * ANTALL_PERSONER) s FROM published
+        SELECT max(abs(r.s - n.faktisk * n.ANTALL_PERSONER) - 5e-5 * (r.n + n.ANTALL_PERSONER)) FROM
+          (SELECT BEHOLDNINGSMAANED, UTFALL, sum(faktisk * ANTALL_PERSONER) s, sum(ANTALL_PERSONER) n FROM published
            WHERE ORG_NIVAA = 2 AND NEDBRYTNING = 'Alle' GROUP BY ALL HAVING bool_and(NOT PRIKKET)) r
         JOIN published n USING (BEHOLDNINGSMAANED, UTFALL) WHERE n.ORG_NIVAA = 1 AND n.NEDBRYTNING = 'Alle'""").fetchall()[0][0]
-    assert diff < 1e-6
+    assert diff <= 1e-9
 
 
 def test_failed_run_leaves_previous_results_untouched(small_world, tmp_path):
@@ -158,10 +160,12 @@ kind = "categorical"
 column = "size"
 kind = "continuous"
 """)
-    m = ai.fit_model(con, "t", spec, predictions_table="pred")
-    resid = con.execute("SELECT avg(t.y - p.expected_y), avg(abs(t.y)) FROM t JOIN pred p ON p.person_id = t.pid AND p.month = t.month").fetchall()[0]
-    assert abs(resid[0]) < 1e-10 * max(1, resid[1])
-    assert m.results_["y"].nobs == n
+    m = ai.fit_model(con, "t", spec)
+    ordered = "SELECT * FROM t ORDER BY pid, month"
+    pred = m.predict(con, ordered)["expected_y"].to_numpy()
+    y = con.execute(ordered).df()["y"].to_numpy()
+    assert abs((y - pred).mean()) < 1e-10 * max(1, np.abs(y).mean())
+    assert m.nobs == n
 
 
 def test_demo_command_writes_everything(tmp_path):
@@ -211,8 +215,10 @@ def test_report_has_every_section_opens_offline_and_matches_the_published_table(
     page = (tmp_path / "norge.html").read_text()
     nat = res.published(ORG_NIVAA=1, NEDBRYTNING="Alle", UTFALL="atid3")
     last = nat[~nat["PRIKKET"]].iloc[-1]
-    assert f"{last['INDIKATOR']:.2f}" in page and f"{last['faktisk']:.2f}" in page
-    assert pd.Timestamp(last["BEHOLDNINGSMAANED"]).strftime("%Y-%m") in page
+    from arbeidsindikator import norsk
+    assert norsk.value(last["INDIKATOR"], "atid3", 2, indicator=True) in page
+    assert norsk.value(last["faktisk"], "atid3", 1) in page
+    assert norsk.month(last["BEHOLDNINGSMAANED"]) in page
 
 
 def test_cell_codes_decode_to_the_labels_of_every_row():

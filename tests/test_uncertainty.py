@@ -16,9 +16,12 @@ from arbeidsindikator.validity import coverage_and_shrinkage
 
 def _office_year(con):
     """The largest office-year cell of the period table for jobb3 in 2019."""
-    return con.execute("""SELECT ORG_STED_ID, ANTALL_PERSONER, INDIKATOR, faktisk_SE
+    return con.execute("""SELECT ORG_STED_ID, ANTALL_PERSONMANEDER, INDIKATOR, faktisk_SE
         FROM published_period WHERE ORG_NIVAA = 3 AND NEDBRYTNING = 'Alle' AND UTFALL = 'jobb3' AND PERIODE = '2019'
-          AND NOT PRIKKET ORDER BY ANTALL_PERSONER DESC LIMIT 1""").fetchall()[0]
+          AND NOT PRIKKET ORDER BY ANTALL_PERSONMANEDER DESC LIMIT 1""").fetchall()[0]
+
+
+PUBLISHED = 5e-5  # published values are rounded to 1e-4 (publish.DECIMALS)
 
 
 def test_period_standard_errors_of_the_actual_equal_statsmodels_cluster_robust(small_run):
@@ -30,8 +33,8 @@ def test_period_standard_errors_of_the_actual_equal_statsmodels_cluster_robust(s
     assert len(rows) == n
     fit = sm.OLS(rows["y"].to_numpy(), np.ones(len(rows))).fit(
         cov_type="cluster", cov_kwds={"groups": rows["person_id"].to_numpy()})
-    np.testing.assert_allclose(act_se, fit.bse[0], rtol=1e-8)
-    np.testing.assert_allclose(ind, rows["e"].mean(), rtol=1e-9)
+    np.testing.assert_allclose(act_se, fit.bse[0], rtol=0, atol=PUBLISHED)
+    np.testing.assert_allclose(ind, rows["e"].mean(), rtol=0, atol=PUBLISHED)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def test_model_uncertainty_of_a_cell_equals_delta_method_with_statsmodels(small_
            ORDER BY ANTALL_PERSONER DESC LIMIT 1""").fetchall()[0]
     cell = ((df["office_id"] == office) & (df["__month"] == pd.Timestamp(month)) & df["__y_jobb3"].notna()).to_numpy()
     xbar = X[cell].mean(axis=0)
-    np.testing.assert_allclose(se, 100 * np.sqrt(xbar @ dense_design["v_cr"] @ xbar), rtol=1e-8)
+    np.testing.assert_allclose(se, 100 * np.sqrt(xbar @ dense_design["v_cr"] @ xbar), rtol=0, atol=PUBLISHED)
 
 
 def test_indicator_standard_errors_equal_an_independent_sandwich(small_run, dense_design):
@@ -112,7 +115,7 @@ def test_indicator_standard_errors_equal_an_independent_sandwich(small_run, dens
         cell = cell & ~np.isnan(y)
         n = int(cell.sum())
         published, n_pub = con.execute(
-            """SELECT INDIKATOR_SE, ANTALL_PERSONER FROM published_period WHERE PERIODE = ? AND ORG_NIVAA = ?
+            """SELECT INDIKATOR_SE, ANTALL_PERSONMANEDER FROM published_period WHERE PERIODE = ? AND ORG_NIVAA = ?
                AND ORG_STED_ID = ? AND NEDBRYTNING = ? AND GRUPPE = ? AND UTFALL = 'jobb3'""",
             [period, level, unit, breakdown, group]).fetchall()[0]
         assert n_pub == n
@@ -123,7 +126,7 @@ def test_indicator_standard_errors_equal_an_independent_sandwich(small_run, dens
         model = xc @ d["v_p"] @ xc - 2 * xc @ ainv @ (scores.T @ e_gc) / n + dc @ (d["v_cr"] - d["v_p"]) @ dc
         expected = np.sqrt(sampling + 1e4 * model)
         if level == 1 and group == "Alle":
-            assert published < 0.01 and published == pytest.approx(expected, rel=1e-6)  # jobb3 in pp
+            assert published < 0.01 and published == pytest.approx(expected, abs=PUBLISHED)  # jobb3 in pp
         else:
             assert -0.03 <= published / expected - 1 <= 0.002, (period, unit, group, published, expected)
 
@@ -212,10 +215,12 @@ def test_work_volume_reproduces_the_more_og_romsdal_example():
 def test_work_volume_columns_in_the_published_table(small_run):
     _, db = small_run
     con = duckdb.connect(str(db), read_only=True)
-    d = con.execute("""SELECT max(abs(EKSTRA_TIMER_PER_UKE - INDIKATOR * ANTALL_PERSONER)), max(abs(ARSVERK * 37.5 - EKSTRA_TIMER_PER_UKE)),
+    # up to the published precision: indicator 1e-4, hours 0.1, full-time equivalents 0.01
+    d = con.execute("""SELECT max(abs(EKSTRA_TIMER_PER_UKE - INDIKATOR * ANTALL_PERSONER) - 0.05 - 5e-5 * ANTALL_PERSONER),
+                              max(abs(ARSVERK * 37.5 - EKSTRA_TIMER_PER_UKE)),
                               count(*) FILTER (WHERE UTFALL LIKE 'jobb%' AND ARSVERK IS NOT NULL)
                        FROM published WHERE NOT PRIKKET""").fetchall()[0]
-    assert d[0] < 1e-9 and d[1] < 1e-9 and d[2] == 0
+    assert d[0] <= 1e-9 and d[1] <= 0.005 * 37.5 + 0.05 and d[2] == 0
 
 
 def test_dersimonian_laird_and_shrinkage_towards_the_mean():
