@@ -299,9 +299,16 @@ def _slack(a: sp.csr_matrix, n_known: np.ndarray) -> np.ndarray:
 
 
 def _band_lp(c: np.ndarray, a_eq, b: np.ndarray, slack: np.ndarray):
-    """min c'x subject to b - slack <= a_eq x <= b + slack, x >= 0."""
-    a_ub = sp.vstack([a_eq, -a_eq]).tocsr()
-    return linprog(c, A_ub=a_ub, b_ub=np.concatenate([b + slack, -(b - slack)]), bounds=(0, None), method="highs")
+    """min c'x subject to b - slack <= a_eq x <= b + slack, x >= 0: as equalities with one
+    bounded error variable per relation (a_eq x + e = b, |e| <= slack), which the solver
+    handles as cheaply as the exact equalities (two-sided rows would double the problem)."""
+    n, m = a_eq.shape[1], a_eq.shape[0]
+    a = sp.hstack([sp.csr_matrix(a_eq), sp.identity(m, format="csr")]).tocsr()
+    bounds = [(0, None)] * n + [(-e, e) for e in slack]
+    res = linprog(np.concatenate([c, np.zeros(m)]), A_eq=a, b_eq=b, bounds=bounds, method="highs")
+    if res.status == 0:
+        res.x = res.x[:n]
+    return res
 
 
 def _intervals(a: sp.csr_matrix, cells: pd.DataFrame, supp: np.ndarray, sample: np.ndarray, radius: int = 3) -> pd.DataFrame:

@@ -272,8 +272,9 @@ def enheter(db: Path = DB):
 def revisjon(
     db: Path = DB,
     run_id: str = typer.Option(None, metavar="ID", help="Kjøringen som revideres (standard: den siste)."),
-    intervaller: int = typer.Option(0, metavar="TALL", help="Regn ut angriperens intervall (lineær programmering) for "
-                                                            "så mange prikkede celler per utfall."),
+    intervaller: int = typer.Option(0, metavar="TALL", help="Regn ut angriperens intervall (lineær programmering) for så mange "
+                                                            "prikkede celler per utfall; opptil et halvt minutt per celle "
+                                                            "i store sammenhengende mønstre."),
 ):
     """Avsløringsrevisjon: angrip de publiserte tabellene og vis hver prikket verdi som kan regnes ut (exit 1 hvis noen)."""
     import pandas as pd

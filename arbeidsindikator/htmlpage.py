@@ -12,7 +12,7 @@ STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1060px;margin:2em auto;color:#222;padding:0 1em;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 h3{font-size:1em;margin-top:1.4em} p{max-width:80ch} figure{margin:.5em 0}
-svg{max-width:100%;height:auto} table{border-collapse:collapse;font-size:.9em;margin:.6em 0}
+svg,img{max-width:100%;height:auto} .scroll{overflow-x:auto;max-width:100%} table{border-collapse:collapse;font-size:.9em;margin:.6em 0}
 td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6}
 td:first-child,th:first-child{text-align:left}
 .rule{background:#fff6e0;padding:.5em .8em;border-left:4px solid #e0a800}
@@ -35,7 +35,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     """A table of already formatted cells (escaped here)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"  # a wide table scrolls in its box
 
 
 def page(title: str, body: str, lead: str = "") -> str:

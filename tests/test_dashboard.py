@@ -242,3 +242,24 @@ def test_names_are_shown_as_text_never_run(browser, hostile_world):
     finally:
         srv.should_exit = True
         th.join(timeout=10)
+
+
+def test_report_in_a_real_browser(browser, small_run, tmp_path):
+    """A region's report opens offline (no request leaves the file), shows its figures, and
+    fits a phone's width (wide tables scroll inside their box)."""
+    from arbeidsindikator.report import write_report
+    path = write_report(small_run[1], "Oslo", tmp_path)
+    for width, name in ((1100, "report.png"), (390, "report-phone.png")):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        requests, errors = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("figure img, figure svg").count() >= 4
+        assert all(u.startswith(("file:", "data:")) for u in requests), requests
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        text = page.locator("body").inner_text()
+        assert not re.search(r"\d\.\d", text.replace("...", ""))  # Norwegian decimal commas
+        _screenshot(page, name)
+        assert errors == []

@@ -176,18 +176,3 @@ def test_problems_with_table_or_specification_are_config_errors(fair):
         ai.fit_model(con, "SELECT * FROM nowhere", spec)
     with pytest.raises(ConfigError, match="must look like 'YYYY-MM'"):
         ai.parse_spec(FAIR_SPEC.replace("[model]", """[model]\nestimation_period = { from = "20'1-01" }"""))
-
-
-def test_the_readme_model_example_runs(small_world, tmp_path):
-    """The README's generic model example, as written (with a spec file of the reader's own)."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert 'ai.fit_model(con, "SELECT * FROM my_table", spec)' in readme
-    spec_file = tmp_path / "my_model.toml"
-    spec_file.write_text('[model]\noutcomes = ["hours"]\n[[model.terms]]\ncolumn = "h12"\nkind = "bins"\n'
-                         'breaks = [1, 500, 1000]\n[[model.terms]]\ncolumn = "sex"\nkind = "categorical"\n')
-    con = ai.connect_data(small_world)
-    con.execute("""CREATE TABLE my_table AS SELECT e.hours, s.work_hours_12m AS h12, p.sex
-                   FROM employment e JOIN stock s USING (person_id, month) JOIN persons p USING (person_id)""")
-    spec = ai.parse_spec(spec_file.read_text())
-    model = ai.fit_model(con, "SELECT * FROM my_table", spec)
-    assert model.nobs > 1000 and "sex[kvinne]" in model.params.index  # the most common level is the reference
