@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from . import norsk
 from .config import ModelSpec, Term
 
 BATCH_ROWS = 1_000_000
@@ -496,12 +497,13 @@ class FitResult:
 
     def summary(self, se_type: str | None = None) -> str:
         se_type = se_type or ("cluster" if "cluster" in self.cov else "robust")
-        lines = [f"{self.outcome}: N = {self.nobs:,}, klynger = {self.n_clusters:,}, R² = {self.r2:.4f}, SE = {se_type}"
-                 + (f", utelatt for manglende verdier: {self.n_missing:,}" if self.n_missing else "")]
+        lines = [f"{self.outcome}: N = {norsk.integer(self.nobs)}, klynger = {norsk.integer(self.n_clusters)}, "
+                 f"R² = {norsk.number(self.r2, 4)}, SE = {se_type}"
+                 + (f", utelatt for manglende verdier: {norsk.integer(self.n_missing)}" if self.n_missing else "")]
         for r in self.table(se_type):
             if np.isnan(r["coefficient"]):
                 continue
-            lines.append(f"  {r['variable']:<45} {r['coefficient']:>10.4f} ({r['std_err']:.4f})")
+            lines.append(f"  {r['variable']:<45} {norsk.number(r['coefficient'], 4):>10} ({norsk.number(r['std_err'], 4)})")
         return "\n".join(lines + [f"  merknad: {n}" for n in self.notes])
 
 
@@ -799,7 +801,7 @@ class IndicatorModel:
         self.ainv_ = {}
         self.xbar_ = {}  # the estimation sample's (weighted) mean design row: the indicator's reference
         for o in outs:
-            notes = [f"{v:,} rader med observert utfall er utelatt fordi {c} mangler".replace(",", " ")
+            notes = [f"{norsk.integer(v)} rader med observert utfall er utelatt fordi {c} mangler"
                      for c, v in self.missing_[o].items() if c != "*" and v]
             if n[o] == 0:
                 raise ValueError(f"outcome {o} has no observed values in the estimation sample")

@@ -96,6 +96,16 @@ def number(x, decimals: int = 1, html: bool = False, sign: bool = False) -> str:
     return ("+" + s) if sign and float(x) > 0 else s
 
 
+def significant(x, digits: int = 4) -> str:
+    """A coefficient to `digits` significant digits: 0.001234 -> '0,001234', -12.5 -> '−12,5'."""
+    if _missing(x):
+        return "–"
+    if abs(float(x)) >= 10 ** digits:  # a large number keeps its digits, grouped
+        return number(x, 0)
+    s = f"{abs(float(x)):.{digits}g}".replace(".", ",")
+    return (MINUS + s) if float(x) < 0 and s.strip("0,") else s
+
+
 def integer(x, html: bool = False) -> str:
     return number(x, 0, html)
 
@@ -131,4 +141,4 @@ def axis_formatter(decimals: int = 1):
 
 
 __all__ = ["BREAKDOWN", "GROUP", "HOURS_OUTCOMES", "INDICATOR_UNIT", "LEVEL", "LEVEL_UNIT", "OUTCOME", "axis_formatter",
-           "breakdown", "group", "integer", "month", "number", "outcome", "percent", "value", "yes_no"]
+           "breakdown", "group", "integer", "significant", "month", "number", "outcome", "percent", "value", "yes_no"]

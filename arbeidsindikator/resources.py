@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import norsk
 from .runs import latest_run_id
 from .validate import register_tables, validate
 
@@ -443,11 +444,11 @@ def article_table(fits: dict) -> pd.DataFrame:
         col = {}
         for v, label in labels.items():
             c, s, p = tab.loc[v, "coefficient"], tab.loc[v, "std_err"], tab.loc[v, "p"]
-            col[label] = f"{c:.4g}{_stars(p)}"
-            col[f"  ({label}, SE)"] = f"({s:.2g})"
+            col[label] = f"{norsk.significant(c, 4)}{_stars(p)}"
+            col[f"  ({label}, SE)"] = f"({norsk.significant(s, 2)})"
         col["Månedsdummyer"] = "ja" if fe else "nei"
-        col["Justert R²"] = f"{f.r2_adj:.3f}"
-        col["N (kontormåneder)"] = f"{f.nobs:,}".replace(",", " ")
+        col["Justert R²"] = norsk.number(f.r2_adj, 3)
+        col["N (kontormåneder)"] = norsk.integer(f.nobs)
         cols[f"{o}{' FE' if fe else ''}"] = col
     return pd.DataFrame(cols)
 

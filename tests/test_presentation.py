@@ -139,3 +139,8 @@ def test_a_closed_office_is_named_with_its_successor(small_run, tmp_path):
     html = next((tmp_path / "rap").glob("*.html")).read_text()
     assert "lagt ned" in html
     assert str(row["ETTERFOLGER"]) in html
+
+
+def test_coefficients_in_norwegian_format():
+    assert norsk.significant(0.001234) == "0,001234" and norsk.significant(-12.5) == "\u221212,5"
+    assert norsk.significant(1234567.0) == "1 234 567"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from .. import norsk
 from ..outcomes import outcomes_sql
 from ..validate import register_tables, view_file
 
@@ -57,7 +58,7 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
     scale = per_month / target
     figs = [Figure("Personer i beholdningen per måned (snitt)", per_month,
                    _target_stock(world) or per_month, 0.15 * per_month, "personer",
-                   f"Dahl faktaboks: {target:,} nasjonalt; målet er skalert til verdenens størrelse")]
+                   f"Dahl faktaboks: {norsk.integer(target)} nasjonalt; målet er skalert til verdenens størrelse")]
     groups = {"spesielt_tilpasset": "spesielt tilpasset", "situasjonsbestemt": "situasjonsbestemt", "standard": "standard"}
     lv = facts["innsatsgruppe_levels"]
     has_truth = (data_dir / "truth" / "person_month.parquet").exists()
@@ -128,8 +129,9 @@ def report_table(figs: list[Figure]):
     from rich.table import Table
     t = Table(title="Kalibrering: syntetisk verden mot publiserte tall")
     for col in ("Størrelse", "Verden", "Publisert", "Toleranse", "OK", "Kilde"):
-        t.add_column(col)
+        t.add_column(col, justify="right" if col in ("Verden", "Publisert", "Toleranse") else "left")
     for f in figs:
         ok = {True: "[green]ja[/]", False: "[red]nei[/]", None: "info"}[f.ok]
-        t.add_row(f.name, f"{f.world:,.2f}", f"{f.published:,.2f}", "" if f.tolerance is None else f"±{f.tolerance:g}", ok, f.source)
+        tol = "" if f.tolerance is None else "±" + f"{f.tolerance:g}".replace(".", ",")
+        t.add_row(f.name, norsk.number(f.world, 2), norsk.number(f.published, 2), tol, ok, f.source)
     return t
