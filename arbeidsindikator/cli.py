@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import norsk
-from .validate import ValidationError
+from .data.validate import ValidationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Arbeidsindikatoren: syntetisk Nav-verden, indikatoren og publiseringen av den.")
@@ -75,9 +75,9 @@ def friendly(fn):
     """Known problems become one clear message and exit code 2; anything else one line and 1."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .audit import DisclosureError
-        from .config import ConfigError
-        from .reading import ReadingRuleError
+        from .pipeline.audit import DisclosureError
+        from .pipeline.config import ConfigError
+        from .pipeline.reading import ReadingRuleError
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
@@ -132,7 +132,7 @@ def _month(value: str | None, name: str) -> str | None:
 
 
 def _results(db: Path):
-    from .results import Results
+    from .pipeline.results import Results
     if not db.exists():
         _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run --data MAPPE --db {db}».")
     return Results(db)
@@ -166,8 +166,8 @@ def synth(
     report: bool = typer.Option(False, "--report", metavar="", help="Vis kalibreringsrapporten etterpå."),
 ):
     """Lag en syntetisk Nav-verden (Parquet, én fil per tabell, pluss fasit i truth/)."""
-    from .synth import generate_world
-    from .synth.params import SCALES
+    from .data.synth import generate_world
+    from .data.synth.params import SCALES
     if scale not in SCALES:
         _fail(f"Ukjent størrelse {scale!r}; velg {', '.join(SCALES)}.")
     with progress_bar(f"Syntetisk verden ({scale})") as cb:
@@ -183,14 +183,14 @@ def synth(
 @command()
 def calibrate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med en syntetisk verden.")):
     """Vis verdenens nøkkeltall ved siden av de publiserte."""
-    from .synth.calibration import calibration_report, report_table
+    from .analyses.calibration import calibration_report, report_table
     console.print(report_table(calibration_report(data)))
 
 
 @command()
 def validate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med tabellene i datakontrakten.")):
     """Sjekk en datamappe mot datakontrakten; alle brudd rapporteres samtidig (exit 2 hvis noen)."""
-    from .validate import validate as run_validation
+    from .data.validate import validate as run_validation
     for w in run_validation(data):
         console.print(f"[yellow]advarsel[/] {w}", highlight=False)
     console.print(f"[green]Gyldig:[/] {data} oppfyller datakontrakten.")
@@ -199,7 +199,7 @@ def validate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med ta
 @command()
 def contract(out: Path = typer.Option(Path("docs/data-contract.md"), metavar="FIL", help="Markdown-filen som skrives.")):
     """Skriv datakontrakten som Markdown (laget fra koden som validerer)."""
-    from .contract import contract_markdown
+    from .data.contract import contract_markdown
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(contract_markdown())
     console.print(f"Skrev {out}")
@@ -210,7 +210,7 @@ def contract(out: Path = typer.Option(Path("docs/data-contract.md"), metavar="FI
 def run(
     data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med tabellene i datakontrakten."),
     config: Path = typer.Option(None, metavar="FIL", help="Modellspesifikasjon (TOML); standard: Navs modell "
-                                                          "(arbeidsindikator/configs/default.toml)."),
+                                                          "(arbeidsindikator/pipeline/configs/default.toml)."),
     db: Path = DB,
     person_level: bool = typer.Option(False, "--person-level", metavar="",
                                       help="Lagre også resultater per person og måned (for analyser; aldri publisert)."),
@@ -227,7 +227,7 @@ def run(
         _fail(f"Ukjent motor {engine!r}: velg duckdb eller spark.")
     session = None
     if engine == "spark":
-        from .spark import local_session
+        from .pipeline.spark import local_session
         session = local_session(spark_master)
     with progress_bar("Arbeidsindikatoren") as cb:
         r = run_indicator(data, config, db, keep_person_level=person_level, progress=cb, engine=engine, spark=session,
@@ -249,7 +249,7 @@ def export(
     tabell: str = typer.Option("begge", metavar="TABELL", help="maaned, periode eller begge."),
 ):
     """Eksporter de publiserte tabellene for en kjøring (CSV og Parquet) med et manifest."""
-    from .publish import EXPORT_TABLES, export_run
+    from .pipeline.publish import EXPORT_TABLES, export_run
     if tabell not in (*EXPORT_TABLES, "begge"):
         _fail(f"Ukjent tabell {tabell!r}: velg maaned, periode eller begge.")
     if not db.exists():
@@ -280,7 +280,7 @@ def revisjon(
     import pandas as pd
     from rich.table import Table
 
-    from .audit import audit
+    from .pipeline.audit import audit
     res = _results(db)
     rid = res.run_id(run_id)
     tables = {t: res.con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} WHERE run_id = ?", [rid]).df()
@@ -321,7 +321,7 @@ def validity(data: Path = typer.Option(..., metavar="MAPPE", help="Den syntetisk
     og kontor-år dekker det sanne bidraget."""
     from rich.table import Table
 
-    from .validity import coverage, office_year_correlations
+    from .analyses.validity import coverage, office_year_correlations
     t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
     for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
         t.add_column(c, justify="right")
@@ -426,7 +426,7 @@ def arbeidsvolum(
 @command()
 def page(db: Path = DB, out: Path = typer.Option(Path("index.html"), metavar="FIL", help="HTML-filen som skrives.")):
     """Skriv en enkel nettside: landet og én region over tid, faktisk og forventet per innsatsgruppe."""
-    from .page import write_page
+    from .present.page import write_page
     _results(db)
     console.print(f"Skrev {write_page(db, out)}")
 
@@ -439,7 +439,7 @@ def report(
                                                             "enhetens siste måned)."),
 ):
     """Selvstendig HTML-rapport for en enhet (åpnes uten nett), med figurer som SVG og PNG."""
-    from .report import write_report
+    from .present.report import write_report
     _results(db).unit(unit)
     console.print(f"Skrev {write_report(db, unit, out, _month(reference, '--reference'))}")
 
@@ -457,7 +457,7 @@ def serve(
     """Start dashbordet: et JSON-API (beskrivelse på /docs) og nettsiden, bare fra publiserte tabeller."""
     import uvicorn
 
-    from .dashboard import create_app, is_loopback
+    from .present.dashboard import create_app, is_loopback
     if not is_loopback(host) and not token:
         _fail(f"Dashbordet bindes til {host}, som ikke er loopback; oppgi --token (eller ARBEIDSINDIKATOR_TOKEN).")
     _results(db)
@@ -475,11 +475,11 @@ def demo(
     import time
 
     from .api import run_indicator
-    from .page import write_page
-    from .publish import export, export_run
-    from .report import write_report
-    from .synth import generate_world
-    from .synth.calibration import calibration_report, report_table
+    from .present.page import write_page
+    from .pipeline.publish import export, export_run
+    from .present.report import write_report
+    from .data.synth import generate_world
+    from .analyses.calibration import calibration_report, report_table
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     data, db = out / "data", out / "arbeidsindikator.duckdb"
@@ -532,8 +532,8 @@ def analyse_ressurser(
                                                            "(klynget per kontor)."),
 ):
     """Sykefravær og bemanning mot kontorindikatoren (Dahl 2025): tabeller, figurer og metodenotat."""
-    from .resources import ResourcesError
-    from .resources_report import write_resources_analysis
+    from .analyses.resources import ResourcesError
+    from .present.resources_report import write_resources_analysis
     try:
         path = write_resources_analysis(db, data, out, run_id, se)
     except ResourcesError as e:

@@ -25,7 +25,7 @@ import httpx
 import uvicorn
 from machine import machine  # benchmarks/ is on sys.path when a script here runs
 
-from arbeidsindikator.dashboard import create_app
+from arbeidsindikator.present.dashboard import create_app
 
 
 def main():

@@ -99,7 +99,7 @@ def main() -> None:
     res = {"machine": machine(), "scale": a.scale, "seed": a.seed, "world": str(world), "engine": a.engine}
     name = f"production_run_{a.scale}" + ("_spark" if a.engine == "spark" else "")
     if not (world / "truth" / "world.json").exists():
-        cmd = [sys.executable, "-c", "import sys, json, time; from arbeidsindikator.synth import generate_world; "
+        cmd = [sys.executable, "-c", "import sys, json, time; from arbeidsindikator.data.synth import generate_world; "
                "t=time.perf_counter(); s=generate_world(sys.argv[1], scale=sys.argv[2], seed=int(sys.argv[3])); "
                "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
                "print(json.dumps({'seconds': time.perf_counter()-t, 'peak_rss_mb': int(hwm)/1024}))",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import arbeidsindikator as ai
-from arbeidsindikator.synth import generate_world
+from arbeidsindikator.data.synth import generate_world
 
 
 def _world(tmp_path_factory, name: str, scale: str, seed: int, clean: bool = False) -> Path:

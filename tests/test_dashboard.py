@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from arbeidsindikator.dashboard import create_app, is_loopback
+from arbeidsindikator.present.dashboard import create_app, is_loopback
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -247,7 +247,7 @@ def test_names_are_shown_as_text_never_run(browser, hostile_world):
 def test_report_in_a_real_browser(browser, small_run, tmp_path):
     """A region's report opens offline (no request leaves the file), shows its figures, and
     fits a phone's width (wide tables scroll inside their box)."""
-    from arbeidsindikator.report import write_report
+    from arbeidsindikator.present.report import write_report
     path = write_report(small_run[1], "Oslo", tmp_path)
     for width, name in ((1100, "report.png"), (390, "report-phone.png")):
         page = browser.new_page(viewport={"width": width, "height": 900})

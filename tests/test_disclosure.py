@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import arbeidsindikator as ai
-import arbeidsindikator.api as api_mod
-from arbeidsindikator import disclosure, publish
-from arbeidsindikator.audit import DisclosureError, audit
+import arbeidsindikator.pipeline.run as run_mod
+from arbeidsindikator.pipeline import disclosure, publish
+from arbeidsindikator.pipeline.audit import DisclosureError, audit
 
 KEYS = ["ORG_NIVAA", "ORG_STED_ID", "NEDBRYTNING", "GRUPPE"]
 
@@ -150,7 +150,7 @@ def primary_only(small_world, tmp_path_factory, strict):
         with pytest.raises(DisclosureError):
             ai.run_indicator(small_world, config=spec, db=db)
         assert not db.exists()
-        mp.setattr(api_mod, "audit", lambda *a, **k: type("Pass", (), {"passed": True})())
+        mp.setattr(run_mod, "audit", lambda *a, **k: type("Pass", (), {"passed": True})())
         ai.run_indicator(small_world, config=spec, db=db)
     return _tables(db)
 
@@ -291,7 +291,7 @@ def test_nothing_is_recovered_through_the_api(strict):
     period) gives an attacker nothing more than the tables."""
     from fastapi.testclient import TestClient
 
-    from arbeidsindikator.dashboard import create_app
+    from arbeidsindikator.present.dashboard import create_app
     _, (m, p, _), _ = strict
     db = strict_db["path"]
     client = TestClient(create_app(db))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from arbeidsindikator.config import ConfigError, Term, load_spec, parse_spec
-from arbeidsindikator.model import IndicatorModel
-from arbeidsindikator.outcomes import build_analysis
-from arbeidsindikator.validate import register_tables
+from arbeidsindikator.pipeline.config import ConfigError, Term, load_spec, parse_spec
+from arbeidsindikator.pipeline.model import IndicatorModel
+from arbeidsindikator.pipeline.outcomes import build_analysis
+from arbeidsindikator.data.validate import register_tables
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_batches_are_recut_so_that_no_cluster_spans_two(seed):
     order are refused."""
     import pyarrow as pa
 
-    from arbeidsindikator.model import whole_clusters
+    from arbeidsindikator.pipeline.batches import whole_clusters
     rng = np.random.default_rng(seed)
     ids = np.repeat(np.arange(40), rng.choice([1, 2, 7, 30], size=40))
     cuts = np.sort(rng.choice(np.arange(1, len(ids)), size=rng.integers(1, 12), replace=False))
@@ -144,7 +144,7 @@ def test_level_codes_by_enum_lookup_equal_the_case_and_come_in_the_smallest_type
     """DuckDB looks a string column's levels up as an ENUM, Spark (and non-string columns) by a
     CASE: the same codes, also for quotes, the empty string, NULL and a level not seen in the
     estimation sample; the design query hands the codes out in their smallest integer type."""
-    from arbeidsindikator.model import _level_code_sql, _sql_literal, code_terms
+    from arbeidsindikator.pipeline.design import code_terms, _level_code_sql, _sql_literal
     con = duckdb.connect()
     con.execute("""CREATE TABLE t AS SELECT person_id, DATE '2020-01-01' + INTERVAL (i) MONTH AS month, s, k, 1.0 AS y
         FROM (VALUES (1, 0, 'a''b', 3), (1, 1, '', 3), (2, 0, NULL, 4), (2, 1, 'z', 4), (3, 30, 'unseen', 5))
@@ -185,7 +185,7 @@ def test_held_back_clusters_do_not_keep_their_batches_alive():
     the slices held 3 GB.)"""
     import pyarrow as pa
 
-    from arbeidsindikator.model import whole_clusters
+    from arbeidsindikator.pipeline.batches import whole_clusters
 
     def batches():  # 60 batches of 20 000 rows, each ending with a cluster the next one does not continue
         for k in range(60):

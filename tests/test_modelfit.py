@@ -15,7 +15,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 import arbeidsindikator as ai
-from arbeidsindikator.config import ConfigError
+from arbeidsindikator.pipeline.config import ConfigError
 
 FAIR_SPEC = """
 [model]

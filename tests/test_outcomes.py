@@ -5,8 +5,8 @@ import datetime as dt
 import duckdb
 import pytest
 
-from arbeidsindikator.contract import WEEKS_PER_MONTH
-from arbeidsindikator.outcomes import outcomes_sql
+from arbeidsindikator.data.contract import WEEKS_PER_MONTH
+from arbeidsindikator.pipeline.outcomes import outcomes_sql
 
 
 def _con(stock_months, employment, observed_to):

@@ -6,9 +6,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from arbeidsindikator import period_cells
-from arbeidsindikator.model import ClustersApart
-from arbeidsindikator.period_cells import MOMENTS, SUMS, CellSets, period_frame, period_moments
+from arbeidsindikator.pipeline import period_cells
+from arbeidsindikator.pipeline.batches import ClustersApart
+from arbeidsindikator.pipeline.period_cells import MOMENTS, SUMS, CellSets, period_frame, period_moments
 
 OUTCOMES = ("a", "b")
 SETS = tuple((lvl, bd) for lvl in (1, 2, 3) for bd in range(3))
@@ -176,9 +176,9 @@ def test_publishing_sorts_person_results_whose_persons_lie_apart(monkeypatch):
 
     import duckdb
 
-    from arbeidsindikator.model import reduce_batches
-    from arbeidsindikator.publish import _period_cells
-    from arbeidsindikator.uncertainty import Period
+    from arbeidsindikator.pipeline.batches import reduce_batches
+    from arbeidsindikator.pipeline.publish import _period_cells
+    from arbeidsindikator.pipeline.uncertainty import Period
 
     d = _person_months(1)
     d["person_id"] = d.pop("__cluster")
@@ -190,7 +190,7 @@ def test_publishing_sorts_person_results_whose_persons_lie_apart(monkeypatch):
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")  # together: in order, as the model's pass writes
         con.unregister("frame")
     con.execute("SET preserve_insertion_order = false")  # as in a run
-    from arbeidsindikator import publish
+    from arbeidsindikator.pipeline import publish
     queries = []
 
     def logged(con, sql, *args, **kwargs):

@@ -12,11 +12,13 @@ from typer.testing import CliRunner
 
 import arbeidsindikator as ai
 from arbeidsindikator.cli import app
-from arbeidsindikator.config import ConfigError, default_spec_text
-from arbeidsindikator.model import IndicatorModel, Layout, TermCoding
-from arbeidsindikator.config import Term
-from arbeidsindikator.validate import ValidationError
-from arbeidsindikator.validity import office_year_correlations
+from arbeidsindikator.pipeline.config import ConfigError, default_spec_text
+from arbeidsindikator.pipeline.design import TermCoding
+from arbeidsindikator.pipeline.gram import Layout
+from arbeidsindikator.pipeline.model import IndicatorModel
+from arbeidsindikator.pipeline.config import Term
+from arbeidsindikator.data.validate import ValidationError
+from arbeidsindikator.analyses.validity import office_year_correlations
 
 
 def test_run_stores_manifest_coefficients_and_published_table(small_run):
@@ -195,7 +197,7 @@ def test_report_has_every_section_opens_offline_and_matches_the_published_table(
 
     import pandas as pd
 
-    from arbeidsindikator.report import write_report
+    from arbeidsindikator.present.report import write_report
     _, db = small_run
     res = ai.Results(db)
     office = res.published(ORG_NIVAA=3, NEDBRYTNING="Alle").query("ORG_STED_ID != '4154'")["ORG_STED_ID"].iloc[0]
@@ -225,7 +227,7 @@ def test_cell_codes_decode_to_the_labels_of_every_row():
     """The coded person results' integer codes (what publishing groups by) stand for exactly the office,
     region and breakdown group of their row, also for a missing group and a quote in a label. The
     model's pass writes them (with the codes carried through) and a view joins the labels back."""
-    from arbeidsindikator.indicator import NULL_GROUP, CellCodes, cell_codes, person_results_view
+    from arbeidsindikator.pipeline.indicator import NULL_GROUP, CellCodes, cell_codes, person_results_view
     text = re.sub(r"\[\[model\.terms\]\].*?(?=\n# Breakdowns)", "", default_spec_text(), flags=re.S)
     text = text.replace('cluster2 = "commuting_region_id"', "").replace("[publish]", "[publish]", 1)
     text = text.replace("# Breakdowns", '[[model.terms]]\ncolumn = "age"\nkind = "bins"\nbreaks = [30, 50]\n\n'

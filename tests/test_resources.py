@@ -12,10 +12,10 @@ import statsmodels.api as sm
 from typer.testing import CliRunner
 
 from arbeidsindikator.cli import app
-from arbeidsindikator.resources import (ResourcesError, design, exclusion_summary, office_month_panel,
+from arbeidsindikator.analyses.resources import (ResourcesError, design, exclusion_summary, office_month_panel,
                                         quintile_table, weighted_quantile_groups, wls)
-from arbeidsindikator.resources_report import truth_comparison
-from arbeidsindikator.runs import SCHEMA
+from arbeidsindikator.present.resources_report import truth_comparison
+from arbeidsindikator.pipeline.runs import SCHEMA
 
 
 def _panel(seed=0, n=2500):

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import arbeidsindikator as ai
-from arbeidsindikator.atomic import WORK_PREFIX, clean_stale_workdirs
+from arbeidsindikator.data.atomic import WORK_PREFIX, clean_stale_workdirs
 from arbeidsindikator.cli import app as cli
-from arbeidsindikator.dashboard import create_app, is_loopback
+from arbeidsindikator.present.dashboard import create_app, is_loopback
 
 TOKEN = "hemmelig-token-æøå"
 BAD_MONTHS = ["2023-13", "2023-00", "0000-00", "２０２３-０１", "٢٠٢٣-٠١", "2023-1", "20231", "2023-01-01", "x' OR '1'='1",
@@ -75,8 +75,8 @@ def test_security_headers_on_every_response(open_client):
 
 
 def test_the_page_inserts_no_data_as_html():
-    js = (Path(ai.__file__).parent / "dashboard" / "app.js").read_text()
-    html = (Path(ai.__file__).parent / "dashboard" / "index.html").read_text()
+    js = (Path(ai.__file__).parent / "present" / "dashboard" / "app.js").read_text()
+    html = (Path(ai.__file__).parent / "present" / "dashboard" / "index.html").read_text()
     assert "innerHTML" not in js and "outerHTML" not in js and "insertAdjacentHTML" not in js
     assert "token" not in js.lower()  # never read from the URL
     assert "<style" not in html and "style=" not in html and "<script>" not in html  # the CSP allows no inline code
@@ -139,7 +139,7 @@ def test_a_data_directory_whose_name_has_a_quote(small_world, tmp_path):
     import shutil
     d = tmp_path / "Nav's data"
     shutil.copytree(small_world, d)
-    from arbeidsindikator.validate import validate
+    from arbeidsindikator.data.validate import validate
     validate(d)
     db = tmp_path / "o'k.duckdb"
     ai.run_indicator(d, db=db)

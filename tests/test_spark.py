@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arbeidsindikator.cli import app
-from arbeidsindikator.publish import DECIMALS
+from arbeidsindikator.pipeline.publish import DECIMALS
 
 KEYS = {
     "published": ["BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"],

@@ -5,11 +5,11 @@ import hashlib
 import duckdb
 import numpy as np
 
-from arbeidsindikator.contract import TABLES
-from arbeidsindikator.outcomes import outcomes_sql
-from arbeidsindikator.synth import generate_world
-from arbeidsindikator.synth.calibration import calibration_report
-from arbeidsindikator.validate import register_tables, validate
+from arbeidsindikator.data.contract import TABLES
+from arbeidsindikator.pipeline.outcomes import outcomes_sql
+from arbeidsindikator.data.synth import generate_world
+from arbeidsindikator.analyses.calibration import calibration_report
+from arbeidsindikator.data.validate import register_tables, validate
 
 
 def _digests(d):

@@ -9,9 +9,10 @@ import pytest
 import statsmodels.api as sm
 
 import arbeidsindikator as ai
-from arbeidsindikator.reading import ReadingRuleError, index_of_change, work_volume
-from arbeidsindikator.shrinkage import dersimonian_laird
-from arbeidsindikator.validity import coverage_and_shrinkage
+from arbeidsindikator.pipeline import config as pipeline_config
+from arbeidsindikator.pipeline.reading import ReadingRuleError, index_of_change, work_volume
+from arbeidsindikator.pipeline.shrinkage import dersimonian_laird
+from arbeidsindikator.analyses.validity import coverage_and_shrinkage
 
 
 def _office_year(con):
@@ -44,8 +45,8 @@ def dense_design(small_run, small_world):
     run, db = small_run
     model = run.model
     con = duckdb.connect()
-    from arbeidsindikator.outcomes import build_analysis
-    from arbeidsindikator.validate import register_tables
+    from arbeidsindikator.pipeline.outcomes import build_analysis
+    from arbeidsindikator.data.validate import register_tables
     register_tables(con, small_world)
     build_analysis(con)
     df = con.sql(model.design_sql("analysis").replace("SELECT ", "SELECT commuting_region_id AS __cr, ", 1)).df()
@@ -230,7 +231,7 @@ def test_dersimonian_laird_and_shrinkage_towards_the_mean():
     w = 1 / se ** 2
     q = (w * (est - (w * est).sum() / w.sum()) ** 2).sum()
     assert tau2 == pytest.approx(max(0, (q - 4) / (w.sum() - (w ** 2).sum() / w.sum())))
-    from arbeidsindikator.shrinkage import empirical_bayes
+    from arbeidsindikator.pipeline.shrinkage import empirical_bayes
     d = pd.DataFrame({"PERIODE": "x", "UTFALL": "jobb3", "NEDBRYTNING": "Alle", "GRUPPE": "Alle", "ORG_NIVAA": 3,
                       "ORG_STED_ID": list("abcde"), "PRIKKET": False, "INDIKATOR": est, "INDIKATOR_SE": se})
     out = empirical_bayes(d)
@@ -262,7 +263,7 @@ def test_coverage_and_shrinkage_on_the_clean_medium_world(medium_clean_world, me
 def test_monthly_and_yearly_intervals_cover_the_truth_on_the_clean_medium_world(medium_clean_world, medium_clean_run):
     """Office-month and office-year 95% intervals cover the true contribution 90-98% of the
     time for every outcome, and the errors are as large as the standard errors say."""
-    from arbeidsindikator.validity import coverage
+    from arbeidsindikator.analyses.validity import coverage
     c = coverage(medium_clean_world, medium_clean_run)
     assert set(c["celler"]) == {"kontor-måned", "kontor-år"} and len(c) == 8
     for r in c.itertuples():
@@ -272,7 +273,7 @@ def test_monthly_and_yearly_intervals_cover_the_truth_on_the_clean_medium_world(
 
 
 def test_periods_named_in_the_specification_are_published(small_world, tmp_path):
-    text = ai.config.default_spec_text().replace(
+    text = pipeline_config.default_spec_text().replace(
         "periods = []", 'periods = [{ label = "garantiens første år", from = "2023-07", to = "2024-06" }]')
     db = tmp_path / "res.duckdb"
     ai.run_indicator(small_world, config=ai.parse_spec(text), db=db)
@@ -280,15 +281,15 @@ def test_periods_named_in_the_specification_are_published(small_world, tmp_path)
     assert len(p) == 1 and p["MANEDER"].iloc[0] == 12
     assert pd.Timestamp(p["PERIODE_FRA"].iloc[0]) == pd.Timestamp("2023-07-01")
     assert pd.Timestamp(p["PERIODE_TIL"].iloc[0]) == pd.Timestamp("2024-06-01")
-    with pytest.raises(ai.config.ConfigError, match="publish.periods"):
+    with pytest.raises(pipeline_config.ConfigError, match="publish.periods"):
         ai.parse_spec(text.replace('from = "2023-07", to = "2024-06"', 'from = "2024-06", to = "2023-07"'))
 
 
 def test_model_variance_refuses_person_rows_without_the_design_columns(small_run):
     """The cells' model variance reads the design as the model coded it from the person rows;
     rows from elsewhere (without __t0, ...) are refused by name, not met with a binder error."""
-    from arbeidsindikator.indicator import CellCodes
-    from arbeidsindikator.uncertainty import model_variance_cells
+    from arbeidsindikator.pipeline.indicator import CellCodes
+    from arbeidsindikator.pipeline.uncertainty import model_variance_cells
     run, _ = small_run
     con = duckdb.connect()
     con.execute("CREATE TABLE x_coded AS SELECT DATE '2020-01-01' AS month, 1 AS person_id, 0 AS __office, 0 AS __region")

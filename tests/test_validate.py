@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from arbeidsindikator.cli import app
-from arbeidsindikator.contract import contract_markdown
-from arbeidsindikator.validate import ValidationError, validate
+from arbeidsindikator.data.contract import contract_markdown
+from arbeidsindikator.data.validate import ValidationError, validate
 
 
 def _rewrite(d, table, sql):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from .contract import WEEKS_PER_MONTH
+from ..data.contract import WEEKS_PER_MONTH
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 IN_WORK_WEEKLY_HOURS = 19.0

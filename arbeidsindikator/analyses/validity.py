@@ -13,9 +13,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .runs import latest_run_id
-from .shrinkage import NOE_ID
-from .uncertainty import Z95
+from ..pipeline.runs import latest_run_id
+from ..pipeline.shrinkage import NOE_ID
+from ..pipeline.uncertainty import Z95
 
 
 def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None = None, min_persons: int = 100):

@@ -221,7 +221,7 @@ def contract_markdown() -> str:
     lines = [
         "# Input data contract",
         "",
-        "Generated from `arbeidsindikator/contract.py` by `arbeidsindikator contract`; do not edit by hand.",
+        "Generated from `arbeidsindikator/data/contract.py` by `arbeidsindikator contract`; do not edit by hand.",
         "A data directory holds one file per table, `<table>.parquet` (or `<table>.csv`).",
         "`arbeidsindikator validate --data DIR` checks all of it and reports every violation at once.",
         "",

@@ -22,7 +22,8 @@ import duckdb
 import numpy as np
 
 from .config import ModelSpec
-from .model import SQL_INT, _q, _sql_literal, code_type
+from .batches import _q
+from .design import code_type, SQL_INT, _sql_literal
 from .outcomes import valid_sql
 
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import norsk  # noqa: E402
+from .. import norsk  # noqa: E402
 
 COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#b8860b", "#5b6f7b", "#c0392b", "#2c8c99"]
 UNIT_COLOUR, REGION_COLOUR, COUNTRY_COLOUR = "#1f5f8b", "#d9822b", "#555555"

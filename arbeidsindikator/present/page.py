@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import atomic, norsk
+from ..data import atomic
+from .. import norsk
 from .charts import (COLOURS, COUNTRY_COLOUR, UNIT_COLOUR, band_line, ci_patch, inline_svg, legend_below, monthly, plt,
                      style_axis)
 from .htmlpage import esc, page, section
-from .results import Results
+from ..pipeline.results import Results
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 BAND = ["INDIKATOR", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE"]

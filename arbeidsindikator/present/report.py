@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import atomic, norsk
+from ..data import atomic
+from .. import norsk
 from .charts import (COLOURS, COUNTRY_COLOUR, REGION_COLOUR, UNIT_COLOUR, Figures, band_line, ci_patch, legend_below,
                      log_axis, monthly, plt, style_axis)
 from .htmlpage import csv_link, esc, page, section, table
-from .results import Results
-from .shrinkage import NOE_ID, funnel_curve
+from ..pipeline.results import Results
+from ..pipeline.shrinkage import NOE_ID, funnel_curve
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 LEVEL_NAME = {1: "landet", 2: "regionen", 3: "kontoret"}

@@ -28,7 +28,9 @@ import pyarrow as pa
 from scipy import stats
 
 from .config import ConfigError, ModelSpec, load_spec
-from .model import IndicatorModel, _q, arrow_batches, term_arrays
+from .batches import arrow_batches, _q
+from .design import term_arrays
+from .model import IndicatorModel
 
 NUMERIC = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|REAL|"
                      r"DECIMAL.*|BOOLEAN)$")

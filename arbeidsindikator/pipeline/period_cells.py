@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .indicator import CellCodes
-from .model import BATCH_ROWS, whole_clusters  # the model's clustered pass re-cuts the same way
+from .batches import BATCH_ROWS, whole_clusters  # the model's clustered pass re-cuts the same way
 
 # per outcome: months with an observed outcome, persons with one, the sums of the actual,
 # expected and indicator, and the cross-products of persons' sums the clustered variance needs

@@ -44,7 +44,9 @@ import numpy as np
 import pandas as pd
 
 from .indicator import CellCodes, coded_table
-from .model import IndicatorModel, _add_all, _q, reduce_batches, term_arrays
+from .batches import _add_all, _q, reduce_batches
+from .design import term_arrays
+from .model import IndicatorModel
 
 Z95 = 1.959963984540054
 MASKS = {"short": ("atid3", "jobb3"), "long": ("atid12", "jobb12")}

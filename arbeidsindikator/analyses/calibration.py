@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 
 from .. import norsk
-from ..outcomes import outcomes_sql
-from ..validate import register_tables, view_file
+from ..pipeline.outcomes import outcomes_sql
+from ..data.validate import register_tables, view_file
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Figure:
 
 
 def published_facts() -> dict:
-    text = resources.files("arbeidsindikator").joinpath("configs/published_facts.toml").read_text()
+    text = resources.files("arbeidsindikator.analyses").joinpath("published_facts.toml").read_text()
     return tomllib.loads(text)
 
 
@@ -121,7 +121,7 @@ def calibration_report(data_dir: Path | str) -> list[Figure]:
 
 
 def _target_stock(world: dict) -> float | None:
-    from .params import SCALES
+    from ..data.synth.params import SCALES
     return float(SCALES[world["scale"]].stock_per_month) if world.get("scale") in SCALES else None
 
 

@@ -31,9 +31,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .contract import TABLES
-from .atomic import _process_start, clean_stale_workdirs
-from .validate import _relation, table_file
+from ..data.contract import TABLES
+from ..data.atomic import _process_start, clean_stale_workdirs
+from ..data.validate import _relation, table_file
 
 SPARK_PREFIX = "arbeidsindikator-spark-"
 

@@ -32,11 +32,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .. import norsk
-from ..reading import ReadingRuleError, check_level_comparison, index_of_change
-from ..results import Results
-from ..runs import latest_run_id
-from ..shrinkage import funnel as funnel_data
+from ... import norsk
+from ...pipeline.reading import ReadingRuleError, check_level_comparison, index_of_change
+from ...pipeline.results import Results
+from ...pipeline.runs import latest_run_id
+from ...pipeline.shrinkage import funnel as funnel_data
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 SERIES_COLS = ["BEHOLDNINGSMAANED", "ANTALL_PERSONER", "faktisk", "forventet", "INDIKATOR", "INDIKATOR_KI_NEDRE",
@@ -235,11 +235,9 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         return {"unit": u.name, "level": int(u.level), "outcome": outcome, "breakdown": breakdown, "group": group,
                 "in_model": bool(breakdowns[breakdown]), "rows": _records(df), "compare": compare}
 
-    @app.get("/api/groups", summary="Gruppene i en nedbrytning side om side (avvises for nedbrytninger i modellen)")
-    def groups(unit: str = UNIT, month: str | None = Query(None, description="Måned, ÅÅÅÅ-MM."), outcome: str = OUTCOME,
-               breakdown: str = Query("Innsatsgruppe", description="Nedbrytning som ikke er med i modellen.")):
-        """The groups of a breakdown side by side in a month (YYYY-MM); refused (409) for breakdowns in the model."""
-        month = month_param(month, "month", required=True)
+    def comparable_groups(unit: str, outcome: str, breakdown: str):
+        """The unit, after checking that the breakdown's group levels may be compared (409 if
+        the breakdown is in the model: its groups each average zero)."""
         check_outcome(outcome)
         check_breakdown(breakdown)
         u = unit_row(unit)
@@ -247,6 +245,14 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
             check_level_comparison(breakdown, bool(breakdowns[breakdown]))
         except ReadingRuleError as e:
             raise HTTPException(409, str(e))
+        return u
+
+    @app.get("/api/groups", summary="Gruppene i en nedbrytning side om side (avvises for nedbrytninger i modellen)")
+    def groups(unit: str = UNIT, month: str | None = Query(None, description="Måned, ÅÅÅÅ-MM."), outcome: str = OUTCOME,
+               breakdown: str = Query("Innsatsgruppe", description="Nedbrytning som ikke er med i modellen.")):
+        """The groups of a breakdown side by side in a month (YYYY-MM); refused (409) for breakdowns in the model."""
+        month = month_param(month, "month", required=True)
+        u = comparable_groups(unit, outcome, breakdown)
         df = q("""SELECT GRUPPE, ANTALL_PERSONER, faktisk, forventet, INDIKATOR, INDIKATOR_KI_NEDRE, INDIKATOR_KI_OVRE, PRIKKET
                   FROM published WHERE run_id = ? AND ORG_NIVAA = ? AND ORG_STED_ID = ? AND UTFALL = ? AND NEDBRYTNING = ?
                   AND BEHOLDNINGSMAANED = CAST(? AS DATE) ORDER BY GRUPPE""",
@@ -314,13 +320,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     def groups_period(unit: str = UNIT, outcome: str = OUTCOME,
                       breakdown: str = Query("Innsatsgruppe", description="Nedbrytning som ikke er med i modellen."),
                       period: str | None = Query(None, description="Periode, for eksempel 2023 (standard: den siste).")):
-        check_outcome(outcome)
-        check_breakdown(breakdown)
-        u = unit_row(unit)
-        try:
-            check_level_comparison(breakdown, bool(breakdowns[breakdown]))
-        except ReadingRuleError as e:
-            raise HTTPException(409, str(e))
+        u = comparable_groups(unit, outcome, breakdown)
         period = period or (periods[-1] if periods else None)
         if period not in periods:
             raise HTTPException(422, f"Ukjent periode {str(period)[:40]!r}; gyldige: {', '.join(periods)}.")
@@ -354,16 +354,16 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def front_end():
-        return resources.files("arbeidsindikator.dashboard").joinpath("index.html").read_text(encoding="utf-8")
+        return resources.files("arbeidsindikator.present.dashboard").joinpath("index.html").read_text(encoding="utf-8")
 
     @app.get("/app.js", include_in_schema=False)
     def script():
-        js = resources.files("arbeidsindikator.dashboard").joinpath("app.js").read_text(encoding="utf-8")
+        js = resources.files("arbeidsindikator.present.dashboard").joinpath("app.js").read_text(encoding="utf-8")
         return Response(js, media_type="text/javascript; charset=utf-8")
 
     @app.get("/app.css", include_in_schema=False)
     def style():
-        css = resources.files("arbeidsindikator.dashboard").joinpath("app.css").read_text(encoding="utf-8")
+        css = resources.files("arbeidsindikator.present.dashboard").joinpath("app.css").read_text(encoding="utf-8")
         return Response(css, media_type="text/css; charset=utf-8")
 
     return app

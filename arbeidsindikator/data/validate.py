@@ -98,8 +98,7 @@ def view_file(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
 
 def register_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, tables=None) -> list[str]:
     """Create a view per contract table found in `data_dir`; return the names found."""
-    from .model import is_spark  # here, so `validate` alone does not load the estimators
-    if is_spark(con):
+    if getattr(con, "engine", "duckdb") == "spark":  # pipeline.spark.SparkConnection reads the files itself
         return con.register_tables(data_dir)
     found = []
     for name in tables or TABLES:

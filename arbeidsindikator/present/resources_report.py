@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import atomic, norsk
+from ..data import atomic
+from .. import norsk
 from .charts import Figures, plt
 from .htmlpage import csv_link as _csv_link
-from .resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
+from ..analyses.resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
                         article_table_long, exclusion_summary, monthly_series, office_month_panel,
                         quintile_table, se_type_comparison, true_effects, wls, yearly_fits, SPECS, SPEC_LABEL)
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-from . import norsk
+from .. import norsk
 from .config import ModelSpec, Term
 
 BATCH_ROWS = 1_000_000

@@ -42,10 +42,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import atomic
+from ..data import atomic
 from .config import ModelSpec
 from .indicator import CellCodes, coded_table
-from .model import ClustersApart, IndicatorModel, insertion_order, is_spark, reduce_batches
+from .batches import ClustersApart, insertion_order, is_spark, reduce_batches
+from .model import IndicatorModel
 from .period_cells import CellSets, period_frame, period_moments
 from .outcomes import INDICATOR_UNITS, UNITS
 from .shrinkage import empirical_bayes

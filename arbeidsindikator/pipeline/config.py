@@ -82,7 +82,7 @@ class ModelSpec:
 
 
 def default_spec_text() -> str:
-    return resources.files("arbeidsindikator").joinpath("configs/default.toml").read_text()
+    return resources.files("arbeidsindikator.pipeline").joinpath("configs/default.toml").read_text()
 
 
 def parse_spec(text: str, source: str = "") -> ModelSpec:

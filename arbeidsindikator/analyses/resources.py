@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import norsk
-from .runs import latest_run_id
-from .validate import register_tables, validate
+from .. import norsk
+from ..pipeline.runs import latest_run_id
+from ..data.validate import register_tables, validate
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 SE_TYPES = ("classical", "robust", "cluster")

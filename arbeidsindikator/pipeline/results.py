@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from . import norsk
+from .. import norsk
 from .runs import latest_run_id, run_exists
 
 TIME_KEYS = ("ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE")
