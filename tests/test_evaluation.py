@@ -290,3 +290,48 @@ def test_imputation_refuses_what_the_untreated_rows_cannot_identify():
     p = pd.DataFrame({"unit": [1, 1, 2, 2], "month": [0, 1, 0, 1], "adopt": [0, 0, None, None], "y": [1.0, 2, 3, 4]})
     with pytest.raises(EvaluationError, match="never observed untreated"):
         imputation(p, "y", "adopt")
+
+
+# -- robustness ------------------------------------------------------------------------------
+
+def test_randomization_inference_enumerates_whole_paths_like_a_brute_force():
+    from arbeidsindikator.analyses.robustness import randomization_inference
+    p = _panel(G=5, T=12, seed=21)
+    r = randomization_inference(p, "y", "dose", weight="w", R=999)
+    assert r["exact"] and r["draws"] == 120
+    units = sorted(p["unit"].unique())
+    paths = {u: p[p["unit"] == u].sort_values("month")["dose"].to_numpy() for u in units}
+    ts = []
+    for perm in itertools.permutations(units):
+        q = p.sort_values(["unit", "month"]).copy()
+        q["dose"] = np.concatenate([paths[perm[i]] for i in range(len(units))])
+        X = pd.get_dummies(q[["dose"]].assign(unit=q["unit"], month=q["month"].astype(str)), columns=["unit", "month"],
+                           dtype=float).drop(columns="month_0")
+        m = sm.WLS(q["y"], X, weights=q["w"]).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(q["unit"])[0]})
+        ts.append(m.params["dose"] / m.bse["dose"])
+    t_obs = ts[0]  # the identity permutation comes first
+    assert r["t"] == pytest.approx(t_obs, rel=1e-8)
+    assert r["p"] == pytest.approx(np.mean(np.abs(ts) >= abs(t_obs) - 1e-12), abs=1e-12)
+
+
+def test_placebo_dates_find_anticipation_and_leave_one_out_and_mde():
+    from arbeidsindikator.analyses.robustness import leave_one_out, minimum_detectable_effect, placebo_dates
+    def world(anticipation):
+        rng = np.random.default_rng(3)
+        rows = []
+        for i in range(12):
+            treated = i < 6
+            for t in range(48):
+                d = float(treated and t >= 36)
+                antic = anticipation if treated and 30 <= t < 36 else 0.0  # behaviour changes six months early
+                rows.append({"unit": i, "month": t, "dose": d, "y": 0.2 * i + 0.01 * t + d + antic + rng.normal(0, 0.1)})
+        return pd.DataFrame(rows)
+
+    assert (placebo_dates(world(0.0), "y", "dose", shifts=[6, 12, 18])["p"] > 0.01).all()
+    p = world(1.0)
+    assert placebo_dates(p, "y", "dose", shifts=[6])["p"][0] < 0.01
+    loo = leave_one_out(p, "y", "dose")
+    assert len(loo) == 12
+    assert loo.loc[loo["left_out"] == 3, "estimate"].iloc[0] == pytest.approx(
+        twfe(p[p["unit"] != 3], "y", "dose").params[0], rel=1e-12)
+    assert minimum_detectable_effect(1.0, 12) == pytest.approx(2.2010 + 0.8755, abs=1e-3)

@@ -1,0 +1,97 @@
+"""Robustness of a two-way fixed-effects evaluation with few units: randomization inference
+that permutes whole treatment paths across units, placebo adoption dates, leave-one-unit-out,
+and the minimum detectable effect.
+
+Randomization inference: the observed treatment paths (each unit's dose over time) are dealt
+to the units at random; the coefficient's t-statistic in each reassignment gives its
+distribution under the sharp null of no effect anywhere. Whole paths keep the timing and
+size of doses as they were, which is what a permutation of single cells cannot do."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .evaluation import EvaluationError, _Design, _period_index, twfe
+
+
+def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = "unit", time: str = "month",
+                            weight: str | None = None, R: int = 9999, seed: int = 0) -> dict:
+    """Two-sided p-value of the CR1 t-statistic of `dose` under reassignment of whole dose
+    paths across units (all permutations when there are at most R of them)."""
+    units = pd.Index(pd.unique(panel[unit]))
+    wide = panel.pivot_table(index=unit, columns=time, values=dose, aggfunc="first").reindex(units)
+    if wide.isna().any().any():
+        raise EvaluationError("randomization inference needs every unit's dose in every period (a balanced panel)")
+    paths = wide.to_numpy()
+    row = units.get_indexer(panel[unit])
+    col = wide.columns.get_indexer(panel[time])
+    base = panel.copy()
+
+    def t_of(order: np.ndarray) -> float:
+        base[dose] = paths[order[row], col]
+        d = _Design(base, y, [dose], unit, time, weight, None)
+        b, cov = d.fit()
+        return float(b[0] / np.sqrt(cov[0, 0]))
+
+    n = len(units)
+    t_obs = t_of(np.arange(n))
+    if math.factorial(n) <= R:
+        orders = [np.array(p) for p in itertools.permutations(range(n))]
+        exact = True
+    else:
+        rng = np.random.default_rng(seed)
+        orders = [rng.permutation(n) for _ in range(R)]
+        exact = False
+    ts = np.array([t_of(o) for o in orders])
+    return {"term": dose, "t": t_obs, "p": float(np.mean(np.abs(ts) >= abs(t_obs) - 1e-12)), "draws": len(ts),
+            "exact": exact, "method": "randomisation inference (whole paths)"}
+
+
+def leave_one_out(panel: pd.DataFrame, y: str, dose: str, unit: str = "unit", time: str = "month",
+                  weight: str | None = None) -> pd.DataFrame:
+    """The estimate with each unit left out: is the result carried by one region?"""
+    rows = []
+    for u in pd.unique(panel[unit]):
+        r = twfe(panel[panel[unit] != u], y, dose, unit, time, weight)
+        rows.append({"left_out": u, "estimate": r.params[0], "se": r.bse[0]})
+    return pd.DataFrame(rows)
+
+
+def placebo_dates(panel: pd.DataFrame, y: str, dose: str, shifts: list[int], unit: str = "unit",
+                  time: str = "month", weight: str | None = None) -> pd.DataFrame:
+    """Pretend the policy came `s` periods earlier: each unit's dose path moved back by s
+    periods, estimated only on the periods before any unit was treated. An effect there is a
+    warning (anticipation or diverging trends), not a finding."""
+    t = _period_index(panel[time])
+    first = t[panel[dose].to_numpy(float) != 0].min() if (panel[dose] != 0).any() else None
+    if first is None:
+        raise EvaluationError(f"{dose} is 0 everywhere: there is no adoption to move")
+    rows = []
+    for s in shifts:
+        d = panel.copy()
+        d["__t"] = t
+        moved = d[["__t", unit, dose]].assign(__t=lambda x: x["__t"] - s)
+        d = d.drop(columns=dose).merge(moved, on=["__t", unit], how="left").fillna({dose: 0.0})
+        d = d[d["__t"] < first]
+        if d[dose].abs().sum() == 0:
+            rows.append({"shift": s, "estimate": np.nan, "se": np.nan, "p": np.nan, "note": "no placebo dose before the policy"})
+            continue
+        r = twfe(d, y, dose, unit, time, weight)
+        tab = r.table()
+        rows.append({"shift": s, "estimate": r.params[0], "se": r.bse[0], "p": float(tab["p"][0]), "note": ""})
+    return pd.DataFrame(rows)
+
+
+def minimum_detectable_effect(se: float, n_clusters: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true effect a two-sided test at `alpha` detects with `power`, given the
+    estimate's standard error (t with G-1 degrees of freedom)."""
+    df = n_clusters - 1
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+__all__ = ["leave_one_out", "minimum_detectable_effect", "placebo_dates", "randomization_inference"]
