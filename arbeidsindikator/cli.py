@@ -541,5 +541,25 @@ def analyse_ressurser(
     console.print(f"Skrev {path}")
 
 
+@analyse_app.command("evaluering")
+@friendly
+def analyse_evaluering(
+    config: Path = typer.Option(..., "--config", metavar="FIL", help="Evalueringens TOML-fil ([evaluation]: utfall, "
+                                "nivå, behandlingstabell, dose eller adopsjon, bootstrap; se docs/evaluation.md)."),
+    db: Path = DB,
+    out: Path = typer.Option(Path("evaluering"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+):
+    """Effekten av et tiltak på indikatoren med få klynger: TWFE, villkluster-bootstrap, hendelsesstudie, robusthet."""
+    from .analyses.evaluation import EvaluationError
+    from .present.evaluation_report import write_evaluation
+    if not db.exists():
+        _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run».")
+    try:
+        path = write_evaluation(db, config, out)
+    except EvaluationError as e:
+        _fail(f"Evalueringen kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}")
+
+
 if __name__ == "__main__":
     app()

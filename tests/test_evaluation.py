@@ -335,3 +335,54 @@ def test_placebo_dates_find_anticipation_and_leave_one_out_and_mde():
     assert loo.loc[loo["left_out"] == 3, "estimate"].iloc[0] == pytest.approx(
         twfe(p[p["unit"] != 3], "y", "dose").params[0], rel=1e-12)
     assert minimum_detectable_effect(1.0, 12) == pytest.approx(2.2010 + 0.8755, abs=1e-3)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("design", ["dose", "adoption"])
+def test_the_evaluation_command_writes_results_figure_and_report(small_run, tmp_path, design):
+    import json
+
+    from typer.testing import CliRunner
+
+    from arbeidsindikator.analyses.panels import indicator_panel
+    from arbeidsindikator.cli import app
+    _, db = small_run
+    panel = indicator_panel(db, "jobb3", level=2)
+    units = sorted(panel["unit"].unique())
+    if design == "dose":
+        grid = pd.MultiIndex.from_product([units, sorted(panel["month"].unique())], names=["unit", "month"])
+        t = grid.to_frame(index=False).assign(kutt=lambda x: np.where((x["unit"] < "40") & (x["month"] >= "2023-07-01"),
+                                                                     0.5, 0.0))
+        key = 'dose = "kutt"\nplacebo_shifts = [6, 12]'
+    else:
+        t = pd.DataFrame({"unit": units, "start": [("2023-01-01" if i % 2 else None) for i in range(len(units))]})
+        key = 'adoption = "start"\nleads = 6\nlags = 6'
+    t.to_csv(tmp_path / "behandling.csv", index=False)
+    (tmp_path / "eval.toml").write_text(f'[evaluation]\nname = "Test"\noutcome = "jobb3"\ntreatment = "behandling.csv"\n'
+                                        f'{key}\nbootstrap = 499\nfrom = "2021-01"\n', encoding="utf-8")
+    r = CliRunner().invoke(app, ["analyse", "evaluering", "--config", str(tmp_path / "eval.toml"), "--db", str(db),
+                                 "--out", str(tmp_path / "ut")])
+    assert r.exit_code == 0, r.output
+    res = pd.read_csv(tmp_path / "ut" / "resultater.csv")
+    assert list(res.columns[:8]) == ["term", "estimate", "se", "ci_low", "ci_high", "p", "p_bootstrap", "method"]
+    assert np.isfinite(res["estimate"]).all() and (res["ci_low"] < res["ci_high"]).all()
+    summary = json.loads((tmp_path / "ut" / "resultater.json").read_text())
+    assert summary["panel"]["units"] == len(units)
+    html = (tmp_path / "ut" / "rapport.html").read_text()
+    assert "parallelle trender" in html and "<svg" in html and "Traceback" not in html
+    assert (tmp_path / "ut" / "figurer" / "evaluering.png").exists()
+    if design == "adoption":
+        assert (tmp_path / "ut" / "hendelsesstudie.csv").exists() and summary["parallelle_trender"]["p"] >= 0
+
+
+def test_a_bad_evaluation_config_is_one_line(small_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from arbeidsindikator.cli import app
+    (tmp_path / "eval.toml").write_text('[evaluation]\noutcome = "jobb3"\nbootstrap = "mange"\ncolour = 1\n')
+    r = CliRunner().invoke(app, ["analyse", "evaluering", "--config", str(tmp_path / "eval.toml"), "--db",
+                                 str(small_run[1]), "--out", str(tmp_path / "ut")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "colour" in r.output and "bootstrap" in r.output and "treatment" in r.output
+    assert not (tmp_path / "ut").exists()

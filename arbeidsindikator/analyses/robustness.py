@@ -20,13 +20,19 @@ from .evaluation import EvaluationError, _Design, _period_index, twfe
 
 
 def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = "unit", time: str = "month",
-                            weight: str | None = None, R: int = 9999, seed: int = 0) -> dict:
+                            weight: str | None = None, R: int = 9999, seed: int = 0,
+                            paths: pd.DataFrame | None = None) -> dict:
     """Two-sided p-value of the CR1 t-statistic of `dose` under reassignment of whole dose
-    paths across units (all permutations when there are at most R of them)."""
+    paths across units (all permutations when there are at most R of them). `paths`: the
+    treatment table (unit, time, dose) when the panel lacks cells (suppressed ones), so that
+    every unit's whole path is known."""
     units = pd.Index(pd.unique(panel[unit]))
-    wide = panel.pivot_table(index=unit, columns=time, values=dose, aggfunc="first").reindex(units)
+    source = panel if paths is None else paths
+    wide = source.pivot_table(index=unit, columns=time, values=dose, aggfunc="first").reindex(units)
+    wide = wide.reindex(columns=pd.Index(pd.unique(panel[time])).sort_values())
     if wide.isna().any().any():
-        raise EvaluationError("randomization inference needs every unit's dose in every period (a balanced panel)")
+        raise EvaluationError("randomization inference needs every unit's dose in every period of the panel: "
+                              "give the treatment table as `paths`")
     paths = wide.to_numpy()
     row = units.get_indexer(panel[unit])
     col = wide.columns.get_indexer(panel[time])

@@ -1,0 +1,156 @@
+"""One policy evaluation from a configuration file: the panel of the published indicator, the
+treatment table, the estimators and the robustness checks, as result tables (no files
+written; `present.evaluation_report` writes them).
+
+    [evaluation]
+    name = "Kutt i tiltaksplasser"
+    outcome = "jobb3"          # atid3, atid12, jobb3, jobb12
+    level = 2                  # 2 regions, 3 offices
+    breakdown = "Alle"         # and group = "Alle"
+    from = "2022-01"           # the panel's months (optional)
+    to = "2024-12"
+    treatment = "tiltak.csv"   # relative to this file: unit, month, <dose>  or  unit, <adoption>
+    dose = "kutt"              # a dose per unit and month ... or: adoption = "start"
+    weighted = true            # weight cells by their persons
+    bootstrap = 9999           # wild cluster bootstrap draws
+    bootstrap_weights = "webb" # or "rademacher"
+    seed = 1
+    leads = 6                  # event study (adoption designs)
+    lags = 12
+    reference = -1
+    placebo_shifts = [6, 12]   # placebo adoption dates (dose designs)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .evaluation import EvaluationError, event_study, twfe, wild_bootstrap
+from .imputation import imputation
+from .panels import indicator_panel, read_treatment, with_treatment
+from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference
+
+KEYS = {"name": str, "outcome": str, "level": int, "breakdown": str, "group": str, "from": str, "to": str,
+        "treatment": str, "dose": str, "adoption": str, "weighted": bool, "bootstrap": int, "bootstrap_weights": str,
+        "seed": int, "leads": int, "lags": int, "reference": int, "placebo_shifts": list}
+
+
+@dataclass
+class EvaluationConfig:
+    treatment: Path
+    name: str = "Evaluering"
+    outcome: str = "jobb3"
+    level: int = 2
+    breakdown: str = "Alle"
+    group: str = "Alle"
+    start: str | None = None
+    end: str | None = None
+    dose: str | None = None
+    adoption: str | None = None
+    weighted: bool = True
+    bootstrap: int = 9999
+    bootstrap_weights: str = "webb"
+    seed: int = 1
+    leads: int = 6
+    lags: int = 12
+    reference: int = -1
+    placebo_shifts: list = field(default_factory=lambda: [6, 12])
+
+
+def load_config(path: Path | str) -> EvaluationConfig:
+    """Read and check the [evaluation] table: every problem at once, with the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8")).get("evaluation")
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise EvaluationError(f"cannot read {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise EvaluationError(f"{path} has no [evaluation] table")
+    problems = [f"unknown key {k!r}" for k in raw if k not in KEYS]
+    problems += [f"{k} must be {KEYS[k].__name__}" for k, v in raw.items() if k in KEYS and not isinstance(v, KEYS[k])]
+    if "treatment" not in raw:
+        problems.append("treatment (the treatment table) is missing")
+    if ("dose" in raw) == ("adoption" in raw):
+        problems.append("give exactly one of dose and adoption")
+    if raw.get("bootstrap_weights", "webb") not in ("webb", "rademacher"):
+        problems.append("bootstrap_weights must be webb or rademacher")
+    if raw.get("level", 2) not in (2, 3):
+        problems.append("level must be 2 (regions) or 3 (offices)")
+    if problems:
+        raise EvaluationError(f"{path}: " + "; ".join(problems))
+    args = {k: v for k, v in raw.items() if k not in ("from", "to", "treatment")}
+    return EvaluationConfig(treatment=(path.parent / raw["treatment"]), start=raw.get("from"), end=raw.get("to"), **args)
+
+
+@dataclass
+class EvaluationOutput:
+    config: EvaluationConfig
+    results: pd.DataFrame  # term, estimate, se, ci_low, ci_high, p, p_bootstrap, method
+    panel_summary: dict
+    event_study: pd.DataFrame | None = None
+    pretrend: dict | None = None
+    robustness: dict = field(default_factory=dict)
+
+
+def _panel(db, c: EvaluationConfig) -> pd.DataFrame:
+    panel = indicator_panel(db, c.outcome, c.level, c.breakdown, c.group)
+    suppressed = panel.attrs["suppressed"]
+    if c.start:
+        panel = panel[panel["month"] >= pd.Timestamp(c.start + "-01")]
+    if c.end:
+        panel = panel[panel["month"] <= pd.Timestamp(c.end + "-01")]
+    if panel.empty:
+        raise EvaluationError(f"no published cells between {c.start} and {c.end}")
+    panel = with_treatment(panel.reset_index(drop=True), c.treatment, dose=c.dose, adoption=c.adoption)
+    panel.attrs["suppressed"] = suppressed
+    return panel
+
+
+def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput:
+    c = config
+    panel = _panel(db, c)
+    w = "persons" if c.weighted else None
+    if c.adoption:
+        panel["treated"] = (panel["month"] >= panel[c.adoption]).astype(float)
+        term = "treated"
+    else:
+        term = c.dose
+    fit = twfe(panel, "indicator", term, weight=w)
+    boot = wild_bootstrap(panel, "indicator", term, weight=w, B=c.bootstrap, weights=c.bootstrap_weights, seed=c.seed)
+    row = fit.table().iloc[0].to_dict()
+    rows = [{**row, "term": term, "p_bootstrap": boot.p, "ci_low_bootstrap": boot.ci_low, "ci_high_bootstrap": boot.ci_high,
+             "method": f"TWFE{' (vektet)' if w else ''}, CR1 etter enhet; villkluster-bootstrap ({c.bootstrap_weights}, "
+                       f"B = {boot.draws}{', alle fortegn' if boot.enumerated else ''})"}]
+    out = EvaluationOutput(c, pd.DataFrame(), {
+        "units": int(panel["unit"].nunique()), "months": int(panel["month"].nunique()), "rows": len(panel),
+        "suppressed_left_out": int(panel.attrs.get("suppressed", 0)),
+        "first_month": str(panel["month"].min().date()), "last_month": str(panel["month"].max().date())})
+    if c.adoption:
+        imp = imputation(panel, "indicator", c.adoption, weight=w)
+        o = imp.overall.iloc[0].to_dict()
+        rows.append({**o, "term": "ATT (imputasjon)", "p_bootstrap": np.nan, "t": o["estimate"] / o["se"] if o["se"] else np.nan})
+        es = event_study(panel, "indicator", c.adoption, leads=c.leads, lags=c.lags, reference=c.reference, weight=w,
+                         B=c.bootstrap, weights=c.bootstrap_weights, seed=c.seed)
+        out.event_study = es.table.merge(imp.by_event_time[["event_time", "estimate", "se"]].rename(
+            columns={"estimate": "imputation", "se": "imputation_se"}), how="left", on="event_time")
+        if es.pretrend is not None:
+            out.pretrend = {"statistic": es.pretrend.t, "p": es.pretrend.p, "leads": len(es.pretrend.term.split(", ")),
+                            "draws": es.pretrend.draws}
+    else:
+        paths = read_treatment(c.treatment).astype({"unit": str}).assign(month=lambda x: pd.to_datetime(x["month"]))
+        out.robustness["randomisering"] = randomization_inference(panel, "indicator", term, weight=w,
+                                                                  R=min(c.bootstrap, 2000), seed=c.seed, paths=paths)
+        out.robustness["placebo"] = placebo_dates(panel, "indicator", term, c.placebo_shifts, weight=w)
+    out.robustness["utelat_en"] = leave_one_out(panel, "indicator", term, weight=w)
+    out.robustness["mde"] = minimum_detectable_effect(float(fit.bse[0]), fit.n_clusters)
+    out.results = pd.DataFrame(rows)[["term", "estimate", "se", "ci_low", "ci_high", "p", "p_bootstrap", "method"]
+                                     + [k for k in ("ci_low_bootstrap", "ci_high_bootstrap") if k in rows[0]]]
+    return out
+
+
+__all__ = ["EvaluationConfig", "EvaluationOutput", "load_config", "run_evaluation"]
