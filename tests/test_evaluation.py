@@ -386,3 +386,24 @@ def test_a_bad_evaluation_config_is_one_line(small_run, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "colour" in r.output and "bootstrap" in r.output and "treatment" in r.output
     assert not (tmp_path / "ut").exists()
+
+
+def test_placebo_policies_on_the_published_indicator_are_rejected_at_about_five_percent(small_run):
+    """Size on the project's own panels: 200 made-up policies (a random half of the regions
+    treated from a random month) on the small world's region x month indicator, where the true
+    effect is zero by construction. The weighted WCR test at 5 % rejects 0-11 % of them (the
+    policies share one panel, so this is a check of calibration on realistic correlation, not
+    an independent simulation)."""
+    from arbeidsindikator.analyses.panels import indicator_panel
+    panel = indicator_panel(small_run[1], "jobb3", level=2)
+    panel = panel[panel["unit"] != "NOE"]  # NOE exists only from 2022-09
+    units = np.array(sorted(panel["unit"].unique()))
+    months = np.array(sorted(panel["month"].unique()))
+    rng = np.random.default_rng(42)
+    rejected = []
+    for s in range(200):
+        treated = rng.choice(units, size=len(units) // 2, replace=False)
+        start = months[rng.integers(12, len(months) - 12)]
+        d = panel.assign(dose=(panel["unit"].isin(treated) & (panel["month"] >= start)).astype(float))
+        rejected.append(wild_bootstrap(d, "indicator", "dose", weight="persons", B=199, seed=s, level=None).p <= 0.05)
+    assert np.mean(rejected) <= 0.11
