@@ -30,13 +30,15 @@ def _event_figure(out: EvaluationOutput, unit: str):
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     ax.errorbar(es["event_time"], es["estimate"], yerr=[es["estimate"] - es["ci_low"], es["ci_high"] - es["estimate"]],
                 fmt="o", color=UNIT_COLOUR, ms=4, lw=1, capsize=2, label="TWFE med ledd, 95 % KI (CR1)")
+    ax.plot([out.config.reference], [0], "o", mfc="white", color=UNIT_COLOUR, ms=4,
+            label="referanse (satt til null)")
     imp = es.dropna(subset=["imputation"])
     ax.plot(imp["event_time"], imp["imputation"], "s", color=COLOURS[1], ms=4, label="Imputasjon (BJS)")
     ax.axvline(out.config.reference + 0.5, color="#999", lw=0.8, ls=":")
     style_axis(ax, unit, dates=False)
     ax.set_xlabel(f"måneder fra innføring (referanse: {norsk.number(out.config.reference, 0)})")
     ax.set_title("Effekt etter tid siden innføring")
-    legend_below(fig, [ax], ncol=2)
+    legend_below(fig, [ax], ncol=3)
     return fig
 
 
