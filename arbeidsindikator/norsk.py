@@ -90,6 +90,8 @@ def number(x, decimals: int = 1, html: bool = False, sign: bool = False) -> str:
     """1234567.891 -> '1 234 567,9'; missing -> '–'; `sign`: '+0,8' and '−0,8'."""
     if _missing(x):
         return "–"
+    if math.isinf(float(x)):  # an interval without an end (test inversion that never rejects)
+        return ("−" if float(x) < 0 else "") + "∞"
     s = f"{abs(float(x)):,.{decimals}f}".replace(",", "\u2009").replace(".", ",").replace("\u2009", NBSP if html else " ")
     if float(x) < 0 and any(ch not in "0, " + NBSP for ch in s):
         return MINUS + s

@@ -12,7 +12,6 @@ import shutil
 from collections import defaultdict
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -407,3 +407,14 @@ def test_placebo_policies_on_the_published_indicator_are_rejected_at_about_five_
         d = panel.assign(dose=(panel["unit"].isin(treated) & (panel["month"] >= start)).astype(float))
         rejected.append(wild_bootstrap(d, "indicator", "dose", weight="persons", B=199, seed=s, level=None).p <= 0.05)
     assert np.mean(rejected) <= 0.11
+
+
+def test_a_treatment_table_with_bad_months_or_doses_is_refused(small_run):
+    from arbeidsindikator.analyses.panels import indicator_panel, with_treatment
+    panel = indicator_panel(small_run[1], "jobb3", level=2)
+    units = sorted(panel["unit"].unique())
+    with pytest.raises(EvaluationError, match="must be a month"):
+        with_treatment(panel, pd.DataFrame({"unit": units, "start": ["2023-13"] * len(units)}), adoption="start")
+    grid = panel[["unit", "month"]].assign(kutt="mye")
+    with pytest.raises(EvaluationError, match="must be a number"):
+        with_treatment(panel, grid, dose="kutt")

@@ -3,7 +3,6 @@ not name, missing values dropped and counted (never imputed), clear errors, and 
 statsmodels and pyfixest on data nobody here generated and on a wide synthetic design."""
 
 import re
-from pathlib import Path
 
 import duckdb
 import numpy as np

@@ -195,8 +195,6 @@ def test_validity_on_the_clean_medium_world(medium_clean_world, medium_clean_run
 def test_report_has_every_section_opens_offline_and_matches_the_published_table(small_run, tmp_path):
     import re
 
-    import pandas as pd
-
     from arbeidsindikator.present.report import write_report
     _, db = small_run
     res = ai.Results(db)

@@ -85,7 +85,6 @@ def test_contract_docs_are_generated_from_code():
 
 # -- the gaps found in the security review (issue 18): each was accepted or crashed before -------
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402

@@ -81,8 +81,9 @@ class _Design:
         if missing:
             raise EvaluationError(f"the panel has no column {', '.join(missing)}")
         d = panel[need].copy()
-        bad = d[[y, *treatments] + ([weight] if weight else [])].isna().any(axis=1)
+        bad = d.isna().any(axis=1)  # outcome, treatment, weight, unit, period or cluster
         self.n_missing = int(bad.sum())  # dropped and counted, never filled in
+        self.kept = (~bad).to_numpy()  # the panel's rows in the design
         d = d[~bad]
         if weight and (d[weight] <= 0).any():
             raise EvaluationError(f"weights must be positive; {weight} has {(d[weight] <= 0).sum()} rows <= 0")

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .evaluation import EvaluationError, event_study, twfe, wild_bootstrap
 from .imputation import imputation
-from .panels import indicator_panel, read_treatment, with_treatment
+from .panels import indicator_panel, treatment_table, with_treatment
 from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference
 
 KEYS = {"name": str, "outcome": str, "level": int, "breakdown": str, "group": str, "from": str, "to": str,
@@ -97,7 +97,7 @@ class EvaluationOutput:
     robustness: dict = field(default_factory=dict)
 
 
-def _panel(db, c: EvaluationConfig) -> pd.DataFrame:
+def _panel(db, c: EvaluationConfig, treatment: pd.DataFrame) -> pd.DataFrame:
     panel = indicator_panel(db, c.outcome, c.level, c.breakdown, c.group)
     suppressed = panel.attrs["suppressed"]
     if c.start:
@@ -106,14 +106,15 @@ def _panel(db, c: EvaluationConfig) -> pd.DataFrame:
         panel = panel[panel["month"] <= pd.Timestamp(c.end + "-01")]
     if panel.empty:
         raise EvaluationError(f"no published cells between {c.start} and {c.end}")
-    panel = with_treatment(panel.reset_index(drop=True), c.treatment, dose=c.dose, adoption=c.adoption)
+    panel = with_treatment(panel.reset_index(drop=True), treatment, dose=c.dose, adoption=c.adoption)
     panel.attrs["suppressed"] = suppressed
     return panel
 
 
 def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput:
     c = config
-    panel = _panel(db, c)
+    treatment = treatment_table(c.treatment, c.dose, c.adoption)  # read once: the join and the permutation paths
+    panel = _panel(db, c, treatment)
     w = "persons" if c.weighted else None
     if c.adoption:
         panel["treated"] = (panel["month"] >= panel[c.adoption]).astype(float)
@@ -142,9 +143,8 @@ def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput
             out.pretrend = {"statistic": es.pretrend.t, "p": es.pretrend.p, "leads": len(es.pretrend.term.split(", ")),
                             "draws": es.pretrend.draws}
     else:
-        paths = read_treatment(c.treatment).astype({"unit": str}).assign(month=lambda x: pd.to_datetime(x["month"]))
         out.robustness["randomisering"] = randomization_inference(panel, "indicator", term, weight=w,
-                                                                  R=min(c.bootstrap, 2000), seed=c.seed, paths=paths)
+                                                                  R=min(c.bootstrap, 2000), seed=c.seed, paths=treatment)
         out.robustness["placebo"] = placebo_dates(panel, "indicator", term, c.placebo_shifts, weight=w)
     out.robustness["utelat_en"] = leave_one_out(panel, "indicator", term, weight=w)
     out.robustness["mde"] = minimum_detectable_effect(float(fit.bse[0]), fit.n_clusters)

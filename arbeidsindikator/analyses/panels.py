@@ -51,12 +51,21 @@ def read_treatment(source: pd.DataFrame | Path | str) -> pd.DataFrame:
     return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype={"unit": str})
 
 
-def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, dose: str | None = None,
-                   adoption: str | None = None) -> pd.DataFrame:
-    """Join a treatment table: with `dose`, rows (unit, month, dose) for every unit and month of
-    the panel; with `adoption`, rows (unit, adoption month), the month missing for units never
-    treated. Every unit of the panel must be in the table: a unit left out is an error, not
-    an untreated unit."""
+def _months(values: pd.Series, column: str) -> pd.Series:
+    """Months as dates (YYYY-MM or YYYY-MM-DD); a value that is none of them is an error."""
+    parsed = pd.to_datetime(values.astype("string").str.slice(0, 7), format="%Y-%m", errors="coerce")
+    bad = values.notna() & parsed.isna()
+    if bad.any():
+        raise EvaluationError(f"{column} in the treatment table must be a month (YYYY-MM); "
+                              f"{int(bad.sum())} rows are not, e.g. {values[bad].iloc[0]!r}")
+    return parsed
+
+
+def treatment_table(treatment: pd.DataFrame | Path | str, dose: str | None = None,
+                    adoption: str | None = None) -> pd.DataFrame:
+    """The treatment table read and checked: with `dose`, rows (unit, month, dose); with
+    `adoption`, rows (unit, adoption month), the month missing for units never treated. Units as
+    text, months as dates; a bad month, a missing dose or a duplicate row is an error."""
     if (dose is None) == (adoption is None):
         raise EvaluationError("give either dose (unit, month, dose) or adoption (unit, adoption month)")
     t = read_treatment(treatment)
@@ -67,16 +76,26 @@ def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, do
         raise EvaluationError(f"the treatment table has no column {', '.join(missing)} (needs {', '.join(need)})")
     t = t[need].copy()
     t["unit"] = t["unit"].astype(str)
+    for c in ("month",) if dose else (adoption,):
+        t[c] = _months(t[c], c)
     if dose:
-        t["month"] = pd.to_datetime(t["month"])
         if t[dose].isna().any():
             raise EvaluationError(f"the treatment table has {int(t[dose].isna().sum())} rows without {dose}")
-    else:
-        t[adoption] = pd.to_datetime(t[adoption])
+        if not pd.api.types.is_numeric_dtype(t[dose]):
+            raise EvaluationError(f"{dose} in the treatment table must be a number (a dose), e.g. not {t[dose].iloc[0]!r}")
     dup = t.duplicated(keys)
     if dup.any():
         raise EvaluationError(f"the treatment table has {int(dup.sum())} duplicate rows of {', '.join(keys)}, "
                               f"e.g. {t.loc[dup, keys].iloc[0].tolist()}")
+    return t
+
+
+def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, dose: str | None = None,
+                   adoption: str | None = None) -> pd.DataFrame:
+    """Join a treatment table (see treatment_table) to the panel. Every unit and month of the
+    panel must be in it: a unit left out is an error, not an untreated unit."""
+    t = treatment_table(treatment, dose, adoption)
+    keys = ["unit", "month"] if dose else ["unit"]
     out = panel.merge(t, how="left", on=keys, indicator=True)
     lost = out[out["_merge"] == "left_only"]
     if len(lost):
@@ -85,4 +104,4 @@ def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, do
     return out.drop(columns="_merge")
 
 
-__all__ = ["indicator_panel", "read_treatment", "with_treatment"]
+__all__ = ["indicator_panel", "read_treatment", "treatment_table", "with_treatment"]

@@ -36,11 +36,13 @@ def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = 
     paths = wide.to_numpy()
     row = units.get_indexer(panel[unit])
     col = wide.columns.get_indexer(panel[time])
-    base = panel.copy()
+    # the outcome, weights and fixed effects are the same in every reassignment: set them up
+    # once and partial out only the reassigned dose
+    d = _Design(panel, y, [dose], unit, time, weight, None)
+    row, col = row[d.kept], col[d.kept]
 
     def t_of(order: np.ndarray) -> float:
-        base[dose] = paths[order[row], col]
-        d = _Design(base, y, [dose], unit, time, weight, None)
+        d.X = d.resid(paths[order[row], col][:, None])
         b, cov = d.fit()
         return float(b[0] / np.sqrt(cov[0, 0]))
 

@@ -401,7 +401,6 @@ def audit(monthly: pd.DataFrame, period: pd.DataFrame | None = None, witness: pd
         supp = cells["supp"].to_numpy()
         # peeling
         peeled, peeled_values = _peel(a, cells, supp)
-        unknown = supp.copy()
         # witness: integer check against the relations set up here
         proved = np.zeros(len(cells), bool)
         primary = np.zeros(len(cells), bool)  # as the protection reports it (the witness table)

@@ -6,6 +6,7 @@ assumptions, what the pre-trend test can and cannot tell, and how to read the nu
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,11 @@ from .charts import COLOURS, UNIT_COLOUR, Figures, legend_below, plt, style_axis
 from .htmlpage import csv_link, esc, page, section, table
 
 
-def _num(x, d=2) -> str:
-    return norsk.number(x, d) if x is not None and np.isfinite(x) else "–"
+_num = partial(norsk.number, decimals=2)  # estimates, SEs and bounds in the report
 
 
 def _p(x) -> str:
-    return "–" if x is None or not np.isfinite(x) else ("< 0,001" if x < 0.001 else norsk.number(x, 3))
+    return "< 0,001" if x is not None and x < 0.001 else norsk.number(x, 3)
 
 
 def _event_figure(out: EvaluationOutput, unit: str):
