@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..pipeline.uncertainty import month_numbers
+
 WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
 
@@ -301,8 +303,7 @@ def _period_index(values: pd.Series) -> np.ndarray:
     """Months as consecutive integers (dates or YYYY-MM text), or the numbers themselves."""
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(float)
-    d = pd.to_datetime(values)
-    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(float)
+    return month_numbers(values).astype(float)
 
 
 def event_terms(panel: pd.DataFrame, adoption: str, time: str = "month", leads: int = 6, lags: int = 12,

@@ -45,6 +45,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import lsqr
 
 from .publish import DECIMALS
+from .uncertainty import month_numbers
 
 STATS = ("n", "actual", "expected", "indicator")  # the additive statistics of a cell
 UNIT_KEY = ["ORG_NIVAA", "ORG_STED_ID"]
@@ -93,11 +94,6 @@ def _count_col(d: pd.DataFrame) -> str:
     return "ANTALL_PERSONMANEDER" if "ANTALL_PERSONMANEDER" in d.columns else "ANTALL_PERSONER"
 
 
-def _ordinal(dates) -> np.ndarray:
-    d = pd.to_datetime(pd.Series(dates))
-    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(np.int64)
-
-
 def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
     """One row per published cell of one outcome: its keys (labels for the report, integer codes
     for the relations), whether it is suppressed, and the known sums."""
@@ -117,9 +113,9 @@ def _cells(monthly: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
             "n": n.to_numpy(), "actual": (n * d["faktisk"]).to_numpy(), "expected": (n * d["forventet"]).to_numpy(),
             "indicator": (n * d["INDIKATOR"]).to_numpy()})
         if kind == "p":
-            c["a"], c["b"] = _ordinal(d["PERIODE_FRA"]), _ordinal(d["PERIODE_TIL"])
+            c["a"], c["b"] = month_numbers(d["PERIODE_FRA"]), month_numbers(d["PERIODE_TIL"])
         else:
-            c["a"] = c["b"] = _ordinal(d["BEHOLDNINGSMAANED"])
+            c["a"] = c["b"] = month_numbers(d["BEHOLDNINGSMAANED"])
         parts.append(c)
     cells = pd.concat(parts, ignore_index=True)
     cells["id"] = np.arange(len(cells))

@@ -211,6 +211,12 @@ def month_index(ym: str) -> int:
     return int(ym[:4]) * 12 + int(ym[5:7]) - 1
 
 
+def month_numbers(dates) -> np.ndarray:
+    """Dates (or anything pandas reads as dates) -> month_index of each, as integers."""
+    d = pd.to_datetime(pd.Series(dates))
+    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(np.int64)
+
+
 def _design_accumulators(lay, n_cells: int) -> dict:
     """Per-cell sums of the design rows, kept per term: integer level counts (n_cells x levels,
     flattened) and float sums of the continuous terms. Each batch adds to contiguous arrays;
