@@ -331,7 +331,19 @@ class Protector:
                     return best[1]
             if best[1] is not None:
                 return best[1]
-        return best[1]
+        # Pruning to the cheapest partners per dimension can leave only combinations whose
+        # cube crosses an empty cell, while others exist (a small group present in a few
+        # months only): search the far partners again without the pruning before giving up.
+        # Only for exactness: room beyond it is a wish (the audit reports the cells without),
+        # and an unpruned search for room buys it with many more suppressed cells.
+        if need:
+            return None
+        for alle in ((False, True) if bd0 > 0 else (True,)):
+            for wide_prune in (4 * prune, 1 << 30):
+                cost, cert = self._search(mask, C, target, need, True, alle, top, wide_prune)
+                if cert is not None:
+                    return cert
+        return None
 
     def _search(self, mask, C, target, need, wide: bool, alle: bool, top: int, prune: int):
         s = self.s
