@@ -25,6 +25,7 @@ INNSATSGRUPPE = (
 )
 BENEFIT = ("ingen", "dagpenger", "aap", "annen")
 OFFICE_TYPE = ("lokalkontor", "nasjonal")
+PROGRAMME = ("arbeidsforberedende", "opplaering", "lonnstilskudd", "oppfolging")
 
 # Weekly hours to monthly hours: a month is 52/12 weeks on average.
 WEEKS_PER_MONTH = 52.0 / 12.0
@@ -63,6 +64,7 @@ class Table:
     references: tuple[Reference, ...] = field(default_factory=tuple)
     empty_severity: str = "error"  # an empty table: refused, or (for what only an analysis needs) a warning
     empty_note: str = ""
+    required: bool = True  # False: only an analysis needs it; an extract without it is complete
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -210,9 +212,46 @@ EXTRACT = Table(
     key=(),
 )
 
+PROGRAMME_PARTICIPATION = Table(
+    "programme_participation",
+    "Labour-market programmes (arbeidsmarkedstiltak): one row per person and month in a programme. "
+    "Optional: the policy evaluations and the follow-up spells use it; the indicator does not.",
+    (
+        Column("person_id", "int", "Person id (persons.person_id)."),
+        _month("month", "Month in the programme."),
+        Column("programme", "str", "Kind of programme.", allowed=PROGRAMME),
+    ),
+    key=("person_id", "month"),
+    references=(
+        Reference(("person_id", "month"), "stock", ("person_id", "month"),
+                  description="a participant is under follow-up in the month"),
+    ),
+    empty_severity="warning",
+    empty_note="nobody would have been in a programme",
+    required=False,
+)
+
+PROGRAMME_PLACES = Table(
+    "programme_places",
+    "Programme places allocated to each region per month (the budget), and the participants. "
+    "Optional: the evaluation of the programme cuts uses it.",
+    (
+        Column("region_id", "str", "Region (regions.region_id)."),
+        _month("month", "Calendar month."),
+        Column("places", "int", "Places allocated to the region in the month.", min=0, max=1e7),
+        Column("participants", "int", "Persons from the region in a programme in the month.", min=0, max=1e7),
+    ),
+    key=("region_id", "month"),
+    references=(Reference(("region_id",), "regions", ("region_id",), description="the region is known"),),
+    empty_severity="warning",
+    empty_note="the programme-cut evaluation needs it",
+    required=False,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT)
+    for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT,
+              PROGRAMME_PARTICIPATION, PROGRAMME_PLACES)
 }
 
 
@@ -228,7 +267,8 @@ def contract_markdown() -> str:
     ]
     for t in TABLES.values():
         lines += [f"## `{t.name}`", "", t.description, ""]
-        lines.append(f"Key: {', '.join(t.key) if t.key else '(single row)'}")
+        lines.append(f"Key: {', '.join(t.key) if t.key else '(single row)'}"
+                     + ("" if t.required else ". Optional: an extract without this table is complete."))
         lines.append("")
         lines += ["| column | type | null | rule | description |", "|---|---|---|---|---|"]
         for c in t.columns:

@@ -309,7 +309,7 @@ def validate(data_dir: Path | str, tables: list[str] | None = None, raise_on_err
         t = TABLES[name]
         p = table_file(data_dir, name) if data_dir.is_dir() else None
         if p is None:
-            if data_dir.is_dir():
+            if data_dir.is_dir() and t.required:
                 violations.append(Violation(name, "*", f"table file missing ({name}.parquet or {name}.csv)"))
             continue
         bad = _readable(con, t, p)

@@ -26,6 +26,7 @@ from ..contract import INNSATSGRUPPE, WEEKS_PER_MONTH
 from .geography import T0, Geography
 from .params import HORIZON, STOCK_FIRST, STOCK_LAST, TrueModel
 from .population import IKKE, VARIG, Persons, Spells, StockRows
+from .programmes import programme_term
 
 OUTCOMES = ("atid3", "atid12", "jobb3", "jobb12")
 _SQRT2PI = np.sqrt(2 * np.pi)
@@ -79,12 +80,19 @@ class ChunkResult:
     expected_with: dict  # outcome -> array (E[Y] with the offices' contributions)
     expected_without: dict  # outcome -> array (E[Y] with an average office everywhere)
     derivative: dict  # outcome -> dE[Y]/d(theta) for a persistent shift
+    expected_no_cut: dict  # outcome -> E[Y] had no region cut its programme places
+    expected_no_noe: dict  # outcome -> E[Y] had NOE not existed
+    noe_person: np.ndarray  # hours had NOE not existed, for persons with a spell at NOE
+    noe_month: np.ndarray
+    noe_hours: np.ndarray
 
 
 def simulate_chunk(p: Persons, s: Spells, rows: StockRows, theta: np.ndarray, lm_z: np.ndarray,
                    geo: Geography, tm: TrueModel, rng: np.random.Generator) -> ChunkResult:
     # only rows in the observation period (stock rows are sorted by person, then month)
-    sel = np.flatnonzero((rows.month >= STOCK_FIRST) & (rows.month <= STOCK_LAST))
+    # rows from the observation period on, including months after the extract's end (rows
+    # expanded to HORIZON): they carry the registration state of the months outcomes look at
+    sel = np.flatnonzero(rows.month >= STOCK_FIRST)
     person = rows.person[sel]
     month = rows.month[sel]
     brk = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
@@ -132,39 +140,91 @@ def simulate_chunk(p: Persons, s: Spells, rows: StockRows, theta: np.ndarray, lm
     cr = geo.base_cr[p.base[wp]]
     # bounded: the 20-fold inflow spike of March 2020 must not wipe out all work
     lm = tm.inflow_effect * 1.5 * np.tanh(lm_z[cr, wm - T0] / 1.5)
-    mu0 = e_w + state_w + lm
+    # programmes: spell month of every window row (after the spell's end too)
+    off_w = wm - s.start[latest_spell]
+    prog = programme_term(s, latest_spell, off_w, s.prog_actual[latest_spell], tm.programme_lockin, tm.programme_effect)
+    prog_nc = programme_term(s, latest_spell, off_w, s.prog_without_cut[latest_spell], tm.programme_lockin,
+                             tm.programme_effect)
+    mu0 = e_w + state_w + lm + prog
     mu1 = mu0 + dose
+    mu_nc = mu1 - prog + prog_nc  # had no region cut its programme places
+    mu_nn, noe_person = _without_noe(p, s, rows, sel, j, n, pos0, wp, latest_spell, off_w, exit_term,
+                                     in_stock_terms, theta, e_w + lm + prog, tm)
     # realised hours
     eps = _ar1(n, pos0, tm.ar_rho, rng)
-    z = mu1 + eps
+    u = rng.random(n)
+    shift = tm.reduced_band_shift * s.reduced[latest_spell]
+    monthly = _monthly_hours(mu1 + eps, u, shift, tm)
+    # the same persons' hours had NOE not existed (same random numbers: only the routing differs)
+    nn_rows = noe_person & (wm >= STOCK_FIRST)
+    monthly_nn = _monthly_hours(mu_nn[nn_rows] + eps[nn_rows], u[nn_rows], shift[nn_rows], tm)
+    # expected outcomes per window month: with the offices' doses (the world as it is), with an
+    # average office everywhere, without the programme cuts, and without NOE
+    in_extract = rows.month[sel] <= STOCK_LAST
+    obs, j = sel[in_extract], j[in_extract]  # the stock rows the extract holds
+    scen = {"with": mu1, "without": mu0, "no_cut": mu_nc, "no_noe": mu_nn}
+    eh = {k: expected_week_hours(m, tm, shift) for k, m in scen.items()}
+    pw = {k: p_work(m, tm, shift) for k, m in scen.items()}
+    expected = {k: {} for k in scen}
+    deriv = {}
+    for name, k, avg in (("atid3", 3, True), ("atid12", 12, True), ("jobb3", 3, False), ("jobb12", 12, False)):
+        src = eh if avg else pw
+        for sc_name in scen:
+            expected[sc_name][name] = _forward(src[sc_name][0], j, k, avg)
+        deriv[name] = _forward(src["with"][1], j, k, avg)
+    keep = (monthly > 0) & (wm >= STOCK_FIRST)
+    keep_nn = monthly_nn > 0
+    return ChunkResult(wp[keep], wm[keep], monthly[keep], obs, expected["with"], expected["without"], deriv,
+                       expected["no_cut"], expected["no_noe"], wp[nn_rows][keep_nn], wm[nn_rows][keep_nn],
+                       monthly_nn[keep_nn])
+
+
+def _forward(a: np.ndarray, j: np.ndarray, k: int, average: bool) -> np.ndarray:
+    """The outcome of stock row j: the mean of `a` over the k months after it, or its value k
+    months later."""
+    if not average:
+        return a[j + k]
+    c = np.r_[0.0, np.cumsum(a)]
+    return (c[j + k + 1] - c[j + 1]) / k
+
+
+def _monthly_hours(z: np.ndarray, u: np.ndarray, shift: np.ndarray, tm: TrueModel) -> np.ndarray:
+    """Monthly hours from the latent z: the band, and a uniform place within it."""
     lo = np.array([b[0] for b in tm.band_hours])
     hi = np.array([b[1] for b in tm.band_hours])
-    shift = tm.reduced_band_shift * s.reduced[latest_spell]
     band = np.where(z < 0, -1, np.where(z < tm.k1 + shift, 0, np.where(z < tm.k2 + shift, 1, 2)))
-    u = rng.random(n)
     bsafe = np.maximum(band, 0)
     weekly = np.where(band < 0, 0.0, lo[bsafe] + u * (hi[bsafe] - lo[bsafe]))
-    monthly = np.round(weekly * WEEKS_PER_MONTH, 1)
-    # expected outcomes per window month, with and without the office doses
-    eh1, dh1 = expected_week_hours(mu1, tm, shift)
-    eh0, _ = expected_week_hours(mu0, tm, shift)
-    pw1, dp1 = p_work(mu1, tm, shift)
-    pw0, _ = p_work(mu0, tm, shift)
-    obs = sel  # stock rows of the observation period, window index j
-    exp_with, exp_without, deriv = {}, {}, {}
-    for name, a1, a0, d1, k, avg in (
-        ("atid3", eh1, eh0, dh1, 3, True), ("atid12", eh1, eh0, dh1, 12, True),
-        ("jobb3", pw1, pw0, dp1, 3, False), ("jobb12", pw1, pw0, dp1, 12, False),
-    ):
-        if avg:
-            c1, c0, cd = (np.r_[0.0, np.cumsum(a)] for a in (a1, a0, d1))
-            exp_with[name] = (c1[j + k + 1] - c1[j + 1]) / k
-            exp_without[name] = (c0[j + k + 1] - c0[j + 1]) / k
-            deriv[name] = (cd[j + k + 1] - cd[j + 1]) / k
-        else:
-            exp_with[name], exp_without[name], deriv[name] = a1[j + k], a0[j + k], d1[j + k]
-    keep = (monthly > 0) & (wm >= STOCK_FIRST)
-    return ChunkResult(wp[keep], wm[keep], monthly[keep], obs, exp_with, exp_without, deriv)
+    return np.round(weekly * WEEKS_PER_MONTH, 1)
+
+
+def _without_noe(p, s, rows, sel, j, n, pos0, wp, latest_spell, off_w, exit_term, in_stock_terms, theta,
+                 common, tm):
+    """The latent mean of every window row had NOE not existed: spells keep their length without
+    NOE's extension, users stay at their home office with their decided group (no reassessment
+    after NOE), and the dose is the home office's contribution. Also returns which rows belong to
+    persons with a spell at NOE (the only ones whose outcomes can differ)."""
+    sp = rows.spell[sel]
+    has_noe = s.noe_from[latest_spell] >= 0
+    ended = has_noe & (off_w >= s.dur_without_noe[latest_spell])  # beyond the spell's end without NOE
+    in_stock = np.zeros(n, bool)
+    in_stock[j] = True
+    in_stock_nn = in_stock & ~ended
+    state = np.zeros(n)
+    state[j] = (in_stock_terms[s.group[sp]] + tm.laid_off_in_stock * s.laid_off[sp]
+                + tm.months_since_reg * np.minimum(rows.offset[sel], 48))
+    state = np.where(in_stock_nn, state, exit_term)
+    theta_home = np.zeros(n)
+    theta_home[j] = theta[rows.home_office[sel], rows.month[sel] - T0]
+    latest = np.maximum.accumulate(np.where(in_stock_nn, np.arange(n), -1))
+    prev = np.r_[-1, latest[:-1]]
+    person_first = np.repeat(pos0, np.diff(np.r_[pos0, n]))
+    dose = np.where(prev >= person_first, theta_home[np.maximum(prev, 0)], 0.0)
+    noe_person = np.zeros(n, bool)
+    touched = np.zeros(len(p.birth), bool)
+    touched[s.person[s.noe_from >= 0]] = True
+    noe_person = touched[wp]
+    return common + state + dose, noe_person
 
 
 def indicator_population(rows: StockRows, index: np.ndarray) -> np.ndarray:

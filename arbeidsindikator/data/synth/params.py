@@ -57,6 +57,10 @@ NOE_PILOT_START = month_index("2022-09")
 NOE_NATIONAL_START = month_index("2023-01")
 YOUTH_GUARANTEE_START = month_index("2023-07")
 PANDEMIC_START = month_index("2020-03")
+# labour-market programmes (tiltak): places cut from July 2024 by these shares (others keep theirs)
+PROGRAMMES = ("arbeidsforberedende", "opplaering", "lonnstilskudd", "oppfolging")
+PROGRAMME_CUT_START = month_index("2024-07")
+PROGRAMME_CUTS = {"03": 0.40, "31": 0.25, "46": 0.30, "15": 0.15, "18": 0.50, "42": 0.10}
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,13 @@ class TrueModel:
     sick_leave: float = -0.60  # per unit share of hours on sick leave
     staffing: float = 0.020  # per agreed hour per user and month
     noe_effect: float = -0.04  # NOE relative to an average office
+    # NOE keeps some jobseekers registered longer: with this probability a spell followed by
+    # NOE lasts longer by 1 + a geometric number of months (mean noe_extension_months)
+    noe_extension_prob: float = 0.30
+    noe_extension_months: float = 3.0
+    # labour-market programmes: lock-in while in the programme, lasting gain after it
+    programme_lockin: float = -0.10
+    programme_effect: float = 0.60
     # unobserved person traits correlated with the office (realistic mode only)
     unobserved_office_sd: float = 0.15
     unobserved_person_sd: float = 0.20

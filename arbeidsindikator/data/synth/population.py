@@ -59,12 +59,20 @@ class Spells:
     noe_until: np.ndarray  # offset of the first month back at the local office
     group_after_noe: np.ndarray
     e_perm: np.ndarray  # permanent latent employability during this spell (true model)
+    # set after the population is drawn (world.py): NOE's extension and the programmes
+    dur_without_noe: np.ndarray | None = None  # the spell's length had NOE not existed
+    prog_start: np.ndarray | None = None  # spell month of the programme episode, -1 if none
+    prog_len: np.ndarray | None = None
+    prog_actual: np.ndarray | None = None  # in a programme, with the places the world has
+    prog_without_cut: np.ndarray | None = None  # ... had no region cut its places
+    prog_type: np.ndarray | None = None
+    region: np.ndarray | None = None  # region paying for the programme
 
     def __len__(self):
         return len(self.person)
 
     def take(self, idx: np.ndarray) -> "Spells":
-        return Spells(**{k: v[idx] for k, v in self.__dict__.items()})
+        return Spells(**{k: None if v is None else v[idx] for k, v in self.__dict__.items()})
 
 
 def _logistic(x):
@@ -210,7 +218,8 @@ def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool,
         who, st = prev.person[keep], nxt[keep]
         prev = _spell_attributes(persons, who, st, np.zeros(len(who), bool), lm_at(who, st), geo, tm, rng)
         spells.append(prev)
-    allsp = Spells(**{k: np.concatenate([s.__dict__[k] for s in spells]) for k in spells[0].__dict__})
+    allsp = Spells(**{k: np.concatenate([s.__dict__[k] for s in spells]) for k in spells[0].__dict__
+                      if spells[0].__dict__[k] is not None})
     # keep only persons who are in the stock at least once in the observation period
     end = allsp.start + allsp.dur - 1
     in_period = (end >= STOCK_FIRST) & (allsp.start <= STOCK_LAST)
@@ -222,6 +231,24 @@ def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool,
     allsp.person = new_id[allsp.person]
     order = np.lexsort((allsp.start, allsp.person))
     return persons, allsp.take(order)
+
+
+def extend_noe_spells(s: Spells, tm: TrueModel, rng: np.random.Generator) -> None:
+    """NOE keeps some jobseekers registered longer (in place). The spell's length without NOE is
+    kept in `dur_without_noe`; an extension never closes the two-month gap before the
+    person's next spell, so spells stay apart in the register."""
+    n = len(s)
+    ext = np.where(rng.random(n) < tm.noe_extension_prob,
+                   rng.geometric(1.0 / max(tm.noe_extension_months, 1.0), n), 0)
+    ext = np.where(s.noe_from >= 0, ext, 0)
+    nxt = np.full(n, np.iinfo(np.int64).max // 4)
+    same = s.person[1:] == s.person[:-1]  # spells are sorted by person and start
+    nxt[:-1][same] = s.start[1:][same]
+    ext = np.clip(np.minimum(ext, nxt - (s.start + s.dur) - 2), 0, None)
+    s.dur_without_noe = s.dur.copy()
+    stays = (s.noe_from >= 0) & (s.noe_until == s.dur)
+    s.dur = s.dur + ext
+    s.noe_until = np.where(stays, s.dur, s.noe_until)
 
 
 RETIREMENT_AGE = 67
@@ -243,14 +270,17 @@ class StockRows:
     youth: np.ndarray
 
 
-def expand_stock(p: Persons, s: Spells, geo: Geography) -> StockRows:
-    """One row per spell month (deterministic given the spells)."""
+def expand_stock(p: Persons, s: Spells, geo: Geography, last: int = STOCK_LAST) -> StockRows:
+    """One row per spell month up to month `last` (deterministic given the spells). The
+    employment generator expands beyond the extract's end (to HORIZON), so that a person
+    still registered in December 2024 is still registered in the months their outcomes look
+    at, instead of appearing to have left when the extract ends."""
     spell = np.repeat(np.arange(len(s)), s.dur)
     first = np.cumsum(s.dur) - s.dur
     offset = np.arange(len(spell)) - np.repeat(first, s.dur)
     month = s.start[spell] + offset
     # the stock ends with the extract; work-oriented follow-up ends at 67, the retirement age
-    keep = (month >= T0) & (month <= STOCK_LAST) & (month - p.birth[s.person[spell]] < RETIREMENT_AGE * 12)
+    keep = (month >= T0) & (month <= last) & (month - p.birth[s.person[spell]] < RETIREMENT_AGE * 12)
     spell, offset, month = spell[keep], offset[keep], month[keep]
     person = s.person[spell]
     base = p.base[person]
@@ -280,5 +310,5 @@ def stock_counts(rows: StockRows, n_office: int, nt: int, observed_only: bool = 
     return all_, ss, noe
 
 
-__all__ = ["Persons", "Spells", "StockRows", "make_population", "expand_stock", "stock_counts",
+__all__ = ["Persons", "Spells", "StockRows", "make_population", "extend_noe_spells", "expand_stock", "stock_counts",
            "EDUCATION", "IMMIGRANT_CATEGORY", "month_index"]

@@ -26,7 +26,9 @@ from .employment import OUTCOMES, indicator_population, simulate_chunk
 from .geography import NT, T0, build_geography, build_labour_market
 from .offices import make_office_hr, make_theta, office_valid
 from .params import HORIZON, NOE_REGION, SCALES, STOCK_FIRST, STOCK_LAST, TrueModel, month_date
-from .population import VARIG, expand_stock, make_population, stock_counts
+from .params import PROGRAMMES
+from .population import VARIG, expand_stock, extend_noe_spells, make_population, stock_counts
+from .programmes import assign_programmes, in_programme, places_table
 
 WRITE_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
 
@@ -68,7 +70,9 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     report = progress or (lambda step, frac: None)
     out_dir = Path(out_dir)
     ss = np.random.SeedSequence(seed)
-    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks = ss.spawn(6)
+    # a seventh stream for what was added later (NOE's extension, programmes): the first six
+    # children are the same as before, so the rest of the world did not move
+    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks, s_policy = ss.spawn(7)
     from .params import month_index
     emp_end = month_index(employment_observed_to)
     if not STOCK_LAST <= emp_end <= HORIZON:
@@ -84,6 +88,9 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
 
     report("personer og forløp", 0.05)
     persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop))
+    rng_policy = np.random.default_rng(s_policy)
+    extend_noe_spells(spells, tm, rng_policy)
+    assign_programmes(persons, spells, geo, rng_policy, tm.programme_effect)
     n_persons = len(persons.birth)
     n_off = len(geo.office_ids)
 
@@ -108,13 +115,22 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     w = pop_follow[:, period]
     centre = float((theta_raw[:, period] * w).sum() / w.sum())
     theta = theta_raw - centre
+    # after the extract the offices have no users to staff for; their contribution is held at
+    # its last value (it only matters for users still registered after the extract's end)
+    theta[:, STOCK_LAST - T0 + 1:] = theta[:, [STOCK_LAST - T0]]
 
     with atomic.directory(out_dir) as tmp:
         (tmp / "truth").mkdir()
         _write_static_tables(tmp, geo, lm, hr, emp_end)
         _write_persons(tmp, persons)
         # pass 2: stock, employment and truth, chunk by chunk of persons
-        stock_w = emp_w = truth_w = None
+        stock_w = emp_w = truth_w = prog_w = nn_w = None
+        n_reg = len(geo.region_ids)
+        participants = np.zeros((n_reg, NT))
+        policy = {k: {o: np.zeros((n_reg + 1, NT)) for o in OUTCOMES} for k in ("cut", "noe")}
+        policy_n = {k: np.zeros((n_reg + 1, NT)) for k in ("cut", "noe")}
+        noe_att = {o: 0.0 for o in OUTCOMES}
+        noe_att_n = 0
         sums = {o: np.zeros((n_off, NT)) for o in OUTCOMES}
         dsum = {o: 0.0 for o in OUTCOMES}
         n_pm = np.zeros((n_off, NT))
@@ -123,7 +139,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
         for ci, (a, b) in enumerate(chunks):
             report("bestand, arbeidstimer og fasit", 0.2 + 0.75 * ci / len(chunks))
             sp = spells.take(np.arange(a, b))
-            rows = expand_stock(persons, sp, geo)
+            rows = expand_stock(persons, sp, geo, last=HORIZON)
             sp_local = sp  # spell indices in rows refer to this chunk's spells
             res = simulate_chunk(persons, sp_local, rows, theta, lm_z, geo, tm, np.random.default_rng(chunk_seeds[ci]))
             idx = res.stock_index
@@ -138,12 +154,42 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
             })
             emp_w = emp_w or pq.ParquetWriter(tmp / "employment.parquet", emp_tbl.schema, **WRITE_OPTS)
             emp_w.write_table(emp_tbl)
+            # programme participation (stock rows in a programme) and the participants per region
+            spi, offi = rows.spell[idx], rows.offset[idx]
+            inp = in_programme(sp_local, spi, offi)
+            prog_tbl = pa.table({
+                "person_id": pa.array(rows.person[idx][inp] + 1, pa.int64()),
+                "month": _dates(rows.month[idx][inp]),
+                "programme": _dict_col(sp_local.prog_type[spi][inp], PROGRAMMES),
+            })
+            prog_w = prog_w or pq.ParquetWriter(tmp / "programme_participation.parquet", prog_tbl.schema, **WRITE_OPTS)
+            prog_w.write_table(prog_tbl)
+            np.add.at(participants, (sp_local.region[spi][inp], rows.month[idx][inp] - T0), 1)
+            nn_tbl = pa.table({"person_id": pa.array(res.noe_person + 1, pa.int64()), "month": _dates(res.noe_month),
+                               "hours": pa.array(res.noe_hours, pa.float64())})
+            nn_w = nn_w or pq.ParquetWriter(tmp / "truth" / "employment_without_noe.parquet", nn_tbl.schema, **WRITE_OPTS)
+            nn_w.write_table(nn_tbl)
             # truth: sums over the indicator population per (following office, month)
             ind = indicator_population(rows, idx)
             cell = rows.office[idx][ind] * NT + (rows.month[idx][ind] - T0)
             n_pm += np.bincount(cell, minlength=n_off * NT).reshape(n_off, NT)
             n_ind += int(ind.sum())
             scale_out = {"atid3": 1.0, "atid12": 1.0, "jobb3": 100.0, "jobb12": 100.0}
+            # the policies' true effects: the cuts by the following office's region (NOE its own
+            # unit), NOE by the home office's region (where the user would have been followed)
+            follow_reg = np.where(rows.office[idx] == geo.noe, n_reg, geo.office_region[rows.office[idx]])[ind]
+            home_reg = geo.office_region[rows.home_office[idx]][ind]
+            k_ind = rows.month[idx][ind] - T0
+            at_noe = ((sp_local.noe_from[spi] >= 0) & (offi >= sp_local.noe_from[spi]))[ind]
+            for key, reg in (("cut", follow_reg), ("noe", home_reg)):
+                np.add.at(policy_n[key], (reg, k_ind), 1)
+            for o in OUTCOMES:
+                d_cut = (res.expected_with[o] - res.expected_no_cut[o])[ind] * scale_out[o]
+                d_noe = (res.expected_with[o] - res.expected_no_noe[o])[ind] * scale_out[o]
+                np.add.at(policy["cut"][o], (follow_reg, k_ind), d_cut)
+                np.add.at(policy["noe"][o], (home_reg, k_ind), d_noe)
+                noe_att[o] += float(d_noe[at_noe].sum())
+            noe_att_n += int(at_noe.sum())
             for o in OUTCOMES:
                 diff = (res.expected_with[o] - res.expected_without[o])[ind] * scale_out[o]
                 sums[o] += np.bincount(cell, weights=diff, minlength=n_off * NT).reshape(n_off, NT)
@@ -153,14 +199,17 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
                 for o in OUTCOMES:
                     cols[f"expected_with_office_{o}"] = pa.array(res.expected_with[o] * scale_out[o])
                     cols[f"expected_average_office_{o}"] = pa.array(res.expected_without[o] * scale_out[o])
+                    cols[f"expected_without_cut_{o}"] = pa.array(res.expected_no_cut[o] * scale_out[o])
+                    cols[f"expected_without_noe_{o}"] = pa.array(res.expected_no_noe[o] * scale_out[o])
                 ttbl = pa.table(cols)
                 truth_w = truth_w or pq.ParquetWriter(tmp / "truth" / "person_month.parquet", ttbl.schema, **WRITE_OPTS)
                 truth_w.write_table(ttbl)
-        for wtr in (stock_w, emp_w, truth_w):
+        for wtr in (stock_w, emp_w, truth_w, prog_w, nn_w):
             if wtr is not None:
                 wtr.close()
         report("fasit og oppsummering", 0.97)
         summary = _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users, tm, centre)
+        summary.update(_write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n))
         summary.update(scale=scale, seed=seed, clean=clean, employment_observed_to=employment_observed_to,
                        persons=n_persons, spells=len(spells), offices=n_off - 1,
                        commuting_regions=len(geo.cr_ids), municipalities=len(geo.muni_ids),
@@ -298,3 +347,48 @@ def _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users
         "unit": [e[4] for e in effects],
     }), tmp / "truth" / "effects.parquet")
     return {"theta_centre": centre, "indicator_person_months": n_ind}
+
+
+def _write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n) -> dict:
+    """The programme places (a contract table), and the true effects of the programme cuts and of
+    NOE per region and month, in the indicator's units (hours a week; percentage points)."""
+    months = np.arange(STOCK_FIRST, STOCK_LAST + 1)
+    k = months - T0
+    places = places_table(participants[:, k], geo, months)
+    n_reg = len(geo.region_ids)
+    _write(pa.table({
+        "region_id": pa.array(np.repeat(geo.region_ids, len(months))),
+        "month": _dates(np.tile(months, n_reg)),
+        "places": pa.array(places["allocated"].ravel().astype(np.int64)),
+        "participants": pa.array(participants[:, k].ravel().astype(np.int64)),
+    }), tmp / "programme_places.parquet")
+    region_names = np.array(geo.region_ids + [NOE_REGION])
+    out = {}
+    for key, fname, label in (("cut", "programme_cut_effects", "programme_cut"), ("noe", "noe_effects", "noe")):
+        n = policy_n[key][:, k]
+        r_idx, m_idx = np.nonzero(n > 0)
+        cols = {"region_id": pa.array(region_names[r_idx]), "month": _dates(months[m_idx]),
+                "n_persons": pa.array(n[r_idx, m_idx].astype(np.int64))}
+        if key == "cut":
+            cut = np.vstack([places["cut"], np.zeros((1, len(months)))])
+            cols["cut"] = pa.array(cut[r_idx, m_idx])
+        for o in OUTCOMES:
+            cols[f"true_{o}"] = pa.array(policy[key][o][:, k][r_idx, m_idx] / n[r_idx, m_idx])
+        _write(pa.table(cols), tmp / "truth" / f"{fname}.parquet")
+        if key == "cut":  # the average over treated region-months, and per unit of cut
+            treated = cut[r_idx, m_idx] > 0
+            w = n[r_idx, m_idx][treated]
+            for o in OUTCOMES:
+                tau = (policy[key][o][:, k][r_idx, m_idx] / n[r_idx, m_idx])[treated]
+                out[f"{label}_att_{o}"] = float((w * tau).sum() / w.sum()) if w.sum() else 0.0
+                out[f"{label}_att_per_unit_{o}"] = float((w * tau).sum() / (w * cut[r_idx, m_idx][treated]).sum()) \
+                    if w.sum() else 0.0
+    for o in OUTCOMES:  # NOE: the average over person-months followed by NOE or after it
+        out[f"noe_att_{o}"] = noe_att[o] / noe_att_n if noe_att_n else 0.0
+    _write(pa.table({
+        "person_id": pa.array(spells.person + 1, pa.int64()), "start": _dates(spells.start),
+        "months": pa.array(spells.dur, pa.int32()), "months_without_noe": pa.array(spells.dur_without_noe, pa.int32()),
+        "noe": pa.array(spells.noe_from >= 0), "exit_work": pa.array(spells.exit_work),
+        "programme": pa.array(spells.prog_actual), "programme_without_cut": pa.array(spells.prog_without_cut),
+    }), tmp / "truth" / "spells.parquet")
+    return out
