@@ -35,6 +35,15 @@ def medium_world(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def policy_world_dir(tmp_path_factory) -> Path:
+    """A small world with employment observed to 2025-12: outcomes after the programme cuts of
+    July 2024, and follow-up spells of the 2023 cohort observed a year on."""
+    out = tmp_path_factory.mktemp("worlds") / "policy"
+    generate_world(out, scale="small", seed=5, employment_observed_to="2025-12")
+    return out
+
+
+@pytest.fixture(scope="session")
 def small_run(small_world, tmp_path_factory):
     """The default model on the small world, person-level results kept (for checks only)."""
     db = tmp_path_factory.mktemp("runs") / "res.duckdb"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from ..pipeline.results import Results
@@ -39,6 +40,48 @@ def indicator_panel(db: Path | str, outcome: str = "jobb3", level: int | str = 2
                           "persons": kept["ANTALL_PERSONER"].to_numpy(float)})
     panel = panel.sort_values(["unit", "month"]).reset_index(drop=True)
     panel.attrs["suppressed"] = int(len(cells) - len(kept))
+    return panel
+
+
+def home_region_panel(db: Path | str, data_dir: Path | str, outcome: str = "jobb3",
+                      run_id: str | None = None) -> pd.DataFrame:
+    """Region x month panel by the region of each user's *home* office (the office of the
+    municipality they live in), from a run's person-level results (`run --person-level`).
+    Users followed by NOE count in the region they would otherwise have been followed in, which
+    is what an evaluation of NOE's rollout across regions needs. Internal: the cells are not
+    disclosure-protected and must not be published."""
+    from ..data.validate import register_tables, validate
+    from ..pipeline.results import Results
+    res = Results(db)
+    try:
+        res.check_outcome(outcome)
+    finally:
+        res.close()
+    scale = 100.0 if outcome.startswith("jobb") else 1.0
+    validate(data_dir, tables=["offices", "regions"])
+    con = duckdb.connect()
+    try:
+        con.execute("ATTACH ? AS res (READ_ONLY)", [Path(db).as_posix()])
+        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'res' "
+                          "AND table_name = 'person_results'").fetchall()[0][0]
+        if not has:
+            raise EvaluationError(f"{db} has no person-level results: run `arbeidsindikator run --person-level`")
+        rid = run_id or con.execute("SELECT run_id FROM res.runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchall()[0][0]
+        register_tables(con, Path(data_dir), ["offices", "regions"])
+        # outcome names are the package's own (checked above); every value is bound
+        panel = con.execute(f"""
+            SELECT o.region_id AS unit, any_value(g.region_name) AS unit_name, p.month,
+                   {scale} * avg(p.indicator_{outcome}) AS indicator, count(p.indicator_{outcome}) AS persons
+            FROM res.person_results p
+            JOIN offices o ON o.office_id = p.home_office_id AND p.month >= o.valid_from
+                 AND (o.valid_to IS NULL OR p.month <= o.valid_to)
+            JOIN regions g ON g.region_id = o.region_id
+            WHERE p.run_id = ? AND p.indicator_{outcome} IS NOT NULL
+            GROUP BY o.region_id, p.month ORDER BY unit, p.month""", [rid]).df()
+    finally:
+        con.close()
+    panel["month"] = pd.to_datetime(panel["month"])
+    panel["persons"] = panel["persons"].astype(float)
     return panel
 
 
@@ -104,4 +147,4 @@ def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, do
     return out.drop(columns="_merge")
 
 
-__all__ = ["indicator_panel", "read_treatment", "treatment_table", "with_treatment"]
+__all__ = ["indicator_panel", "home_region_panel", "read_treatment", "treatment_table", "with_treatment"]
