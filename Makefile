@@ -15,8 +15,9 @@ $(VENV)/.demo: requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.test: requirements-test.lock pyproject.toml | $(BIN)/python
+$(VENV)/.test: requirements-test.lock requirements-oracles.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-oracles.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.demo
 

@@ -561,5 +561,27 @@ def analyse_evaluering(
     console.print(f"Skrev {path}")
 
 
+@analyse_app.command("forlop")
+@friendly
+def analyse_forlop(
+    data: Path = typer.Option(..., "--data", metavar="MAPPE", help="Mappen med tabellene i datakontrakten (med "
+                              "programme_participation hvis tiltak skal telle som avgang)."),
+    out: Path = typer.Option(Path("forlop"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+    config: Path | None = typer.Option(None, "--config", metavar="FIL", help="TOML med [spells] (forløpsregler) og "
+                                       "[cohorts] (før, etter, horisonter); se docs/spells.md."),
+):
+    """Oppfølgingsforløp og NOE-evalueringen: forløp, livstabeller, Cox, før/etter mot fasit."""
+    from .analyses.spells import SpellError
+    from .analyses.survival import SurvivalError
+    from .present.spells_report import write_spells_report
+    if not data.is_dir():
+        _fail(f"Datamappen {data} finnes ikke.")
+    try:
+        path = write_spells_report(data, out, config)
+    except (SpellError, SurvivalError) as e:
+        _fail(f"Forløpsanalysen kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}")
+
+
 if __name__ == "__main__":
     app()
