@@ -224,3 +224,79 @@ def test_forlop_command_writes_aggregates_only(tmp_path, policy_world_dir):
     bad.write_text("[spells]\nalder = 3\n")
     r = CliRunner().invoke(app, ["analyse", "forlop", "--data", str(policy_world_dir), "--out", str(out), "--config", str(bad)])
     assert r.exit_code == 2 and "ukjente nøkler" in r.output and "Traceback" not in r.output
+
+
+def _competing(n=1500, seed=4, tied=True):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.binomial(1, 0.4, n).astype(float)})
+    t = np.minimum(rng.exponential(6 / np.exp(0.4 * df["x"] - 0.3 * df["z"])), 24)
+    df["T"] = np.ceil(t) if tied else t
+    cens = (df["T"] >= 24) | (rng.random(n) < 0.15)
+    df["kind"] = np.where(cens, "sensurert", np.where(rng.random(n) < 0.6 + 0.1 * df["z"], "arbeid", "annen"))
+    df["status"] = df["kind"].map({"sensurert": 0, "arbeid": 1, "annen": 2})
+    df["id"] = np.arange(n)
+    return df
+
+
+@needs_r
+def test_fine_gray_equals_r(tmp_path):
+    """Monthly (tied) times: R's finegray() + coxph(..., cluster) to 1e-6. Untied times: the
+    coefficients of cmprsk::crr as well (its variance adds the censoring weights' own
+    uncertainty, so only the estimates are compared)."""
+    from arbeidsindikator.analyses.survival import fine_gray
+    for tied in (True, False):
+        df = _competing(tied=tied)
+        f = tmp_path / f"fg{tied}.csv"
+        df.to_csv(f, index=False)
+        v = _r(f"""library(survival); library(cmprsk); d <- read.csv("{f.as_posix()}")
+            d$st <- factor(d$status, 0:2, c("cens", "arbeid", "annen"))
+            fg <- finegray(Surv(T, st) ~ x + z + id, data = d, etype = "arbeid")
+            a <- coxph(Surv(fgstart, fgstop, fgstatus) ~ x + z + cluster(id), weights = fgwt, data = fg)
+            b <- crr(d$T, d$status, cbind(d$x, d$z), failcode = 1, cencode = 0)
+            cat("@@", coef(a), sqrt(diag(vcov(a))), b$coef, "@@")""")
+        ours = fine_gray(df, "T", "kind", "arbeid", ["x", "z"], cluster="id")
+        np.testing.assert_allclose(ours.params, v[0:2], atol=1e-6)
+        np.testing.assert_allclose(ours.bse, v[2:4], atol=1e-6)
+        if not tied:
+            np.testing.assert_allclose(ours.params, v[4:6], atol=1e-5)
+
+
+@needs_r
+def test_proportional_hazards_test_equals_cox_zph(tmp_path):
+    from arbeidsindikator.analyses.survival import ph_test
+    rng = np.random.default_rng(2)
+    n = 2000
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.binomial(1, 0.4, n).astype(float), "st": rng.integers(0, 2, n)})
+    t = rng.exponential(8 / np.exp(0.4 * df["x"] - 0.3 * df["z"]))
+    t = np.where(df["z"] == 1, t ** 1.3, t)  # z's hazard ratio changes with time
+    df["T"] = np.minimum(np.ceil(t), 24)
+    df["E"] = ((rng.random(n) < 0.8) & (df["T"] < 24)).astype(int)
+    f = tmp_path / "ph.csv"
+    df.to_csv(f, index=False)
+    v = _r(f"""library(survival); d <- read.csv("{f.as_posix()}")
+        a <- coxph(Surv(T, E) ~ x + z, data = d); b <- coxph(Surv(T, E) ~ x + z + strata(st), data = d)
+        cat("@@", cox.zph(a)$table[, "chisq"], cox.zph(b)$table[, "chisq"], "@@")""")
+    got = ph_test(df, cox(df, "T", "E", ["x", "z"]), "T", "E")
+    np.testing.assert_allclose(got["chisq"], v[0:3], rtol=1e-6)
+    assert got.set_index("term").loc["z", "p"] < 0.01
+    got = ph_test(df, cox(df, "T", "E", ["x", "z"], strata="st"), "T", "E", strata="st")
+    np.testing.assert_allclose(got["chisq"], v[3:6], rtol=1e-6)
+
+
+def test_noe_cohorts_against_the_truth(policy_world_dir):
+    """The world with NOE switched off (same random numbers) gives the 2023 cohort's outcomes
+    without NOE: the naive difference splits exactly into NOE's effect and everything else, and
+    the design that compares like with like (NOE's users against the same kind of users at
+    local offices in the same cohort, as good as random in this world) covers NOE's effect."""
+    from arbeidsindikator.analyses.cohorts import analyse_cohorts
+    r = analyse_cohorts(policy_world_dir)
+    t = r.truth.set_index(["outcome", "month"])
+    np.testing.assert_allclose(t["actual"] - t["before"], t["noe_effect"] + t["other_change"], atol=1e-9)
+    assert (t.loc["avsluttet", "noe_effect"] < 0).all()  # NOE keeps some registered longer
+    cmp = r.comparison[r.comparison["design"] == "ruting"].set_index(["outcome", "month"])
+    for key in t.index:
+        assert cmp.loc[key, "ci_low"] <= t.loc[key, "noe_effect"] <= cmp.loc[key, "ci_high"], key
+    hr = r.hazard_ratios.set_index(["outcome", "term"])
+    assert hr.loc[("avsluttet", "kohort_etter"), "estimable"]
+    assert {"avsluttet", "arbeid", "arbeid_fine_gray"} <= set(r.hazard_ratios["outcome"])
+    assert set(r.ph_tests["term"]) >= {"kohort_etter", "GLOBAL"}

@@ -34,7 +34,7 @@ from scipy import stats
 
 from ..data.contract import WEEKS_PER_MONTH
 from .spells import ENDED, SpellRules, build_spells
-from .survival import cox, cumulative_incidence, kaplan_meier, life_table
+from .survival import cox, cumulative_incidence, fine_gray, kaplan_meier, life_table, ph_test
 
 COHORTS = {"2021": ("2021-03", "2021-11"), "2023": ("2023-03", "2023-11")}
 HORIZONS = (3, 6, 12)
@@ -58,6 +58,7 @@ class CohortResult:
     shares: pd.DataFrame  # cohort, outcome, month, share, se, ci_low, ci_high, spells
     life_tables: pd.DataFrame  # cohort, outcome, from, to, entering, events, censored, hazard, survival, se
     hazard_ratios: pd.DataFrame  # outcome, term, coef, se, hazard_ratio, hr_low, hr_high, p, spells, events
+    ph_tests: pd.DataFrame  # outcome, term, chisq, df, p (proportional hazards, Grambsch-Therneau)
     comparison: pd.DataFrame  # outcome, month, design, estimate, se, ci_low, ci_high
     truth: pd.DataFrame | None  # outcome, month, actual, without_noe, noe_effect, other_change
     counts: pd.DataFrame  # cohort, spells, persons, laid_off_share, censored by 12 months
@@ -155,6 +156,22 @@ def _adjusted(s: pd.DataFrame, outcome: str, k: int, term: str, extra: pd.DataFr
     return beta[j], se[j]
 
 
+def _routing(a: pd.DataFrame, outcome: str, k: int) -> tuple[float, float]:
+    """Within the after cohort: spells NOE took at the start against spells of the same kind
+    (not laid off) that a local office took, adjusted for the covariates; the effect on those NOE
+    took, times their share of the cohort, is the effect on the cohort. Valid if which of them NOE
+    took is as good as random given the covariates (in the synthetic world it is: a fixed share
+    of the eligible, exempted at random); in real data the exemption rules decide, and this
+    comparison is only as good as the covariates that describe them."""
+    elig = a[~a["laid_off"].astype(bool)].copy()
+    elig["noe_start"] = (elig["office_type"] == "nasjonal").astype(float)
+    if elig["noe_start"].sum() == 0 or elig["noe_start"].sum() == len(elig):
+        return np.nan, np.nan
+    share = elig["noe_start"].sum() / len(a)
+    b, se = _adjusted(elig, outcome, k, "noe_start", elig[["noe_start"]])
+    return share * b, share * se
+
+
 def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig()) -> CohortResult:
     data_dir = Path(data_dir)
     names = list(config.cohorts)
@@ -186,7 +203,7 @@ def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig())
             lt = life_table(t, e, last=max(config.horizons))
             tables.append(lt.assign(cohort=c, outcome=o))
     s["kohort_etter"] = (s["cohort"] == after).astype(float)
-    hr = []
+    hr, ph = [], []
     X = design_matrix(s)
     for o in OUTCOMES:
         t, e = outcome_times(s, o)
@@ -197,6 +214,16 @@ def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig())
         tab.insert(0, "outcome", o)
         tab["spells"], tab["events"] = fit.n, fit.events
         hr.append(tab)
+        if fit.estimable.all():
+            ph.append(ph_test(d, fit, "_t", "_e").assign(outcome=o))
+    # exit to work against every other exit (competing risks): the subdistribution hazard
+    d = pd.concat([X, s[["kohort_etter", "person_id", "time", "exit"]]], axis=1)
+    cols = ["kohort_etter"] + [c for c in COVARIATES if d[c].std() > 0]
+    fg = fine_gray(d, "time", "exit", "arbeid", cols, cluster="person_id")
+    tab = fg.table()
+    tab.insert(0, "outcome", "arbeid_fine_gray")
+    tab["spells"], tab["events"] = fg.n, fg.events
+    hr.append(tab)
     for o in OUTCOMES:
         for k in config.horizons:
             b_, a_ = s[s["cohort"] == before], s[s["cohort"] == after]
@@ -210,20 +237,24 @@ def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig())
             w["did"] = w["noe_gruppe"] * w["kohort_etter"]
             comparison.append(_row(o, k, "forskjell_i_forskjeller",
                                    *_adjusted(w, o, k, "did", w[["noe_gruppe", "kohort_etter", "did"]])))
+            comparison.append(_row(o, k, "ruting", *_routing(s[s["cohort"] == after], o, k)))
     counts = s.groupby("cohort").agg(spells=("person_id", "size"), persons=("person_id", "nunique"),
                                      laid_off_share=("laid_off", "mean")).reset_index()
     counts["laid_off_share"] *= 100
     truth = _truth(data_dir, s, after, before, config) if (data_dir / "truth" / "spells.parquet").exists() else None
     if truth is None:
         notes.append("Dataene har ingen fasit (truth/): sannheten vises ikke.")
+    ph_tab = pd.concat(ph, ignore_index=True)[["outcome", "term", "chisq", "df", "p"]] if ph else pd.DataFrame()
     return CohortResult(s, pd.DataFrame(shares), pd.concat(tables, ignore_index=True), pd.concat(hr, ignore_index=True),
-                        pd.DataFrame(comparison), truth, counts, notes)
+                        ph_tab, pd.DataFrame(comparison), truth, counts, notes)
 
 
 def _truth(data_dir: Path, s: pd.DataFrame, after: str, before: str, config: CohortConfig) -> pd.DataFrame:
     """The after-cohort's outcomes with NOE switched off (the world's same random numbers), as
     shares by k months, beside the actual; the before cohort is unchanged (NOE did not exist)."""
     world_spells = pd.read_parquet(data_dir / "truth" / "spells.parquet")
+    if "programme_without_noe" not in world_spells.columns:
+        raise ValueError("the world's truth is from an older version (no programmes without NOE); generate it again")
     world_spells["start"] = pd.to_datetime(world_spells["start"])
     a = s[s["cohort"] == after].copy()
     cf_months_left = _cf_months_left(a, world_spells)
@@ -236,9 +267,10 @@ def _truth(data_dir: Path, s: pd.DataFrame, after: str, before: str, config: Coh
     for k in config.horizons:
         for o in ("avsluttet", "arbeid"):
             act = _by_k(a, o, k)
-            if o == "avsluttet":
-                cf = np.where(a["person_id"].isin(noe_persons) & cf_months_left.notna(),
-                              (cf_months_left <= k).astype(float), act)
+            if o == "avsluttet":  # without NOE a programme offered first is the exit instead
+                ends = (cf_months_left["left"] <= k) & ~cf_months_left["programme_first"]
+                cf = np.where(a["person_id"].isin(noe_persons) & cf_months_left["left"].notna(),
+                              ends.astype(float), act)
                 cf = pd.Series(cf, index=a.index).where(act.notna())
             else:
                 cf = pd.Series(np.where(cf_work["event"] & (cf_work["time"] <= k), 1.0, 0.0), index=a.index).where(act.notna())
@@ -256,16 +288,20 @@ def _employment_observed_to(data_dir: Path) -> pd.Timestamp:
     return pd.Timestamp(t["employment_observed_to"].max())
 
 
-def _cf_months_left(a: pd.DataFrame, world_spells: pd.DataFrame) -> pd.Series:
-    """Months from the rule spell's start to the end of its registration had NOE not existed
-    (the world's spell length without NOE's extension); missing where no world spell holds it."""
-    w = world_spells[["person_id", "start", "months", "months_without_noe"]].rename(columns={"start": "w_start"})
+def _cf_months_left(a: pd.DataFrame, world_spells: pd.DataFrame) -> pd.DataFrame:
+    """Per rule spell, had NOE not existed: `left`, the months from its start to the end of the
+    registration (the world's spell length without NOE's extension; missing where no world spell
+    holds it), and `programme_first`, whether a programme a local office would have offered
+    starts before that."""
+    w = world_spells[["person_id", "start", "months", "months_without_noe", "programme_without_noe",
+                      "programme_month"]].rename(columns={"start": "w_start"})
     m = a[["person_id", "start"]].reset_index().merge(w, on="person_id", how="left")
     into = (m["start"].dt.year - m["w_start"].dt.year) * 12 + (m["start"].dt.month - m["w_start"].dt.month)
     m = m[(into >= 0) & (into < m["months"])].assign(into=into)
     m = m.drop_duplicates("index").set_index("index")
-    left = (m["months_without_noe"] - m["into"]).reindex(a.index)
-    return left
+    out = pd.DataFrame({"left": m["months_without_noe"] - m["into"],
+                        "programme_first": m["programme_without_noe"] & (m["programme_month"] >= m["into"])})
+    return out.reindex(a.index).assign(programme_first=lambda d: d["programme_first"].fillna(False).astype(bool))
 
 
 def _cf_work_time(a: pd.DataFrame, hours: pd.DataFrame, threshold: float, noe_persons: set,

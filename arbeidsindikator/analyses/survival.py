@@ -68,8 +68,10 @@ def kaplan_meier(durations, events, weights=None, level: float = 0.95, conf_type
             lo, hi = s * np.exp(-z * np.sqrt(g)), np.minimum(s * np.exp(z * np.sqrt(g)), 1.0)
         else:
             raise SurvivalError(f"conf_type must be 'log-log' or 'log', not {conf_type!r}")
+    with np.errstate(invalid="ignore"):  # after the last event of everyone at risk: no SE
+        se = s * np.sqrt(g)
     return pd.DataFrame({"time": times, "at_risk": n, "events": d, "censored": c, "survival": s,
-                         "se": s * np.sqrt(g), "ci_low": lo, "ci_high": hi})
+                         "se": se, "ci_low": lo, "ci_high": hi})
 
 
 def life_table(durations, events, weights=None, width: int = 1, last: int | None = None) -> pd.DataFrame:
@@ -180,11 +182,25 @@ class _Stratum:
     """One stratum's data sorted by time, with its distinct event times and the tie structure,
     set up once; `terms(beta)` gives the log-likelihood, gradient and information."""
 
-    def __init__(self, X, t, e, w):
+    def __init__(self, X, t, e, w, ghost_g=None):
+        """`ghost_g` (Fine-Gray): for rows with a competing exit, G(T-) of the censoring
+        distribution (NaN for the others); such a row stays in the risk sets after its exit with
+        weight G(t-) / G(T-)."""
         order = np.argsort(-t, kind="stable")  # descending: risk sets are prefixes
         self.X, self.t, self.e, self.w, self.order = X[order], t[order], e[order], w[order], order
         ev = self.e > 0
         self.times = np.unique(self.t[ev])  # ascending
+        self.ghost = None
+        if ghost_g is not None:
+            g = ghost_g[order]
+            rows = np.flatnonzero(np.isfinite(g))
+            rows = rows[np.argsort(self.t[rows], kind="stable")]  # ascending exit time
+            self.ghost = rows
+            self.ghost_G = g[rows]
+            # ghosts at risk at time j: those with exit before it
+            self.ghost_n = np.searchsorted(self.t[rows], self.times, side="left")
+            # event times after each ghost's exit start at this index
+            self.ghost_from = np.searchsorted(self.times, self.t[rows], side="right")
         # risk set of time j: rows with t >= times[j] -> a prefix of the descending order
         self.n_risk = np.searchsorted(-self.t, -self.times, side="right")
         self.jd = np.searchsorted(self.times, self.t[ev])  # event time index of each death
@@ -196,7 +212,9 @@ class _Stratum:
         self.l_j = np.repeat(np.arange(len(self.times)), d_int)
         self.l_f = (np.arange(d_int.sum()) - np.repeat(np.cumsum(d_int) - d_int, d_int)) / np.repeat(self.d, d_int)
 
-    def terms(self, beta, want_resid=False):
+    def terms(self, beta, want_resid=False, h=None):
+        """Log-likelihood, gradient and information (with `h`, a multiplier per event time, the
+        information sum_j h_j I_j and the Schoenfeld sum sum_deaths w h (x - xbar) instead)."""
         X, w = self.X, self.w
         eta = X @ beta
         r = np.exp(eta)
@@ -206,6 +224,13 @@ class _Stratum:
         cs1 = np.cumsum(wr[:, None] * X, axis=0)
         S0 = cs0[self.n_risk - 1]
         S1 = cs1[self.n_risk - 1]
+        if self.ghost is not None:  # Fine-Gray: competing exits stay, weighted by G(t-) / G(T-)
+            gr_ = self.ghost
+            gw = wr[gr_] / self.ghost_G
+            c0 = np.r_[0.0, np.cumsum(gw)]
+            c1g = np.vstack([np.zeros(X.shape[1]), np.cumsum(gw[:, None] * X[gr_], axis=0)])
+            S0 = S0 + self.G_t * c0[self.ghost_n]
+            S1 = S1 + self.G_t[:, None] * c1g[self.ghost_n]
         dw = wr[self.dead]
         A0 = np.bincount(self.jd, weights=dw, minlength=J)
         A1 = np.zeros((J, X.shape[1]))
@@ -218,13 +243,21 @@ class _Stratum:
         c4 = np.bincount(lj, weights=f / den ** 2, minlength=J)
         c5 = np.bincount(lj, weights=f * f / den ** 2, minlength=J)
         a = self.sw / self.d
+        if h is not None:
+            a = a * h
         ev_w = w[self.dead]
         loglik = float((ev_w * eta[self.dead]).sum() - (a * np.bincount(lj, weights=np.log(den), minlength=J)).sum())
-        grad = (ev_w[:, None] * X[self.dead]).sum(0) - (a[:, None] * (S1 * c1[:, None] - A1 * c2[:, None])).sum(0)
+        hd = ev_w if h is None else ev_w * h[self.jd]
+        grad = (hd[:, None] * X[self.dead]).sum(0) - (a[:, None] * (S1 * c1[:, None] - A1 * c2[:, None])).sum(0)
         # information: sum_j a_j sum_l [(S2 - f A2)/den_l - m_l m_l'], S2 and A2 never formed:
         # sum_j a_j c1_j S2_j = X' diag(w r b) X with b_i = sum of a_j c1_j over times <= t_i
         b = np.r_[0.0, np.cumsum(a * c1)][np.searchsorted(self.times, self.t, side="right")]
         info = (X * (wr * b)[:, None]).T @ X
+        if self.ghost is not None:  # the ghosts' S2 terms: sum over event times after the exit
+            suffix = np.r_[np.cumsum((a * c1 * self.G_t)[::-1])[::-1], 0.0]
+            bg = suffix[self.ghost_from] / self.ghost_G
+            Xg = X[self.ghost]
+            info += (Xg * (wr[self.ghost] * bg)[:, None]).T @ Xg
         info -= (X[self.dead] * (dw * (a * c2)[self.jd])[:, None]).T @ X[self.dead]
         info -= (S1 * (a * c3)[:, None]).T @ S1
         cross = (S1 * (a * c4)[:, None]).T @ A1
@@ -243,6 +276,12 @@ class _Stratum:
         jd = self.jd
         U[self.dead] += X[self.dead] - xbar[jd]
         U[self.dead] += r[self.dead, None] * a[jd, None] * (X[self.dead] * c2[jd, None] - M2[jd])
+        if self.ghost is not None:
+            gr_ = self.ghost
+            suf_c = np.r_[np.cumsum((a * c1 * self.G_t)[::-1])[::-1], 0.0][self.ghost_from]
+            suf_m = np.vstack([np.cumsum((a * self.G_t)[::-1, None] * M1[::-1], axis=0)[::-1],
+                               np.zeros(X.shape[1])])[self.ghost_from]
+            U[gr_] -= (r[gr_] / self.ghost_G)[:, None] * (X[gr_] * suf_c[:, None] - suf_m)
         out = np.empty_like(U)
         out[self.order] = U
         return loglik, grad, info, out
@@ -250,7 +289,7 @@ class _Stratum:
 
 def cox(data: pd.DataFrame, duration: str, event: str, covariates: list[str], weights: str | None = None,
         strata: str | list[str] | None = None, cluster: str | None = None, robust: bool | None = None,
-        tol: float = 1e-10, max_iter: int = 50) -> CoxResult:
+        tol: float = 1e-10, max_iter: int = 50, _ghost=None) -> CoxResult:
     """Cox proportional hazards by Efron's partial likelihood, Newton-Raphson with step halving.
     `weights` are case weights; `strata` gives each stratum its own baseline; `cluster` (or
     `robust=True`) gives the sandwich variance summed within clusters (repeated spells of a
@@ -274,7 +313,10 @@ def cox(data: pd.DataFrame, duration: str, event: str, covariates: list[str], we
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         if e[idx].sum() > 0:
-            layers.append((idx, _Stratum(X[idx], t[idx], e[idx], w[idx])))
+            st = _Stratum(X[idx], t[idx], e[idx], w[idx], None if _ghost is None else _ghost[0][idx])
+            if _ghost is not None:
+                st.G_t = _ghost[1](st.times)
+            layers.append((idx, st))
 
     def total(beta, resid=False):
         ll, gr, inf = 0.0, np.zeros(X.shape[1]), np.zeros((X.shape[1], X.shape[1]))
@@ -319,4 +361,78 @@ def cox(data: pd.DataFrame, duration: str, event: str, covariates: list[str], we
                      converged)
 
 
-__all__ = ["kaplan_meier", "life_table", "cumulative_incidence", "share_by", "cox", "CoxResult", "SurvivalError"]
+def _censoring_before(t: np.ndarray, censored: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """G(s-) for each s in `at`: the Kaplan-Meier of censoring over censoring times before s,
+    exits at a tied time counted before the censorings (as R's finegray)."""
+    ct, inv = np.unique(t, return_inverse=True)
+    c = np.bincount(inv, weights=w * censored, minlength=len(ct))
+    ex = np.bincount(inv, weights=w * ~censored, minlength=len(ct))
+    n = np.cumsum((c + ex)[::-1])[::-1] - ex  # at risk of censoring at c: exits there went first
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(np.where(n > 0, 1 - c / n, 1.0))
+    k = np.searchsorted(ct, at, side="left")  # censoring times strictly before s
+    return np.r_[1.0, surv][k]
+
+
+def fine_gray(data: pd.DataFrame, duration: str, kind: str, cause, covariates: list[str], weights: str | None = None,
+              cluster: str | None = None, censored=("sensurert",), tol: float = 1e-10, max_iter: int = 50) -> CoxResult:
+    """Fine-Gray regression of the subdistribution hazard of exit `cause`, every other exit
+    competing: a Cox model in which a spell with a competing exit stays in the risk sets after
+    it, weighted by the censoring survival G(t-) / G(T-). Efron ties; the sandwich variance
+    summed by `cluster` (or by row), as R's finegray() + coxph(..., cluster=). `kind` holds
+    each spell's exit: `cause`, another exit, or censored (NaN or a value in `censored`)."""
+    k = data[kind]
+    cens = (k.isna() | k.isin(list(censored))).to_numpy()
+    e = ((k == cause).to_numpy() & ~cens).astype(int)
+    comp = ~cens & (e == 0)
+    t = data[duration].to_numpy(float)
+    w = np.ones(len(t)) if weights is None else data[weights].to_numpy(float)
+    G = _censoring_before(t, cens, w, t)
+    ghost = np.where(comp, G, np.nan)
+    d = data.assign(_fg_e=e)
+    return cox(d, duration, "_fg_e", covariates, weights=weights, cluster=cluster, robust=True, tol=tol,
+               max_iter=max_iter, _ghost=(ghost, lambda times: _censoring_before(t, cens, w, times)))
+
+
+def ph_test(data: pd.DataFrame, fit: CoxResult, duration: str, event: str, weights: str | None = None,
+            strata: str | list[str] | None = None) -> pd.DataFrame:
+    """Test of proportional hazards (Grambsch and Therneau): for each covariate the score test
+    of adding covariate x g(t), g = 1 - KM(t-) centred over the events (R's cox.zph with its
+    default transform), and the global test of all of them. Small p: the covariate's hazard
+    ratio changes with time since the start."""
+    strata = [strata] if isinstance(strata, str) else list(strata or [])
+    X = data[fit.terms].to_numpy(float)
+    t, e, w = _arrays(data[duration], data[event], data[weights] if weights else None)
+    # g at each event time: 1 - the overall Kaplan-Meier just before it, centred over deaths
+    km = kaplan_meier(t, e)
+    ev_times = km.loc[km["events"] > 0, "time"].to_numpy()
+    s_before = np.r_[1.0, km["survival"].to_numpy()[:-1]][km["events"].to_numpy() > 0]
+    g_time = 1 - s_before
+    deaths_t = t[e > 0]
+    g_death = g_time[np.searchsorted(ev_times, deaths_t)]
+    g_time = g_time - np.average(g_death, weights=w[e > 0])
+    groups = (pd.factorize(pd.MultiIndex.from_frame(data[strata]))[0] if strata else np.zeros(len(t), int))
+    p = X.shape[1]
+    u, i_gb, i_gg, i_bb = np.zeros(p), np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
+    for gr in np.unique(groups):
+        idx = np.flatnonzero(groups == gr)
+        if e[idx].sum() == 0:
+            continue
+        st = _Stratum(X[idx], t[idx], e[idx], w[idx])
+        h = g_time[np.searchsorted(ev_times, st.times)]
+        _, _, inf = st.terms(fit.params)[:3]
+        _, grad_h, inf_h = st.terms(fit.params, h=h)[:3]
+        _, _, inf_hh = st.terms(fit.params, h=h * h)[:3]
+        u += grad_h
+        i_bb += inf
+        i_gb += inf_h
+        i_gg += inf_hh
+    V = i_gg - i_gb @ np.linalg.solve(i_bb, i_gb.T)
+    chisq = u ** 2 / np.diag(V)
+    glob = float(u @ np.linalg.solve(V, u))
+    return pd.DataFrame({"term": [*fit.terms, "GLOBAL"], "chisq": [*chisq, glob], "df": [1] * p + [p],
+                         "p": [*stats.chi2.sf(chisq, 1), stats.chi2.sf(glob, p)]})
+
+
+__all__ = ["kaplan_meier", "life_table", "cumulative_incidence", "share_by", "cox", "fine_gray", "ph_test", "CoxResult",
+           "SurvivalError"]

@@ -28,8 +28,10 @@ TERMS = {"kohort_etter": "Kohort etter (NOE)", "mann": "Mann", "alder": "Alder (
          "innv_vestlig": "Innvandrer, vestlig", "innv_ikke_vestlig": "Innvandrer, ikke-vestlig",
          "innv_ukjent": "Landbakgrunn ukjent", "permittert": "Permittert ved start",
          "ledige_stillinger": "Ledige stillinger ved start (%)"}
+HR_OUTCOMES = {**OUTCOMES, "arbeid_fine_gray": "Overgang til arbeid (Fine–Gray, andre avganger konkurrerer)"}
 DESIGNS = {"naiv": "Naiv før/etter", "justert": "Justert for kjennetegn",
-           "forskjell_i_forskjeller": "Forskjell i forskjeller (30–59 mot 25–29 og 60–66 år)"}
+           "forskjell_i_forskjeller": "Forskjell i forskjeller (30–59 mot 25–29 og 60–66 år)",
+           "ruting": "NOE mot lokalkontor i etter-kohorten, ganger NOEs andel"}
 
 
 def load_config(path: Path | str | None) -> CohortConfig:
@@ -119,9 +121,9 @@ def _html(res: CohortResult, cfg: CohortConfig, figure: str) -> str:
                     f"måned (aktuarisk livstabell med sensurering; måneder med færre enn {MIN_PERSONS} forløp vises ikke).",
                     figure + csv_link(_lt(res), "livstabeller", "livstabellene"))
     hr = res.hazard_ratios
-    rows = [[OUTCOMES[x["outcome"]], TERMS.get(x["term"], x["term"]), norsk.number(x["hazard_ratio"], 3),
+    rows = [[HR_OUTCOMES[x["outcome"]], TERMS.get(x["term"], x["term"]), norsk.number(x["hazard_ratio"], 3),
              f"{norsk.number(x['hr_low'], 3)}–{norsk.number(x['hr_high'], 3)}", norsk.number(x["p"], 3)]
-            if x["estimable"] else [OUTCOMES[x["outcome"]], TERMS.get(x["term"], x["term"]), "ikke estimerbar", "", ""]
+            if x["estimable"] else [HR_OUTCOMES[x["outcome"]], TERMS.get(x["term"], x["term"]), "ikke estimerbar", "", ""]
             for _, x in hr.iterrows()]
     body += section("cox", "Cox-regresjon: hasardrater",
                     "Cox-modell (Efrons metode for like tider), standardfeil klynget per person (én person kan ha flere "
@@ -129,6 +131,15 @@ def _html(res: CohortResult, cfg: CohortConfig, figure: str) -> str:
                     "(årsaksspesifikk hasard). Hasardrate over 1: utfallet kommer raskere. «Ikke estimerbar»: ingen hendelser i "
                     "én av gruppene leddet skiller mellom, så estimatet vokser uten grense.",
                     table(["utfall", "ledd", "hasardrate", "95 % KI", "p"], rows) + csv_link(hr, "hasardrater", "hasardratene"))
+    if len(res.ph_tests):
+        ph = res.ph_tests[res.ph_tests["term"].isin(["kohort_etter", "GLOBAL"])]
+        rows = [[OUTCOMES[x["outcome"]], "Alle ledd samlet" if x["term"] == "GLOBAL" else TERMS[x["term"]],
+                 norsk.number(x["chisq"], 2), str(int(x["df"])), norsk.number(x["p"], 3)] for _, x in ph.iterrows()]
+        body += section("ph", "Proporsjonale hasarder?",
+                        "Test av om hasardraten endrer seg med tiden siden start (Grambsch og Therneau; som R-funksjonen "
+                        "cox.zph). Liten p: hasardraten for kohorten er ikke den samme hele forløpet, og tallet over er et "
+                        "gjennomsnitt over tid.",
+                        table(["utfall", "ledd", "kjikvadrat", "fg", "p"], rows) + csv_link(res.ph_tests, "ph_tester", "testene"))
     cmp = res.comparison
     rows = [[OUTCOMES[x["outcome"]], str(x["month"]), DESIGNS[x["design"]], _num(x["estimate"]),
              f"{_num(x['ci_low'])} til {_num(x['ci_high'])}"] for _, x in cmp.iterrows()]
@@ -170,6 +181,7 @@ def write_spells_report(data_dir: Path | str, out: Path | str, config: Path | st
         res.shares.to_csv(tmp / "andeler.csv", index=False)
         _lt(res).to_csv(tmp / "livstabeller.csv", index=False)
         res.hazard_ratios.to_csv(tmp / "hasardrater.csv", index=False)
+        res.ph_tests.to_csv(tmp / "ph_tester.csv", index=False)
         res.comparison.to_csv(tmp / "sammenligning.csv", index=False)
         if res.truth is not None:
             res.truth.to_csv(tmp / "fasit.csv", index=False)

@@ -148,8 +148,10 @@ def simulate_chunk(p: Persons, s: Spells, rows: StockRows, theta: np.ndarray, lm
     mu0 = e_w + state_w + lm + prog
     mu1 = mu0 + dose
     mu_nc = mu1 - prog + prog_nc  # had no region cut its programme places
+    prog_nn = programme_term(s, latest_spell, off_w, s.prog_without_noe[latest_spell], tm.programme_lockin,
+                             tm.programme_effect, s.prog_len_without_noe)
     mu_nn, noe_person = _without_noe(p, s, rows, sel, j, n, pos0, wp, latest_spell, off_w, exit_term,
-                                     in_stock_terms, theta, e_w + lm + prog, tm)
+                                     in_stock_terms, theta, e_w + lm + prog_nn, tm)
     # realised hours
     eps = _ar1(n, pos0, tm.ar_rho, rng)
     u = rng.random(n)
@@ -202,8 +204,9 @@ def _without_noe(p, s, rows, sel, j, n, pos0, wp, latest_spell, off_w, exit_term
                  common, tm):
     """The latent mean of every window row had NOE not existed: spells keep their length without
     NOE's extension, users stay at their home office with their decided group (no reassessment
-    after NOE), and the dose is the home office's contribution. Also returns which rows belong to
-    persons with a spell at NOE (the only ones whose outcomes can differ)."""
+    after NOE), the dose is the home office's contribution, and they get the programme place a local
+    office would have offered (in `common`). Also returns which rows belong to persons with a
+    spell at NOE (the only ones whose outcomes can differ)."""
     sp = rows.spell[sel]
     has_noe = s.noe_from[latest_spell] >= 0
     ended = has_noe & (off_w >= s.dur_without_noe[latest_spell])  # beyond the spell's end without NOE

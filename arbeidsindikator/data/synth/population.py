@@ -65,6 +65,8 @@ class Spells:
     prog_len: np.ndarray | None = None
     prog_actual: np.ndarray | None = None  # in a programme, with the places the world has
     prog_without_cut: np.ndarray | None = None  # ... had no region cut its places
+    prog_without_noe: np.ndarray | None = None  # ... had NOE not existed (NOE's users are not offered one)
+    prog_len_without_noe: np.ndarray | None = None  # the episode within the spell's length without NOE
     prog_type: np.ndarray | None = None
     region: np.ndarray | None = None  # region paying for the programme
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -88,9 +88,13 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
 
     report("personer og forløp", 0.05)
     persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop))
+    # The clean world checks the machinery: the office contribution is the only thing that
+    # differs between units, so no region cuts its programmes and NOE keeps no one longer
+    # (the draws are made all the same, so the rest of the world is the same random numbers).
     rng_policy = np.random.default_rng(s_policy)
-    extend_noe_spells(spells, tm, rng_policy)
-    assign_programmes(persons, spells, geo, rng_policy, tm.programme_effect)
+    cuts = {} if clean else None
+    extend_noe_spells(spells, replace(tm, noe_extension_prob=0.0) if clean else tm, rng_policy)
+    assign_programmes(persons, spells, geo, rng_policy, tm.programme_effect, cuts)
     n_persons = len(persons.birth)
     n_off = len(geo.office_ids)
 
@@ -209,7 +213,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
                 wtr.close()
         report("fasit og oppsummering", 0.97)
         summary = _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users, tm, centre)
-        summary.update(_write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n))
+        summary.update(_write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n, cuts))
         summary.update(scale=scale, seed=seed, clean=clean, employment_observed_to=employment_observed_to,
                        persons=n_persons, spells=len(spells), offices=n_off - 1,
                        commuting_regions=len(geo.cr_ids), municipalities=len(geo.muni_ids),
@@ -349,12 +353,12 @@ def _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users
     return {"theta_centre": centre, "indicator_person_months": n_ind}
 
 
-def _write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n) -> dict:
+def _write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n, cuts) -> dict:
     """The programme places (a contract table), and the true effects of the programme cuts and of
     NOE per region and month, in the indicator's units (hours a week; percentage points)."""
     months = np.arange(STOCK_FIRST, STOCK_LAST + 1)
     k = months - T0
-    places = places_table(participants[:, k], geo, months)
+    places = places_table(participants[:, k], geo, months, cuts)
     n_reg = len(geo.region_ids)
     _write(pa.table({
         "region_id": pa.array(np.repeat(geo.region_ids, len(months))),
@@ -390,5 +394,7 @@ def _write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_at
         "months": pa.array(spells.dur, pa.int32()), "months_without_noe": pa.array(spells.dur_without_noe, pa.int32()),
         "noe": pa.array(spells.noe_from >= 0), "exit_work": pa.array(spells.exit_work),
         "programme": pa.array(spells.prog_actual), "programme_without_cut": pa.array(spells.prog_without_cut),
+        "programme_without_noe": pa.array(spells.prog_without_noe),
+        "programme_month": pa.array(spells.prog_start, pa.int32()),  # spell month of the episode's start, -1 none
     }), tmp / "truth" / "spells.parquet")
     return out
