@@ -248,10 +248,106 @@ PROGRAMME_PLACES = Table(
     required=False,
 )
 
+_HOURS = tuple(Column(f"hours_{g}", "float", f"Hours logged on work-oriented follow-up of users with {g.replace('_', ' ')} "
+                      "(or the group named)." if g != "annet" else "Hours logged on other work areas.", min=0, max=200)
+               for g in ("standard", "situasjonsbestemt", "spesielt_tilpasset", "varig_tilpasset", "ikke_fastsatt",
+                         "ikke_knyttet", "annet"))
+
+TIME_USE = Table(
+    "time_use",
+    "The time-use survey (ressurskartlegging): one row per answering employee of a sampled office, two weeks of "
+    "logged hours by work area and innsatsgruppe. Offices are sampled within strata (office size; Nav Vestland and "
+    "NOE taken whole). Optional: `analyse tidsbruk` uses it.",
+    (
+        Column("year", "int", "Survey year.", min=2000, max=2100),
+        Column("office_id", "str", "Office (offices.office_id)."),
+        Column("stratum", "str", "Sampling stratum of the office."),
+        Column("stratum_offices", "int", "Offices in the stratum (the population of PSUs).", min=1, max=10000),
+        Column("stratum_fte", "float", "FTEs of all offices in the stratum (HR): what the survey is weighted up to.", min=0, max=1e6),
+        Column("office_fte", "float", "The office's FTEs (HR).", min=0, max=1e5),
+        Column("employee_id", "str", "Employee (pseudonymised)."),
+        Column("employee_fte", "float", "The employee's FTE.", min=0, max=2),
+        *_HOURS,
+    ),
+    key=("year", "employee_id"),
+    references=(Reference(("office_id",), "offices", ("office_id",), description="the office is known"),),
+    empty_severity="warning", empty_note="the time-use tables need it", required=False,
+)
+
+_LIKERT = dict(min=1, max=6)
+SURVEY_OFFICES = Table(
+    "survey_offices",
+    "The office-manager survey: one row per answering office. Optional: `analyse undersokelse` uses it.",
+    (
+        Column("office_id", "str", "Office."),
+        Column("size_class", "str", "Size class by FTEs (AFI: small 1-15, medium 16-39, large 40+).",
+               allowed=("liten", "mellomstor", "stor")),
+        Column("size_class_offices", "int", "Offices in the size class (the population the answers stand for).", min=1, max=10000),
+        Column("staffing", "float", "FTEs per 100 users.", min=0, max=1000),
+        Column("plan", "bool", "The office has a written plan for the follow-up of standard users."),
+        Column("cooperation", "int", "Cooperation with employers works well (1-6).", **_LIKERT),
+        Column("capacity", "int", "The office has capacity for the follow-up it should give (1-6).", **_LIKERT),
+    ),
+    key=("office_id",), empty_severity="warning", empty_note="the office survey tables need it", required=False,
+)
+
+_GROUP_FLAGS = (
+    Column("ung", "bool", "Aged under 25."), Column("ikke_vestlig", "bool", "Non-Western immigrant."),
+    Column("lav_utdanning", "bool", "Compulsory schooling only."),
+    Column("nedsatt_arbeidsevne", "bool", "Registered reduced work capacity."),
+    Column("langtid", "bool", "Registered six months or more."),
+)
+_SEX_AGE = (Column("sex", "str", "Sex.", allowed=SEX),
+            Column("age_group", "str", "Age group.", allowed=("16-24", "25-34", "35-49", "50+")))
+
+SURVEY_USERS = Table(
+    "survey_users",
+    "The user survey: answering users of a cross-section of the stock, sampled within regions. Optional.",
+    (
+        Column("respondent_id", "int", "Respondent."),
+        Column("region_id", "str", "Region (sampling stratum)."),
+        Column("region_population", "int", "Users in the region (the stratum's population).", min=1, max=1e7),
+        Column("region_sample", "int", "Users sampled in the region (answering or not).", min=1, max=1e7),
+        *_SEX_AGE, *_GROUP_FLAGS,
+        Column("satisfaction", "int", "Satisfied with the follow-up (1-6).", **_LIKERT),
+        Column("helped", "int", "The follow-up helped me towards work (1-6).", **_LIKERT),
+    ),
+    key=("respondent_id",), empty_severity="warning", empty_note="the user survey tables need it", required=False,
+)
+
+SURVEY_FOLLOWUP = Table(
+    "survey_followup",
+    "The follow-up survey of former users: in work or not six months or so after leaving. Optional.",
+    (Column("respondent_id", "int", "Respondent."), *_SEX_AGE, *_GROUP_FLAGS,
+     Column("in_work", "bool", "In work at the interview.")),
+    key=("respondent_id",), empty_severity="warning", empty_note="the follow-up survey tables need it", required=False,
+)
+
+SURVEY_POPULATION = Table(
+    "survey_population",
+    "Known population counts a survey is post-stratified to (sex x age group). Optional.",
+    (Column("survey", "str", "Survey.", allowed=("bruker", "oppfolging")), *_SEX_AGE,
+     Column("persons", "int", "Persons in the population cell.", min=0, max=1e8)),
+    key=("survey", "sex", "age_group"), empty_severity="warning", required=False,
+)
+
+SURVEY_FIELDWORK = Table(
+    "survey_fieldwork",
+    "Fieldwork counts per survey, for the response rate (AAPOR: respondents / (respondents + refusals and "
+    "other non-response + e x cases of unknown eligibility)). Optional.",
+    (Column("survey", "str", "Survey.", allowed=("bruker", "oppfolging", "kontor")),
+     Column("respondents", "int", "Complete answers.", min=0, max=1e8),
+     Column("refused_or_other", "int", "Eligible, not answering.", min=0, max=1e8),
+     Column("not_contacted", "int", "Not reached: eligibility unknown.", min=0, max=1e8),
+     Column("eligible_share", "float", "Estimated share eligible among those not reached (e).", min=0, max=1)),
+    key=("survey",), empty_severity="warning", required=False,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT,
-              PROGRAMME_PARTICIPATION, PROGRAMME_PLACES)
+              PROGRAMME_PARTICIPATION, PROGRAMME_PLACES, TIME_USE, SURVEY_OFFICES, SURVEY_USERS, SURVEY_FOLLOWUP,
+              SURVEY_POPULATION, SURVEY_FIELDWORK)
 }
 
 

@@ -29,6 +29,7 @@ from .params import HORIZON, NOE_REGION, SCALES, STOCK_FIRST, STOCK_LAST, TrueMo
 from .params import PROGRAMMES
 from .population import VARIG, expand_stock, extend_noe_spells, make_population, stock_counts
 from .programmes import assign_programmes, in_programme, places_table
+from .surveys import write_surveys
 
 WRITE_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
 
@@ -211,9 +212,11 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
         for wtr in (stock_w, emp_w, truth_w, prog_w, nn_w):
             if wtr is not None:
                 wtr.close()
-        report("fasit og oppsummering", 0.97)
+        report("fasit og oppsummering", 0.96)
         summary = _write_truth(tmp, geo, theta, sums, n_pm, dsum, n_ind, sick, staffing, users, tm, centre)
         summary.update(_write_policy_truth(tmp, geo, spells, participants, policy, policy_n, noe_att, noe_att_n, cuts))
+        report("undersøkelser", 0.98)
+        summary.update(write_surveys(tmp, seed))
         summary.update(scale=scale, seed=seed, clean=clean, employment_observed_to=employment_observed_to,
                        persons=n_persons, spells=len(spells), offices=n_off - 1,
                        commuting_regions=len(geo.cr_ids), municipalities=len(geo.muni_ids),
