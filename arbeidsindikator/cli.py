@@ -583,5 +583,45 @@ def analyse_forlop(
     console.print(f"Skrev {path}")
 
 
+@analyse_app.command("tidsbruk")
+@friendly
+def analyse_tidsbruk(
+    data: Path = typer.Option(..., "--data", metavar="MAPPE", help="Mappen med tabellene (med time_use: ressurskartleggingen)."),
+    out: Path = typer.Option(Path("tidsbruk"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+    innsatsteam: float = typer.Option(0.0, "--innsatsteam", metavar="ÅRSVERK",
+                                      help="Innsatsteamenes årsverk, lagt til det første årets standardinnsats."),
+):
+    """Årsverk til arbeidsrettet oppfølging per innsatsgruppe og år, endring og årsverk per 1 000 brukere."""
+    from .analyses.survey import SurveyError
+    from .present.survey_report import write_time_use_report
+    if not data.is_dir():
+        _fail(f"Datamappen {data} finnes ikke.")
+    if innsatsteam < 0:
+        _fail("--innsatsteam kan ikke være negativ.")
+    try:
+        path = write_time_use_report(data, out, innsatsteam)
+    except SurveyError as e:
+        _fail(f"Tidsbruksanalysen kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}")
+
+
+@analyse_app.command("undersokelse")
+@friendly
+def analyse_undersokelse(
+    data: Path = typer.Option(..., "--data", metavar="MAPPE", help="Mappen med undersøkelsestabellene (survey_*)."),
+    out: Path = typer.Option(Path("undersokelse"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+):
+    """Kontor-, bruker- og oppfølgingsundersøkelsene: skalaer, grupper, regresjoner og svarprosent."""
+    from .analyses.survey import SurveyError
+    from .present.survey_report import write_survey_report
+    if not data.is_dir():
+        _fail(f"Datamappen {data} finnes ikke.")
+    try:
+        path = write_survey_report(data, out)
+    except SurveyError as e:
+        _fail(f"Undersøkelsesanalysen kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}")
+
+
 if __name__ == "__main__":
     app()

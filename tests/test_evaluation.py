@@ -418,3 +418,20 @@ def test_a_treatment_table_with_bad_months_or_doses_is_refused(small_run):
     grid = panel[["unit", "month"]].assign(kutt="mye")
     with pytest.raises(EvaluationError, match="must be a number"):
         with_treatment(panel, grid, dose="kutt")
+
+
+def test_wild_bootstrap_equals_wildboottest_on_unweighted_problems():
+    """wildboottest (WCR11, null imposed): with Rademacher weights and 2^12 < B both enumerate all
+    sign vectors, so the p-values are identical; with Webb weights they agree within Monte Carlo
+    error (B = 99 999)."""
+    wbt = pytest.importorskip("wildboottest.wildboottest")
+    import statsmodels.formula.api as smf
+    p = _panel(G=12, T=24, seed=5, hetero=False)
+    model = smf.ols("y ~ dose + C(unit) + C(month)", data=p)
+    codes = pd.factorize(p["unit"])[0]
+    for kind, B, tol in (("rademacher", 9999, 1e-12), ("webb", 99_999, 0.006)):
+        ref = wbt.wildboottest(model, param="dose", cluster=codes, B=B, weights_type=kind, impose_null=True,
+                               bootstrap_type="11", seed=1, show=False)
+        ours = wild_bootstrap(p, "y", "dose", B=B, weights=kind, seed=3, level=None)
+        assert ours.t == pytest.approx(float(ref["statistic"].iloc[0]), rel=1e-9)
+        assert abs(ours.p - float(ref["p-value"].iloc[0])) <= tol, (kind, ours.p, float(ref["p-value"].iloc[0]))
