@@ -300,3 +300,12 @@ def test_noe_cohorts_against_the_truth(policy_world_dir):
     assert hr.loc[("avsluttet", "kohort_etter"), "estimable"]
     assert {"avsluttet", "arbeid", "arbeid_fine_gray"} <= set(r.hazard_ratios["outcome"])
     assert set(r.ph_tests["term"]) >= {"kohort_etter", "GLOBAL"}
+
+
+def test_spell_rules_are_checked_at_the_door(tmp_path):
+    from arbeidsindikator.analyses.spells import SpellError
+    d = _register(tmp_path / "reg")
+    with pytest.raises(SpellError, match="start_group must be one of"):
+        build_spells(d, SpellRules(start_group="standart"))
+    with pytest.raises(SpellError, match="ages"):
+        build_spells(d, SpellRules(age_min=60, age_max=30))

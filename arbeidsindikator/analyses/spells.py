@@ -42,7 +42,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..data.contract import WEEKS_PER_MONTH
+from ..data.contract import INNSATSGRUPPE, WEEKS_PER_MONTH
 from ..data.validate import register_tables, table_file, validate
 
 EXITS = ("tiltak", "situasjonsbestemt", "annen_innsats", "overfort_fra_noe", "arbeid", "avsluttet",
@@ -74,6 +74,9 @@ class SpellRules:
             raise SpellError(f"gap_months must be at least 1, not {self.gap_months}")
         if self.work_window < 1 or self.work_hours_per_week <= 0:
             raise SpellError("work_window must be at least 1 month and work_hours_per_week positive")
+        for name in ("start_group", "sick_group"):  # a misspelt group would give no spells, silently
+            if getattr(self, name) not in INNSATSGRUPPE:
+                raise SpellError(f"{name} must be one of {', '.join(INNSATSGRUPPE)}, not {getattr(self, name)!r}")
 
 
 def build_spells(data_dir: Path | str, rules: SpellRules = SpellRules(),
