@@ -84,7 +84,8 @@ def build_spells(data_dir: Path | str, rules: SpellRules = SpellRules(),
     """One row per spell: person_id, spell (number per person), start, exit_month, time, event
     (1 exit, 0 censored), exit (kind, or 'sensurert'), work_time, work_event, and the covariates
     at the start: sex, age, education, immigrant_category, laid_off, vacancy_rate, benefit,
-    office_id, office_type, region_id."""
+    office_id, office_type, region_id. `con`: a DuckDB connection (default: a new one), or the
+    Spark engine's `SparkConnection`, which runs the same SQL."""
     rules.check()
     data_dir = Path(data_dir)
     validate(data_dir, tables=[*NEEDED] + (["programme_participation"] if table_file(data_dir, "programme_participation") else []))
@@ -104,90 +105,126 @@ def build_spells(data_dir: Path | str, rules: SpellRules = SpellRules(),
     return spells.reset_index(drop=True)
 
 
+class _Values:
+    """Values for the SQL: bound parameters on DuckDB; on Spark, which binds none, literals of
+    values checked here (numbers as numbers, group names from the contract's list), so nothing a
+    user typed reaches the SQL text unchecked."""
+
+    def __init__(self, spark: bool):
+        self.spark, self.params = spark, []
+
+    def __call__(self, v) -> str:
+        if not self.spark:
+            self.params.append(v)
+            return "?"
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise SpellError(f"cannot use {v!r} in the spell query")
+        if isinstance(v, str):
+            if v not in INNSATSGRUPPE:
+                raise SpellError(f"{v!r} is not an innsatsgruppe")
+            return f"'{v}'"
+        return repr(int(v)) if isinstance(v, int) else repr(float(v))
+
+
+MN = "(year({c}) * 12 + month({c}))"  # a month as a running number (both dialects)
+
+
 def _candidates(con, r: SpellRules, has_programmes: bool) -> pd.DataFrame:
     """Every month that satisfies the start rule, with the first exit after it (as if it started
-    a spell): exits are looked up within the registration run the month belongs to."""
+    a spell): exits are looked up within the registration run the month belongs to. The SQL is
+    kept to what DuckDB and Spark both read (months as running numbers, min_by, no correlated
+    subqueries), so the Spark engine runs the same statements."""
+    spark = getattr(con, "engine", "duckdb") == "spark"
+    v = _Values(spark)
     threshold = r.work_hours_per_week * WEEKS_PER_MONTH
     prog = ("SELECT person_id, month FROM programme_participation" if has_programmes
-            else "SELECT NULL::BIGINT AS person_id, NULL::DATE AS month WHERE false")
-    con.execute("""
+            else "SELECT CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS DATE) AS month FROM extract WHERE 1 = 0")
+    mn = MN.format(c="month")
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE sm AS
         WITH s AS (
-            SELECT s.person_id, s.month, s.office_id, s.innsatsgruppe, s.laid_off, s.benefit,
-                   s.municipality_id, o.office_type, o.region_id
+            SELECT s.person_id, s.month, {MN.format(c="s.month")} AS mn, s.office_id, s.innsatsgruppe, s.laid_off,
+                   s.benefit, s.municipality_id, o.office_type, o.region_id
             FROM stock s JOIN offices o ON o.office_id = s.office_id AND s.month >= o.valid_from
                  AND (o.valid_to IS NULL OR s.month <= o.valid_to))
         , g AS (
             SELECT *,
-                   date_diff('month', lag(month) OVER w, month) AS gap1,
-                   date_diff('month', lag(month, 2) OVER w, month) AS gap2,
+                   mn - lag(mn) OVER w AS gap1,
+                   mn - lag(mn, 2) OVER w AS gap2,
                    lag(innsatsgruppe) OVER w AS prev_group,
                    lag(office_type) OVER w AS prev_type
-            FROM s WINDOW w AS (PARTITION BY person_id ORDER BY month))
+            FROM s WINDOW w AS (PARTITION BY person_id ORDER BY mn))
         -- runs of consecutive registered months
-        SELECT *, sum(CASE WHEN gap1 = 1 THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY month) AS run
+        SELECT *, sum(CASE WHEN gap1 = 1 THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY mn) AS run
         FROM g""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE runs AS
-        SELECT person_id, run, max(month) AS run_end FROM sm GROUP BY ALL""")
-    last = con.execute("SELECT max(month), min(month) FROM stock").fetchone()
-    emp_to = con.execute("SELECT max(employment_observed_to) FROM extract").fetchone()[0]
+        SELECT person_id, run, max(month) AS run_end, max(mn) AS run_end_mn FROM sm GROUP BY person_id, run""")
+    last = con.execute(f"SELECT max(month), min(month), min({mn}) FROM stock").fetchall()[0]
+    emp_to = con.execute("SELECT max(employment_observed_to) FROM extract").fetchall()[0][0]
     # events inside a registration run, with their kind's priority
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ev AS
-        SELECT person_id, run, month, 1 AS prio, 'situasjonsbestemt' AS kind FROM sm
+        SELECT person_id, run, month, mn, 1 AS prio, 'situasjonsbestemt' AS kind FROM sm
             WHERE innsatsgruppe = 'situasjonsbestemt'
-        UNION ALL SELECT person_id, run, month, 2, 'annen_innsats' FROM sm
+        UNION ALL SELECT person_id, run, month, mn, 2, 'annen_innsats' FROM sm
             WHERE innsatsgruppe IN ('spesielt_tilpasset', 'varig_tilpasset')
-        UNION ALL SELECT person_id, run, month, 3, 'overfort_fra_noe' FROM sm
+        UNION ALL SELECT person_id, run, month, mn, 3, 'overfort_fra_noe' FROM sm
             WHERE gap1 = 1 AND prev_type = 'nasjonal' AND office_type = 'lokalkontor'
-        UNION ALL SELECT p.person_id, sm.run, p.month, 0, 'tiltak'
-            FROM ({prog}) p JOIN sm USING (person_id, month)""")
-    reg2 = "(coalesce(gap1, 0) = 2 OR coalesce(gap2, 0) = 2)" if r.gap_months >= 2 else "false"
-    fresh = f"(coalesce(gap1, 999) > {int(r.gap_months)} AND NOT {reg2})" if r.gap_months >= 2 \
-        else "(coalesce(gap1, 999) > 1)"
+        UNION ALL SELECT p.person_id, sm.run, sm.month, sm.mn, 0, 'tiltak'
+            FROM ({prog}) p JOIN sm ON sm.person_id = p.person_id AND sm.month = p.month""")
+    gap = int(r.gap_months)
+    reg2 = "(coalesce(gap1, 0) = 2 OR coalesce(gap2, 0) = 2)" if gap >= 2 else "false"
+    fresh = f"(coalesce(gap1, 999) > {gap} AND NOT {reg2})" if gap >= 2 else "(coalesce(gap1, 999) > 1)"
+    start_group = v(r.start_group)
     # months farther back than the register reaches cannot show a gap: no start there
-    conds = [f"({fresh} AND date_diff('month', ?::DATE, month) >= {int(r.gap_months)})"]
+    conds = [f"({fresh} AND mn - {v(int(last[2]))} >= {gap})"]
     if r.after_ikke_vurdert:
         conds.append("(gap1 = 1 AND prev_group = 'ikke_vurdert')")
     if r.after_sick_listed:
-        conds.append("(gap1 = 1 AND prev_group = ?)")
-    args = [last[1]] + ([r.sick_group] if r.after_sick_listed else [])
-    return con.execute(f"""
+        conds.append(f"(gap1 = 1 AND prev_group = {v(r.sick_group)})")
+    sql = f"""
         WITH cand AS (
-            SELECT sm.*, date_diff('month', p.birth_month, sm.month) // 12 AS age
-            FROM sm JOIN persons p USING (person_id)
-            WHERE innsatsgruppe = ? AND ({' OR '.join(conds)})),
+            SELECT sm.*, CAST(floor((sm.mn - {MN.format(c="p.birth_month")}) / 12) AS INTEGER) AS age
+            FROM sm JOIN persons p ON p.person_id = sm.person_id
+            WHERE innsatsgruppe = {start_group} AND ({' OR '.join(conds)})),
         firsts AS (
-            SELECT c.person_id, c.month AS start,
-                   arg_min(e.kind, (year(e.month) * 12 + month(e.month)) * 10 + e.prio) AS kind_in_run,
+            SELECT c.person_id, c.month AS start, min_by(e.kind, e.mn * 10 + e.prio) AS kind_in_run,
                    min(e.month) AS month_in_run
             FROM cand c JOIN ev e ON e.person_id = c.person_id AND e.run = c.run
-                 AND (e.month > c.month OR (e.kind = 'tiltak' AND e.month >= c.month))
-            GROUP BY ALL),
+                 AND (e.mn > c.mn OR (e.kind = 'tiltak' AND e.mn >= c.mn))
+            GROUP BY c.person_id, c.month),
         work AS (
             SELECT c.person_id, c.month AS start, min(e.month) AS first_work
             FROM cand c JOIN employment e ON e.person_id = c.person_id AND e.month > c.month
-                 AND e.hours >= ?
-            GROUP BY ALL)
+                 AND e.hours >= {v(threshold)}
+            GROUP BY c.person_id, c.month),
+        after_end AS (  -- work in the months right after the registration ended
+            SELECT r.person_id, r.run, min(e.month) AS work_after_end
+            FROM runs r JOIN employment e ON e.person_id = r.person_id AND e.hours >= {v(threshold)}
+                 AND {MN.format(c="e.month")} > r.run_end_mn AND {MN.format(c="e.month")} <= r.run_end_mn + {v(int(r.work_window))}
+            GROUP BY r.person_id, r.run)
         SELECT c.person_id, c.month AS start, c.run, r.run_end, f.kind_in_run, f.month_in_run, w.first_work,
                c.age, p.sex, p.education, p.immigrant_category, c.laid_off, c.benefit, c.office_id,
-               c.office_type, c.region_id, lm.vacancy_rate,
-               (SELECT min(e2.month) FROM employment e2 WHERE e2.person_id = c.person_id
-                    AND e2.hours >= ? AND e2.month >= r.run_end + INTERVAL 1 MONTH
-                    AND e2.month <= r.run_end + INTERVAL (?) MONTH) AS work_after_end
+               c.office_type, c.region_id, lm.vacancy_rate, a.work_after_end
         FROM cand c
-        JOIN persons p USING (person_id)
+        JOIN persons p ON p.person_id = c.person_id
         JOIN runs r ON r.person_id = c.person_id AND r.run = c.run
         LEFT JOIN firsts f ON f.person_id = c.person_id AND f.start = c.month
         LEFT JOIN work w ON w.person_id = c.person_id AND w.start = c.month
+        LEFT JOIN after_end a ON a.person_id = c.person_id AND a.run = c.run
         LEFT JOIN municipalities m ON m.municipality_id = c.municipality_id AND c.month >= m.valid_from
              AND (m.valid_to IS NULL OR c.month <= m.valid_to)
         LEFT JOIN labour_market lm ON lm.commuting_region_id = m.commuting_region_id AND lm.month = c.month
-        WHERE c.age BETWEEN ? AND ?
-        ORDER BY c.person_id, c.month""",
-        [r.start_group, *args, threshold, threshold, int(r.work_window), r.age_min, r.age_max]).df() \
-        .pipe(_exits, pd.Timestamp(last[0]), pd.Timestamp(emp_to), r)
+        WHERE c.age BETWEEN {v(int(r.age_min))} AND {v(int(r.age_max))}
+        ORDER BY c.person_id, c.month"""
+    df = con.execute(sql, v.params or None).df()
+    for col in ("start", "run_end", "month_in_run", "first_work", "work_after_end"):
+        df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")  # one unit whichever engine
+    for col in ("sex", "education", "immigrant_category", "benefit", "office_id", "office_type", "region_id",
+                "kind_in_run"):
+        df[col] = df[col].astype(object)
+    return df.pipe(_exits, pd.Timestamp(last[0]), pd.Timestamp(emp_to), r)
 
 
 def _months(a: pd.Series, b: pd.Series | pd.Timestamp) -> np.ndarray:
