@@ -349,9 +349,8 @@ def rake(d: Design, margins: dict[str, dict], epsilon: float = 1.0, max_iter: in
             converged = True
             break
         old = new
-    out = replace(cur, calibrations=[*d.calibrations, {"kind": "rake", "margins": steps}])
-    out.data.attrs["rake_converged"] = converged
-    return out
+    # R warns when raking does not converge; here it is recorded with the calibration
+    return replace(cur, calibrations=[*d.calibrations, {"kind": "rake", "margins": steps, "converged": converged}])
 
 
 # -- regression ------------------------------------------------------------------------------------
