@@ -220,6 +220,11 @@ def test_forlop_command_writes_aggregates_only(tmp_path, policy_world_dir):
     html = (out / "rapport.html").read_text()
     assert "Forløpsregler" in html and "Fasit" in html
     assert not re.search(r"(src|href)=[\"']?https?:", html)  # self-contained: nothing loaded from elsewhere
+    empty = tmp_path / "empty.toml"
+    empty.write_text('[cohorts]\nbefore = ["2015-03", "2015-11"]\n')
+    r = CliRunner().invoke(app, ["analyse", "forlop", "--data", str(policy_world_dir), "--out", str(tmp_path / "e"),
+                                 "--config", str(empty)])
+    assert r.exit_code == 2 and "kohorten 2015" in r.output and "har 0" in r.output and not (tmp_path / "e").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text("[spells]\nalder = 3\n")
     r = CliRunner().invoke(app, ["analyse", "forlop", "--data", str(policy_world_dir), "--out", str(out), "--config", str(bad)])

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from ..data.contract import WEEKS_PER_MONTH
-from .spells import ENDED, SpellRules, build_spells
+from .spells import ENDED, SpellError, SpellRules, build_spells
 from .survival import cox, cumulative_incidence, fine_gray, kaplan_meier, life_table, ph_test
 
 COHORTS = {"2021": ("2021-03", "2021-11"), "2023": ("2023-03", "2023-11")}
@@ -189,6 +189,11 @@ def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig())
     for a, b in config.comparison_ages:
         comp |= wide["age"].between(a, b)
     s = wide[target].copy()
+    for name, (a, b) in config.cohorts.items():
+        n = int((s["cohort"] == name).sum())
+        if n < 20:  # too few to estimate shares, hazards or a difference from
+            raise SpellError(f"kohorten {name} ({a} til {b}) har {n} forløp for {r.age_min}–{r.age_max} år i dataene; "
+                             "velg måneder og aldre som registeret dekker")
     notes = []
     shares, tables, comparison = [], [], []
     for c in names:
