@@ -80,17 +80,23 @@ class SpellRules:
 
 
 def build_spells(data_dir: Path | str, rules: SpellRules = SpellRules(),
-                 con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+                 con: duckdb.DuckDBPyConnection | None = None, memory_limit: str | None = None) -> pd.DataFrame:
     """One row per spell: person_id, spell (number per person), start, exit_month, time, event
     (1 exit, 0 censored), exit (kind, or 'sensurert'), work_time, work_event, and the covariates
     at the start: sex, age, education, immigrant_category, laid_off, vacancy_rate, benefit,
     office_id, office_type, region_id. `con`: a DuckDB connection (default: a new one), or the
-    Spark engine's `SparkConnection`, which runs the same SQL."""
+    Spark engine's `SparkConnection`, which runs the same SQL. `memory_limit` (DuckDB's, e.g.
+    "3GB") makes DuckDB spill to disk: the national world's spells then peak at 3.9 GB instead of
+    8.7 GB and take 47 s instead of 35 s."""
     rules.check()
     data_dir = Path(data_dir)
     validate(data_dir, tables=[*NEEDED] + (["programme_participation"] if table_file(data_dir, "programme_participation") else []))
     own = con is None
-    con = con or duckdb.connect()
+    if own:
+        # the stock with its window columns is the big table; row order is never relied on
+        # (everything is ordered where it matters), which lets DuckDB stream and spill
+        con = duckdb.connect(config={"preserve_insertion_order": False}
+                             | ({"memory_limit": memory_limit} if memory_limit else {}))
     try:
         found = register_tables(con, data_dir, [*NEEDED, "programme_participation"])
         has_programmes = "programme_participation" in found
