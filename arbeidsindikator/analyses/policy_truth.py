@@ -17,11 +17,9 @@ extract (the places per region; NOE's rollout dates), reads the truth, and score
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from ..data.synth.params import NOE_NATIONAL_START, NOE_PILOT_REGIONS, NOE_PILOT_START, month_date
@@ -100,28 +98,4 @@ def att_truth(tau: pd.DataFrame, truth: pd.DataFrame, weights: pd.DataFrame | No
     return float((w * d["truth"].to_numpy()).sum() / w.sum())
 
 
-@dataclass
-class Score:
-    policy: str
-    outcome: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    truth: float
-    method: str
-
-    @property
-    def covered(self) -> bool:
-        return bool(self.ci_low <= self.truth <= self.ci_high)
-
-    def row(self) -> dict:
-        return {**self.__dict__, "covered": self.covered}
-
-
-def ensure_finite(*values: float) -> None:
-    if not np.all(np.isfinite(values)):
-        raise EvaluationError("the evaluation gave a non-finite estimate or interval")
-
-
-__all__ = ["programme_cut_treatment", "noe_adoption", "true_effects", "twfe_truth", "att_truth", "Score",
-           "POLICIES"]
+__all__ = ["programme_cut_treatment", "noe_adoption", "true_effects", "twfe_truth", "att_truth", "POLICIES"]

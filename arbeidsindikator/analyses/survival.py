@@ -132,16 +132,6 @@ def cumulative_incidence(durations, kinds, kind, weights=None, level: float = 0.
     return pd.DataFrame({"time": times, "at_risk": n, "events": dk, "cif": cif, "se": se, "ci_low": lo, "ci_high": hi})
 
 
-def share_by(durations, events, month: int, weights=None) -> tuple[float, float]:
-    """Share with an event by `month` (1 - KM survival there) and its standard error."""
-    km = kaplan_meier(durations, events, weights)
-    row = km[km["time"] <= month]
-    if row.empty:
-        return 0.0, 0.0
-    r = row.iloc[-1]
-    return float(1 - r["survival"]), float(r["se"])
-
-
 # -- Cox proportional hazards ------------------------------------------------------------------
 
 @dataclass
@@ -434,5 +424,5 @@ def ph_test(data: pd.DataFrame, fit: CoxResult, duration: str, event: str, weigh
                          "p": [*stats.chi2.sf(chisq, 1), stats.chi2.sf(glob, p)]})
 
 
-__all__ = ["kaplan_meier", "life_table", "cumulative_incidence", "share_by", "cox", "fine_gray", "ph_test", "CoxResult",
+__all__ = ["kaplan_meier", "life_table", "cumulative_incidence", "cox", "fine_gray", "ph_test", "CoxResult",
            "SurvivalError"]
