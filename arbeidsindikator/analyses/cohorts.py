@@ -137,7 +137,7 @@ def _ols_cluster(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[np.n
     return beta, np.sqrt(np.diag(c * XtX_inv @ (sg.T @ sg) @ XtX_inv))
 
 
-def _row(outcome, k, design, est, se, df=None):
+def _row(outcome, k, design, est, se):
     q = stats.norm.ppf(0.975)
     return {"outcome": outcome, "month": k, "design": design, "estimate": 100 * est, "se": 100 * se,
             "ci_low": 100 * (est - q * se), "ci_high": 100 * (est + q * se)}
@@ -229,17 +229,17 @@ def analyse_cohorts(data_dir: Path | str, config: CohortConfig = CohortConfig())
     tab.insert(0, "outcome", "arbeid_fine_gray")
     tab["spells"], tab["events"] = fg.n, fg.events
     hr.append(tab)
+    # the difference-in-differences sample: NOE's age group and the comparison ages
+    w = wide[target | comp].copy()
+    w["noe_gruppe"] = target[target | comp].astype(float)
+    w["kohort_etter"] = (w["cohort"] == after).astype(float)
+    w["did"] = w["noe_gruppe"] * w["kohort_etter"]
+    share = pd.DataFrame(shares).set_index(["cohort", "outcome", "month"])  # computed above, not again
     for o in OUTCOMES:
         for k in config.horizons:
-            b_, a_ = s[s["cohort"] == before], s[s["cohort"] == after]
-            vb, sb = _share(b_, o, k)
-            va, sa = _share(a_, o, k)
+            (vb, sb), (va, sa) = (share.loc[(c, o, k), ["share", "se"]].to_numpy() / 100 for c in (before, after))
             comparison.append(_row(o, k, "naiv", va - vb, np.hypot(sa, sb)))
             comparison.append(_row(o, k, "justert", *_adjusted(s, o, k, "kohort_etter", s[["kohort_etter"]])))
-            w = wide[target | comp].copy()
-            w["noe_gruppe"] = target[target | comp].astype(float)
-            w["kohort_etter"] = (w["cohort"] == after).astype(float)
-            w["did"] = w["noe_gruppe"] * w["kohort_etter"]
             comparison.append(_row(o, k, "forskjell_i_forskjeller",
                                    *_adjusted(w, o, k, "did", w[["noe_gruppe", "kohort_etter", "did"]])))
             comparison.append(_row(o, k, "ruting", *_routing(s[s["cohort"] == after], o, k)))
