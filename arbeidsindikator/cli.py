@@ -561,6 +561,18 @@ def analyse_evaluering(
     console.print(f"Skrev {path}")
 
 
+def _data_analysis(name: str, data: Path, write, errors: tuple) -> None:
+    """An analysis of a data directory: the directory must exist; the analysis's own errors
+    become one Norwegian line (exit 2); the report's path is printed."""
+    if not data.is_dir():
+        _fail(f"Datamappen {data} finnes ikke.")
+    try:
+        path = write()
+    except errors as e:
+        _fail(f"{name} kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}")
+
+
 @analyse_app.command("forlop")
 @friendly
 def analyse_forlop(
@@ -574,13 +586,7 @@ def analyse_forlop(
     from .analyses.spells import SpellError
     from .analyses.survival import SurvivalError
     from .present.spells_report import write_spells_report
-    if not data.is_dir():
-        _fail(f"Datamappen {data} finnes ikke.")
-    try:
-        path = write_spells_report(data, out, config)
-    except (SpellError, SurvivalError) as e:
-        _fail(f"Forløpsanalysen kan ikke kjøres: {e}")
-    console.print(f"Skrev {path}")
+    _data_analysis("Forløpsanalysen", data, lambda: write_spells_report(data, out, config), (SpellError, SurvivalError))
 
 
 @analyse_app.command("tidsbruk")
@@ -594,15 +600,9 @@ def analyse_tidsbruk(
     """Årsverk til arbeidsrettet oppfølging per innsatsgruppe og år, endring og årsverk per 1 000 brukere."""
     from .analyses.survey import SurveyError
     from .present.survey_report import write_time_use_report
-    if not data.is_dir():
-        _fail(f"Datamappen {data} finnes ikke.")
     if innsatsteam < 0:
         _fail("--innsatsteam kan ikke være negativ.")
-    try:
-        path = write_time_use_report(data, out, innsatsteam)
-    except SurveyError as e:
-        _fail(f"Tidsbruksanalysen kan ikke kjøres: {e}")
-    console.print(f"Skrev {path}")
+    _data_analysis("Tidsbruksanalysen", data, lambda: write_time_use_report(data, out, innsatsteam), (SurveyError,))
 
 
 @analyse_app.command("undersokelse")
@@ -614,13 +614,7 @@ def analyse_undersokelse(
     """Kontor-, bruker- og oppfølgingsundersøkelsene: skalaer, grupper, regresjoner og svarprosent."""
     from .analyses.survey import SurveyError
     from .present.survey_report import write_survey_report
-    if not data.is_dir():
-        _fail(f"Datamappen {data} finnes ikke.")
-    try:
-        path = write_survey_report(data, out)
-    except SurveyError as e:
-        _fail(f"Undersøkelsesanalysen kan ikke kjøres: {e}")
-    console.print(f"Skrev {path}")
+    _data_analysis("Undersøkelsesanalysen", data, lambda: write_survey_report(data, out), (SurveyError,))
 
 
 if __name__ == "__main__":
