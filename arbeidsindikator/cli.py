@@ -237,6 +237,9 @@ def run(
         console.print(f"  {norsk.outcome(o)}: N = {norsk.integer(res.nobs)}, R² = {norsk.number(res.r2, 3)}"
                       + (f", {norsk.integer(res.n_missing)} utelatt for manglende verdier" if res.n_missing else "")
                       + (f", {len(res.notes)} merknad(er)" if res.notes else ""), highlight=False)
+    if r.interrupted:
+        console.print("Avbrutt etter at kjøringen var lagret; den er lagret og komplett.", highlight=False)
+        raise typer.Exit(128 + r.interrupted)
     return r
 
 
@@ -307,12 +310,47 @@ def revisjon(
             console.print(f"Intervaller for {norsk.integer(len(iv))} prikkede celler: {point} er festet til ett punkt; "
                           f"median bredde {norsk.number(float((iv['ovre'] - iv['nedre']).median()), 1)} (sum av faktisk utfall).",
                           highlight=False)
+    bounded = _bounded_summary(res, rid)
     if not result.passed:
         det = result.determined
         console.print(f"[red]{norsk.integer(len(det))} prikkede celler kan regnes ut fra de publiserte tabellene.[/] De første:")
         console.print(det.head(10).to_string(index=False))
         raise typer.Exit(1)
-    console.print("[green]Ingen prikket verdi følger av de publiserte tabellene.[/]")
+    if bounded:
+        console.print(f"[red]{norsk.integer(bounded)} prikkede celler avgrenses for snevert av en angriper som kjenner grensene.[/]")
+        raise typer.Exit(1)
+    console.print("[green]Ingen prikket verdi følger av de publiserte tabellene, heller ikke med grensene "
+                  "(hele tall, 0 <= i jobb <= antall).[/]")
+
+
+def _bounded_summary(res, rid: str) -> int:
+    """The bounded attacker's intervals stored with the run (disclosure.py, attacker.py): per
+    outcome, the narrowest intervals. Returns how many cells they disclose."""
+    from rich.table import Table
+    has = res.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disclosure_intervals'").fetchall()[0][0]
+    if not has:
+        console.print("[yellow]Kjøringen er laget før grenseangrepet ble revidert; intervallene mangler.[/]")
+        return 0
+    df = res.con.execute("""
+        SELECT UTFALL, STORRELSE, count(*) AS celler, min(OVRE - NEDRE) AS smalest,
+               count(*) FILTER (WHERE OVRE - NEDRE < 0.5) AS festet,
+               count(*) FILTER (WHERE STORRELSE = 'antall' AND OVRE < ?) AS under_grensen
+        FROM disclosure_intervals WHERE run_id = ? GROUP BY ALL ORDER BY UTFALL, STORRELSE""",
+                         [_threshold_of(res, rid), rid]).df()
+    t = Table(title="Angriper som kjenner grensene: intervaller for de prikkede cellene")
+    for c in ("utfall", "størrelse", "celler", "smaleste intervall", "festet", "bevist under grensen"):
+        t.add_column(c, justify="right")
+    for r in df.itertuples(index=False):
+        t.add_row(r.UTFALL, "antall" if r.STORRELSE == "antall" else "sum (i jobb / timer)", norsk.integer(r.celler),
+                  norsk.number(float(r.smalest), 1), norsk.integer(r.festet), norsk.integer(r.under_grensen))
+    console.print(t)
+    return int(df["festet"].sum() + df["under_grensen"].sum())
+
+
+def _threshold_of(res, rid: str) -> int:
+    from .pipeline.config import parse_spec
+    toml = res.con.execute("SELECT config_toml FROM runs WHERE run_id = ?", [rid]).fetchall()[0][0]
+    return parse_spec(toml).min_persons
 
 
 @command()

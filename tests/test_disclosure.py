@@ -52,6 +52,24 @@ def _in_work(total: float) -> int:
 
 def attack(m: pd.DataFrame, p: pd.DataFrame, outcome: str) -> dict:
     """Differencing attack on one outcome: returns {cell key: recovered sum of the actual}."""
+    cells, value, rel, _ = relations(m, p, outcome)
+    found = {}
+    changed = True
+    while changed:
+        changed = False
+        for r in rel:
+            unknown = [(k, c) for k, c in r if k not in value]
+            if len(unknown) == 1:
+                k, c = unknown[0]
+                value[k] = -sum(c2 * value[k2] for k2, c2 in r if k2 != k) / c
+                found[k] = value[k]
+                changed = True
+    return found
+
+
+def relations(m: pd.DataFrame, p: pd.DataFrame, outcome: str):
+    """The published cells of one outcome, the published sums, and the relations between the
+    cells (lists of (cell, coefficient)), from the keys alone; and the months of each period."""
     cells, value = {}, {}
 
     def key(kind, time, r):
@@ -104,24 +122,129 @@ def attack(m: pd.DataFrame, p: pd.DataFrame, outcome: str) -> dict:
     # a relation whose parent is missing from the tables is not a relation (an empty parent means
     # empty children too): keep only those with both sides present
     rel = [r for r in rel if any(c > 0 for _, c in r) and any(c < 0 for _, c in r)]
-    found = {}
-    changed = True
-    while changed:
-        changed = False
-        for r in rel:
-            unknown = [(k, c) for k, c in r if k not in value]
-            if len(unknown) == 1:
-                k, c = unknown[0]
-                value[k] = -sum(c2 * value[k2] for k2, c2 in r if k2 != k) / c
-                found[k] = value[k]
-                changed = True
-    return found
+    return cells, value, rel, months_of
+
+
+def bounded_attack(m: pd.DataFrame, p: pd.DataFrame, outcome: str, threshold: int, lp_sample: int = 0, seed: int = 0):
+    """The attacker who also knows bounds (issue 28): counts are whole and at least 1 in a cell
+    that is in the table, 0 <= number in work <= count, a month's count is at most the persons
+    of a published period holding it. Interval propagation over every relation (with rounding
+    to whole numbers), then, for `lp_sample` suppressed cells, an exact LP over the relations of
+    their month (scipy's HiGHS). Returns {reason: set of cell keys} for suppressed cells whose
+    count or number in work is pinned, whose count is proved below `threshold`, or where nobody
+    or everybody is proved in work; and the number of LP bounds computed."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+    cells, value, rel, months_of = relations(m, p, outcome)
+    keys = list(cells)
+    ix = {k: i for i, k in enumerate(keys)}
+    N = len(keys)
+    known = np.array([k in value for k in keys])
+    count = np.array([float(r.ANTALL_PERSONMANEDER if k[0] == "p" else r.ANTALL_PERSONER) if k in value else np.nan
+                      for k, r in cells.items()])
+    s_val = np.array([round(value[k] / 100) if k in value else np.nan for k in keys])
+    cap = np.full(N, np.inf)
+    months_by_cell = defaultdict(list)
+    for k in keys:
+        if k[0] == "m":
+            months_by_cell[k[2:]].append((pd.Timestamp(k[1]), ix[k]))
+    for k, r in cells.items():  # a published period's persons bound each of its months
+        if k[0] == "p" and k in value:
+            a, b = months_of[k[1]]
+            for month, i in months_by_cell[k[2:]]:
+                if a <= month <= b:
+                    cap[i] = min(cap[i], float(r.ANTALL_PERSONER))
+    rows, cols, vals = [], [], []
+    for j, r in enumerate(rel):
+        for k, c in r:
+            rows.append(j), cols.append(ix[k]), vals.append(c)
+    A = sp.csr_matrix((vals, (rows, cols)), shape=(len(rel), N))
+    lo = {"n": np.where(known, count, 1.0), "s": np.where(known, s_val, 0.0)}
+    hi = {"n": np.where(known, count, cap), "s": np.where(known, s_val, np.inf)}
+    Ac = A.tocoo()
+    for _ in range(500):
+        before = [x.copy() for d in (lo, hi) for x in d.values()]
+        for q in ("n", "s"):
+            # each relation: x_j = -(1/c_j) sum_{i != j} c_i x_i, over the others' bounds
+            r_, c_, v_ = Ac.row, Ac.col, Ac.data
+            lt = np.where(v_ > 0, v_ * lo[q][c_], v_ * hi[q][c_])
+            ht = np.where(v_ > 0, v_ * hi[q][c_], v_ * lo[q][c_])
+            inf_l, inf_h = np.isinf(lt), np.isinf(ht)
+            sum_l = np.bincount(r_, weights=np.where(inf_l, 0, lt), minlength=A.shape[0])
+            sum_h = np.bincount(r_, weights=np.where(inf_h, 0, ht), minlength=A.shape[0])
+            n_inf_l = np.bincount(r_, weights=inf_l, minlength=A.shape[0])
+            n_inf = np.bincount(r_, weights=inf_h, minlength=A.shape[0])
+            oth_l = np.where(n_inf_l[r_] - inf_l > 0, -np.inf, sum_l[r_] - np.where(inf_l, 0, lt))
+            oth_h = np.where(n_inf[r_] - inf_h > 0, np.inf, sum_h[r_] - np.where(inf_h, 0, ht))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                up = np.where(v_ > 0, -oth_l / v_, -oth_h / v_)
+                down = np.where(v_ > 0, -oth_h / v_, -oth_l / v_)
+            np.minimum.at(hi[q], c_, np.nan_to_num(up, nan=np.inf) + 1e-6)
+            np.maximum.at(lo[q], c_, np.nan_to_num(down, nan=-np.inf) - 1e-6)
+        hi["s"] = np.minimum(hi["s"], hi["n"])
+        lo["n"] = np.maximum(lo["n"], lo["s"])
+        for d, f in ((lo, np.ceil), (hi, np.floor)):
+            for q in d:
+                d[q] = np.where(known, d[q], f(d[q] + (-1e-4 if f is np.ceil else 1e-4)))
+        if all(np.array_equal(a, b) for a, b in zip(before, [x for d in (lo, hi) for x in d.values()])):
+            break
+    sup = ~known
+    found = {"antall": sup & (hi["n"] - lo["n"] < 0.5), "under_grensen": sup & (hi["n"] < threshold),
+             "i_jobb": sup & (hi["s"] - lo["s"] < 0.5), "ingen": sup & (hi["s"] < 0.5), "alle": sup & (hi["n"] - lo["s"] < 0.5)}
+    out = {r: {keys[i] for i in np.flatnonzero(v)} for r, v in found.items()}
+    n_lp = 0
+    if lp_sample:
+        rng = np.random.default_rng(seed)
+        small = np.flatnonzero(sup & np.array([k[0] == "m" for k in keys]))
+        for j in rng.choice(small, size=min(lp_sample, len(small)), replace=False):
+            month = keys[j][1]
+            sub = [i for i, k in enumerate(keys) if k[0] == "m" and k[1] == month]
+            rows_ = [r for r in rel if all(k[0] == "m" and k[1] == month for k, _ in r)]
+            unk = [i for i in sub if sup[i]]
+            pos = {i: t for t, i in enumerate(unk)}
+            U = len(unk)
+            # variables: n (U), s (U); relations on n and on s, known cells moved to the right side
+            Aeq, beq = [], []
+            for r in rows_:
+                for off, q in ((0, "n"), (U, "s")):
+                    row = np.zeros(2 * U)
+                    b = 0.0
+                    for k, c in r:
+                        i = ix[k]
+                        if i in pos:
+                            row[off + pos[i]] += c
+                        else:
+                            b -= c * (count[i] if q == "n" else s_val[i])
+                    if row.any():
+                        Aeq.append(row), beq.append(b)
+            A_ub = np.hstack([-np.eye(U), np.eye(U)])  # s - n <= 0
+            bounds = [(1, None if np.isinf(cap[i]) else cap[i]) for i in unk] + [(0, None)] * U
+            t = pos[j]
+            for var, sign in ((t, -1), (U + t, -1), (t, 1), (U + t, 1)):
+                cvec = np.zeros(2 * U)
+                cvec[var] = sign
+                res = linprog(cvec, A_ub=A_ub, b_ub=np.zeros(U), A_eq=np.array(Aeq) if Aeq else None,
+                              b_eq=np.array(beq) if beq else None, bounds=bounds, method="highs")
+                n_lp += 1
+                assert res.status == 0, res.message
+                if var == t and sign == -1 and -res.fun < threshold - 1e-6:
+                    out["under_grensen"].add(keys[j])
+            # the LP's width per quantity: a point is a pin
+            for var, name in ((t, "antall"), (U + t, "i_jobb")):
+                lo_, hi_ = [linprog(np.eye(2 * U)[var] * sg, A_ub=A_ub, b_ub=np.zeros(U),
+                                    A_eq=np.array(Aeq) if Aeq else None, b_eq=np.array(beq) if beq else None,
+                                    bounds=bounds, method="highs").fun * sg for sg in (1, -1)]
+                n_lp += 2
+                if hi_ - lo_ < 0.5:
+                    out[name].add(keys[j])
+    return out, n_lp
 
 
 def _truth(world, tmp_path_factory, spec):
     """The same tables with nothing suppressed (threshold 1)."""
     db = tmp_path_factory.mktemp("truth") / "res.duckdb"
-    ai.run_indicator(world, config=dataclasses.replace(spec, min_persons=1), db=db)
+    ai.run_indicator(world, config=dataclasses.replace(spec, min_persons=1, attribute_k=0), db=db)
     return _tables(db)
 
 
@@ -146,6 +269,7 @@ def primary_only(small_world, tmp_path_factory, strict):
     db = tmp_path_factory.mktemp("weak") / "res.duckdb"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(disclosure.Protector, "run", lambda self: None)  # no secondaries, no witness
+        mp.setattr(disclosure, "_repair", lambda *a: ([], []))  # and no repair against the bounded attacker
         with pytest.raises(DisclosureError):
             ai.run_indicator(small_world, config=spec, db=db)
         assert not db.exists()
@@ -181,6 +305,32 @@ def test_attacker_recovers_cells_behind_primary_suppression_only(primary_only, s
         assert _in_work(v) == _in_work(truth[k])
 
 
+def test_the_bounded_attacker_gets_through_primary_suppression_only(primary_only, strict):
+    """The bounded attacker is real: against primary suppression alone it pins numbers in work
+    and proves cells small."""
+    m, p, _ = primary_only
+    found, _ = bounded_attack(m, p, "jobb3", strict[0].min_persons)
+    assert len(found["under_grensen"]) > 20
+    assert len(found["i_jobb"] | found["ingen"] | found["alle"]) > 20
+
+
+@pytest.mark.parametrize("which", ["strict", "default"])
+def test_the_bounded_attacker_pins_nothing(which, strict, small_run):
+    """On the published tables (threshold 15, and the default settings), no suppressed count or
+    number in work is pinned, no cell is proved below the threshold and no cell proved to have
+    nobody or everybody in work: by propagation over every relation, and by exact LPs over the
+    month of sampled cells."""
+    if which == "strict":
+        spec, (m, p, _), _ = strict
+    else:
+        spec = ai.load_spec()
+        m, p, _ = _tables(small_run[1])
+    for outcome in ("jobb3", "jobb12"):
+        found, n_lp = bounded_attack(m, p, outcome, spec.min_persons, lp_sample=6, seed=len(outcome))
+        assert n_lp >= 24
+        assert {r: len(v) for r, v in found.items()} == {r: 0 for r in found}, outcome
+
+
 def test_no_suppressed_value_is_recovered_from_the_tables(strict):
     _, (m, p, w), _ = strict
     assert m["PRIKKET"].mean() > 0.2
@@ -210,14 +360,17 @@ def test_counts_of_suppressed_cells_are_not_published(strict):
 
 
 def test_counts_as_bands(small_world, tmp_path):
+    """Bands never say "below the threshold". With bands, a suppressed parent's band minus its
+    published children can prove a child small, which further suppression cannot loosen (the
+    band is published whatever is suppressed): on the small world such a run is refused, with
+    nothing stored (docs/disclosure.md, Limits)."""
+    labels = disclosure.count_band(np.array([1, 9, 10, 19, 20, 49, 50, 99, 100, 5000]), 10)
+    assert labels.tolist() == ["1-19"] * 4 + ["20-49"] * 2 + ["50-99"] * 2 + ["100+"] * 2
     spec = dataclasses.replace(ai.load_spec(), suppressed_counts="intervall")
     db = tmp_path / "res.duckdb"
-    ai.run_indicator(small_world, config=spec, db=db)
-    m, _, _ = _tables(db)
-    bands = set(m.loc[m["PRIKKET"], "ANTALL_INTERVALL"])
-    assert "1-9" in bands and bands <= {"1-9", "10-19", "20-49", "50-99", "100+"}
-    assert m.loc[~m["PRIKKET"], "ANTALL_INTERVALL"].isna().all()
-    assert m.loc[m["PRIKKET"], "ANTALL_PERSONER"].isna().all()
+    with pytest.raises(DisclosureError, match="grensene"):
+        ai.run_indicator(small_world, config=spec, db=db)
+    assert not db.exists()
 
 
 def test_primary_cells_keep_room_against_a_linear_programme(strict):

@@ -141,6 +141,19 @@ def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, 
     for f in out.glob("*.csv"):
         assert "person_id" not in f.read_text().splitlines()[0], f
     assert len(pd.read_csv(out / "utelatt.csv")) == len(ex)
+    # the national monthly series cannot give a suppressed national group back (issue 28): the
+    # indicator's mean is shown only where both groups' national cells are published, persons rounded
+    series = pd.read_csv(out / "maanedlig_sit_spes.csv", parse_dates=["month"])
+    assert "personer" not in series and (series["personer_avrundet"] % 100 == 0).all()
+    con = duckdb.connect(str(db), read_only=True)
+    pub = con.execute("""SELECT BEHOLDNINGSMAANED AS month, UTFALL AS utfall, bool_or(PRIKKET) AS prikket FROM published
+                         WHERE ORG_NIVAA = 1 AND NEDBRYTNING = 'Innsatsgruppe'
+                         AND GRUPPE IN ('situasjonsbestemt', 'spesielt_tilpasset') GROUP BY ALL""").df()
+    con.close()
+    both = series.merge(pub.assign(month=pd.to_datetime(pub["month"])), on=["month", "utfall"], how="left")
+    hidden = both["prikket"].fillna(True).astype(bool)
+    assert both.loc[hidden, "indicator_snitt"].isna().all()
+    assert both.loc[~hidden, "indicator_snitt"].notna().all()
 
 
 def test_a_run_without_person_level_results_gives_a_clear_error(small_world, tmp_path):

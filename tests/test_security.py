@@ -3,6 +3,7 @@
 Each test is one finding of the security review (issue 18): it failed on the code before the fix."""
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -183,3 +185,70 @@ def test_a_killed_run_leaves_no_working_directory_behind(small_world, tmp_path):
             assert clean_stale_workdirs(tmp_path)  # ... and found by the next run
             assert not list(tmp_path.glob(f"{WORK_PREFIX}*"))
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_stale_temporary_stores_of_dead_processes_are_removed(tmp_path):
+    from arbeidsindikator.pipeline.runs import remove_stale_temporaries
+    db = tmp_path / "r.duckdb"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [tmp_path / f".r.duckdb.{int(dead.stdout)}.0123abcd.tmp", tmp_path / ".r.duckdb.0123abcd.tmp",
+             tmp_path / ".r.duckdb.0123abcd.tmp.wal"]
+    live = [tmp_path / f".r.duckdb.{os.getpid()}.89abcdef.tmp", tmp_path / ".other.duckdb.0123abcd.tmp"]
+    for p in stale + live:
+        p.write_bytes(b"")
+    assert sorted(remove_stale_temporaries(db)) == sorted(stale)
+    assert all(p.exists() for p in live)
+
+
+def test_a_termination_signal_during_the_commit_waits_and_the_run_is_reported_stored(small_world, tmp_path, monkeypatch):
+    """SIGTERM while the run is committed: it is stored, reported as stored, then the command
+    exits 143 (never 'cannot rollback - no transaction is active')."""
+    from arbeidsindikator.pipeline import runs
+    real = runs.deferred_signals
+
+    @contextlib.contextmanager
+    def signalled(caught):
+        with real(caught):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives at the worst moment: the commit is next
+            yield
+    monkeypatch.setattr(runs, "deferred_signals", signalled)
+    db = tmp_path / "r.duckdb"
+    for target in (db, db):
+        r = CliRunner().invoke(cli, ["run", "--data", str(small_world), "--db", str(target)])
+        assert r.exit_code == 128 + signal.SIGTERM, r.output
+        assert "lagret" in r.output and "Uventet" not in r.output
+    assert ai.Results(db).runs().shape[0] == 2
+    assert not list(tmp_path.glob(".r.duckdb*"))
+
+
+def test_text_that_a_spreadsheet_would_run_is_escaped_in_csv_exports(tmp_path):
+    from arbeidsindikator.data.spreadsheet import escape_frame
+    from arbeidsindikator.pipeline.publish import export
+    con = duckdb.connect()
+    names = ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tX", "Nav Øst", "Nav - Vest"]
+    con.execute("CREATE TABLE t AS SELECT unnest(?) AS ORG_STED, -1.5 AS INDIKATOR", [names])
+    csv, parquet = export(con, "SELECT * FROM t", tmp_path / "ut")
+    got = pd.read_csv(csv, keep_default_na=False)
+    assert got["ORG_STED"].tolist() == ["'" + n for n in names[:5]] + names[5:]
+    assert (got["INDIKATOR"] == -1.5).all()  # numbers are numbers
+    assert pd.read_parquet(parquet)["ORG_STED"].tolist() == names  # the data file keeps the values
+    framed = escape_frame(pd.DataFrame({"a": names, "b": [-1] * len(names)}))
+    assert framed["a"].str[0].tolist() == ["'"] * 5 + ["N", "N"] and framed["b"].eq(-1).all()
+
+
+def test_a_unit_name_without_letters_gets_its_id_as_file_name():
+    from arbeidsindikator.present.report import unit_slug
+    assert unit_slug("Nav Øst-Viken", "0301", 3) == "nav-øst-viken"
+    assert unit_slug("*** ", "0301", 3) == "enhet-0301"
+    assert unit_slug("...", "", 2) == "enhet-2"
+
+
+def test_an_index_of_change_from_a_level_near_zero_is_refused():
+    from arbeidsindikator.pipeline.reading import ReadingRuleError, index_of_change
+    months = pd.date_range("2020-01-01", periods=4, freq="MS")
+    s = pd.DataFrame({"BEHOLDNINGSMAANED": months, "INDIKATOR": [-0.3, 0.1, 0.2, 0.4], "INDIKATOR_SE": 0.2,
+                      "faktisk": 0.3002, "faktisk_SE": 0.05, "KOV_INDIKATOR_FAKTISK": 0.0})
+    with pytest.raises(ReadingRuleError, match="null"):
+        index_of_change(s, months[0])
+    ok = index_of_change(s.assign(faktisk=20.0), months[0])
+    assert ok["ENDRINGSINDEKS"].abs().max() < 5

@@ -67,6 +67,7 @@ class Panel:
     excluded: pd.DataFrame
     offices_with_structure_change: int = 0
     run_id: str = ""
+    db: str = ""  # the results store (the published tables protect the national series)
 
     def sample(self, sample: str, outcome: str) -> pd.DataFrame:
         """Rows of one sample and outcome, with `staffing` the sample's variant and the
@@ -180,7 +181,7 @@ def office_month_panel(db: Path | str, data_dir: Path | str, run_id: str | None 
     data = ind.merge(om[keep], on=["office_id", "month"], how="inner")
     data = data[data["persons"] > 0].sort_values(["sample", "outcome", "month", "office_id"]).reset_index(drop=True)
     data["year"] = data["month"].dt.year
-    return Panel(data, excluded, int(changed), rid)
+    return Panel(data, excluded, int(changed), rid, str(db))
 
 
 EXCLUSION_RULES = {
@@ -387,20 +388,51 @@ def quintile_table(d: pd.DataFrame, variable: str, se_type: str = "cluster", q: 
     return out
 
 
-def monthly_series(d: pd.DataFrame, variables: tuple[str, ...] = ("sick_leave", "staffing", "indicator")) -> pd.DataFrame:
-    """Weighted mean and standard deviation per month (weights = persons)."""
+PERSONS_ROUNDING = 100  # persons in a published series are rounded to this (never a small cell by difference)
+
+
+def monthly_series(d: pd.DataFrame, variables: tuple[str, ...] = ("sick_leave", "staffing", "indicator"),
+                   published_months: set | None = None) -> pd.DataFrame:
+    """Weighted mean and standard deviation per month (weights = persons).
+
+    The series is an output like the indicator's tables and protected with them: persons are
+    rounded to PERSONS_ROUNDING, and the indicator's mean and spread are given only in
+    `published_months` (where every national cell of the sample's groups is published: else the
+    series minus a published group would give a suppressed one back)."""
     rows = []
     for m, part in d.groupby("month"):
         w = part["persons"].to_numpy(float)
-        row = {"month": m, "kontorer": len(part), "personer": int(w.sum())}
+        row = {"month": m, "kontorer": len(part),
+               "personer_avrundet": int(PERSONS_ROUNDING * round(w.sum() / PERSONS_ROUNDING))}
         for v in variables:
             x = part[v].to_numpy(float)
             ok = ~np.isnan(x)
             mean = np.average(x[ok], weights=w[ok])
             row[f"{v}_snitt"] = mean
             row[f"{v}_sd"] = np.sqrt(np.average((x[ok] - mean) ** 2, weights=w[ok]))
+            if v == "indicator" and published_months is not None and pd.Timestamp(m) not in published_months:
+                row[f"{v}_snitt"] = row[f"{v}_sd"] = np.nan  # prikket
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def published_months(db: Path | str, run_id: str, sample: str, outcome: str) -> set:
+    """The months where every national cell of the sample's groups (or the national 'Alle'
+    cell) is published in the run: the months a national series of the sample may show."""
+    groups = SAMPLES[sample][1]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        if groups is None:
+            rows = con.execute("""SELECT BEHOLDNINGSMAANED FROM published WHERE run_id = ? AND ORG_NIVAA = 1
+                                  AND UTFALL = ? AND NEDBRYTNING = 'Alle' AND NOT PRIKKET""", [run_id, outcome]).fetchall()
+        else:
+            rows = con.execute("""SELECT BEHOLDNINGSMAANED FROM published WHERE run_id = ? AND ORG_NIVAA = 1
+                                  AND UTFALL = ? AND NEDBRYTNING = 'Innsatsgruppe' AND list_contains(?, GRUPPE)
+                                  GROUP BY ALL HAVING count(*) = ? AND bool_and(NOT PRIKKET)""",
+                               [run_id, outcome, list(groups), len(groups)]).fetchall()
+    finally:
+        con.close()
+    return {pd.Timestamp(r[0]) for r in rows}
 
 
 # ---------------------------------------------------------------------------------------

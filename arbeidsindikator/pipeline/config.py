@@ -58,6 +58,7 @@ class ModelSpec:
     weight: str | None = None
     min_persons: int = 10
     protection_share: float = 0.1  # room an attacker must be left around a suppressed sum, as a share of it
+    attribute_k: int = 3  # a published cell has at least this many in work and not in work (disclosure.py)
     suppressed_counts: str = "skjult"  # counts of suppressed cells: 'skjult' (empty) or 'intervall' (a band)
     periods: tuple[tuple[str, str, str], ...] = ()  # extra published periods: (label, from, to)
     source_text: str = ""
@@ -145,6 +146,10 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
     if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share <= 1:
         problems.append(f"publish.protection_share must be a number between 0 and 1, got {share!r}")
         share = 0.1
+    attribute_k = publish.get("attributt_k", 3)
+    if not isinstance(attribute_k, int) or isinstance(attribute_k, bool) or attribute_k < 1:
+        problems.append(f"publish.attributt_k must be a whole number of at least 1, got {attribute_k!r}")
+        attribute_k = 3
     counts = publish.get("counts", "skjult")
     if counts not in COUNT_MODES:
         problems.append(f"publish.counts must be one of {', '.join(COUNT_MODES)}, got {counts!r}")
@@ -162,7 +167,8 @@ def parse_spec(text: str, source: str = "") -> ModelSpec:
                      period_from=period.get("from"), period_to=period.get("to"), exclude=exclude,
                      se_type=se, cluster=cluster, cluster2=m.get("cluster2"),
                      weight=m.get("weight"),
-                     min_persons=min_persons, protection_share=float(share), suppressed_counts=counts,
+                     min_persons=min_persons, protection_share=float(share), attribute_k=attribute_k,
+                     suppressed_counts=counts,
                      periods=tuple(periods), source_text=text)
 
 

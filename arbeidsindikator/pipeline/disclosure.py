@@ -45,9 +45,14 @@ non-negative outcome is at least 0). For the sum of the actual outcome, every su
 must be movable upwards by at least `share` of its value, and downwards too (or to 0); cells
 whose certificates do not reach that get further certificates chosen to reach it.
 
+Beyond the relations. Cells where fewer than `k` are in work or not in work (or have hours) are
+primary too (the attribute rule), and an attacker who also knows bounds (whole counts, 0 <= in
+work <= count, hours per person, period persons, count bands) is run after the certificates:
+what he pins or proves small is repaired by further suppression (`_repair`, attacker.py).
+
 Counts of suppressed cells are not published exactly (`publish.counts` in the specification):
-'skjult' leaves them empty, 'intervall' gives a band (1-9 below the threshold, then 10-19,
-20-49, 50-99, 100+ for a threshold of 10). Their exact values are protected by the same
+'skjult' leaves them empty, 'intervall' gives a band (1-19, 20-49, 50-99, 100+ for a threshold
+of 10: no band says that a cell is below the threshold). Their exact values are protected by the same
 certificates: person-months are additive like the sums.
 """
 
@@ -58,7 +63,13 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from . import attacker
+from .outcomes import outcome_kind
+
+ATTRIBUTE_K = 3  # at least this many in work and not in work (with hours) in a published cell
+REPAIR_ROUNDS = 60  # rounds of the bounded attacker and further suppression
 BIG = 1e15  # the cost of an impossible perturbation (an empty cell would change)
 WITNESS_SEED = 20240601  # the witness combines the certificates with reproducible random weights
 
@@ -139,6 +150,59 @@ class Shape:
         return cls(m0, n_m, pm, n_regions, n_offices, pairs, chain, leaf_node, pair_node, active, offsets, sizes)
 
 
+def shape_relations(s: Shape, exists: np.ndarray) -> sp.csr_matrix:
+    """Every relation between the cells of one system as rows of a sparse matrix over the flat
+    cell index (+1 the parent, -1 each child): a period and its months, a region and its
+    offices (a moved office's parts), a moved office and its parts, the country and its
+    regions, a unit's 'Alle' and the groups of each breakdown. Only parents that exist."""
+    dims = exists.shape
+    T, U, G = dims
+    M = s.n_months
+    idx = np.arange(np.prod(dims)).reshape(dims)
+    rows, cols, vals = [], [], []
+    r = 0
+
+    def family(parents: np.ndarray, children: list[np.ndarray]) -> None:
+        nonlocal r
+        m = len(parents)
+        if not m:
+            return
+        rows.append(np.arange(m) + r)
+        cols.append(parents)
+        vals.append(np.ones(m))
+        for ch in children:
+            rows.append(np.arange(m) + r)
+            cols.append(ch)
+            vals.append(-np.ones(m))
+        r += m
+
+    for p, months in enumerate(s.period_months):
+        ok = exists[M + p]
+        family(idx[M + p][ok], [idx[m][ok] for m in np.flatnonzero(months)])
+    chain = s.chain.astype(bool)
+    R = s.n_regions
+    for u in range(s.n_org):
+        if s.pair_node[u]:
+            continue
+        if u == 0:
+            kids = np.arange(1, R + 1)
+        else:
+            leaves = np.flatnonzero(chain[u])
+            if u > R and len(leaves) < 2:
+                continue  # an office that never moved is a leaf
+            kids = np.unique(np.where(s.pair_node[s.leaf_node[leaves]], s.leaf_node[leaves], 1 + R + s.leaf_pairs[leaves, 0])) \
+                if u <= R else s.leaf_node[leaves]
+        ok = exists[:T - 1, u, :G - 1]
+        family(idx[:T - 1, u, :G - 1][ok], [idx[:T - 1, kd, :G - 1][ok] for kd in kids])
+    for bd in range(1, len(s.group_offsets)):
+        a0, kk = int(s.group_offsets[bd]), int(s.group_sizes[bd])
+        ok = exists[:T - 1, :U - 1, 0]
+        family(idx[:T - 1, :U - 1, 0][ok], [idx[:T - 1, :U - 1, gg][ok] for gg in range(a0, a0 + kk)])
+    if not rows:
+        return sp.csr_matrix((0, int(np.prod(dims))))
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, int(np.prod(dims))))
+
+
 @dataclass
 class Mask:
     """One system of cells: the outcomes that have exactly the same cells and counts (the
@@ -172,6 +236,9 @@ class Protection:
     shape: Shape
     n_certificates: int
     weak: set  # (system index, cell) of primary cells whose room no certificate proves
+    disclosed: list = field(default_factory=list)  # (system, reason, flat cells) the bounded attacker still proves
+    bounds: list = field(default_factory=list)  # per system: the attacker's intervals (attacker.intervals)
+    sensitive: np.ndarray = None  # cells suppressed for the attribute rule (everyone or nobody in work)
 
     @property
     def unmet(self) -> int:
@@ -190,6 +257,27 @@ class Protection:
             weak = np.array([(k, (a, b, c)) in self.weak for a, b, c in zip(t.tolist(), u.tolist(), g.tolist())], bool)
             rows.append(pd.DataFrame({"system": k, "t": t, "u": u, "g": g, "value": mask.witness[t, u, g],
                                       "primary": self.primary[t, u, g], "room": ~weak}))
+        return pd.concat(rows, ignore_index=True)
+
+
+    def interval_frame(self) -> pd.DataFrame:
+        """One row per outcome, suppressed cell and quantity ('antall', 'sum') with the bounded
+        attacker's interval (attacker.intervals); the count's row is repeated per outcome."""
+        rows = []
+        for k, (mask, b) in enumerate(zip(self.masks, self.bounds)):
+            live = self.suppressed & mask.exists
+            live[:, np.append(self.shape.pair_node, True)] = False
+            live[-1], live[:, :, -1] = False, False
+            flat = np.flatnonzero(live.ravel())
+            t, u, g = np.unravel_index(flat, live.shape)
+            for o in mask.outcomes:
+                for q, key in (("antall", "n"), ("sum", str(o))):
+                    rows.append(pd.DataFrame({"oi": o, "t": t, "u": u, "g": g, "quantity": q,
+                                              "lower": b[key][0][flat], "upper": b[key][1][flat]}))
+        if not rows:
+            return pd.DataFrame({"oi": np.zeros(0, np.int64), "t": np.zeros(0, np.int64), "u": np.zeros(0, np.int64),
+                                 "g": np.zeros(0, np.int64), "quantity": np.zeros(0, object), "lower": np.zeros(0),
+                                 "upper": np.zeros(0)})
         return pd.concat(rows, ignore_index=True)
 
 
@@ -537,14 +625,18 @@ class Protector:
         return changed
 
 def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_persons: int,
-            share: float = 0.1) -> tuple[np.ndarray, np.ndarray, Protection]:
+            share: float = 0.1, outcomes: list[str] | None = None, k: int = ATTRIBUTE_K,
+            counts: str = "skjult") -> tuple[np.ndarray, np.ndarray, Protection]:
     """Primary and secondary suppression of the monthly and period cells together.
 
-    `monthly`: rows __mi, lvl, unit, bd, grp, oi, ANTALL_PERSONER (person-months), faktisk;
-    `period`: rows __p, ..., ANTALL_PERSONER (different persons: the threshold applies to
-    them) and ANTALL_PERSONMANEDER (the person-months the sums are over). Returns, per row of each frame, whether it is suppressed and
-    whether primarily, and the Protection (with its witness)."""
+    `monthly`: rows __mi, lvl, unit, bd, grp, oi, ANTALL_PERSONER (person-months), faktisk and,
+    for hours outcomes, __pos (person-months with any hours); `period`: rows __p, ...,
+    ANTALL_PERSONER (different persons: the threshold applies to them) and ANTALL_PERSONMANEDER
+    (the person-months the sums are over). `outcomes`: the names by index `oi` (jobbK are shares
+    in per cent, atidK hours). Returns, per row of each frame, whether it is suppressed and
+    whether primarily, and the Protection (with its witness and the attacker's intervals)."""
     M = shape.n_months
+    names = list(outcomes) if outcomes is not None else [f"o{i}" for i in range(int(max(monthly["oi"].max(), 0)) + 1)]
     dims = (shape.n_time + 1, shape.n_org + 1, shape.n_group + 1)
     keys = []
     for frame, t in ((monthly, monthly["__mi"].to_numpy() - shape.m0), (period, M + period["__p"].to_numpy())):
@@ -553,11 +645,16 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     oi = np.concatenate([monthly["oi"].to_numpy(), period["oi"].to_numpy()])
     t, u, g = (np.concatenate([a, b]) for a, b in zip(*keys))
     n = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONMANEDER"].to_numpy()]).astype(np.int64)
-    persons = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONER"].to_numpy()])
-    total = n * np.concatenate([monthly["faktisk"].to_numpy(), period["faktisk"].to_numpy()]).astype(float)
+    persons = np.concatenate([monthly["ANTALL_PERSONER"].to_numpy(), period["ANTALL_PERSONER"].to_numpy()]).astype(np.int64)
+    mean = np.concatenate([monthly["faktisk"].to_numpy(), period["faktisk"].to_numpy()]).astype(float)
+    scale = np.array([100.0 if outcome_kind(x)[0] == "binary" else 1.0 for x in names])[oi]
+    total = n * mean / scale
+    total = np.where(scale > 1, np.rint(total), total)  # persons in work are whole
     flat = np.ravel_multi_index((t, u, g), dims)
     primary = np.zeros(dims, bool)
     primary.flat[flat[persons < min_persons]] = True
+    sensitive = _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims)
+    primary |= sensitive
     # systems: outcomes with identical cells and counts share one
     systems: dict[bytes, list[int]] = {}
     for o in np.unique(oi):
@@ -567,32 +664,206 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     mask_list = []
     for outs in systems.values():
         sel = oi == outs[0]
-        arr = np.zeros(dims, np.int64)
-        arr.flat[flat[sel]] = n[sel]
+        arr, per = np.zeros(dims, np.int64), np.zeros(dims, np.int64)
+        arr.flat[flat[sel]], per.flat[flat[sel]] = n[sel], persons[sel]
         values = {}
         for o in outs:
             v = np.zeros(dims)
             v.flat[flat[oi == o]] = total[oi == o]
             values[o] = v
-        mask_list.append(Mask(outs, arr, values))
+        mask = Mask(outs, arr, values)
+        mask.persons = per
+        mask_list.append(mask)
     pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons)
     pr.run()
-    index = {id(mk): k for k, mk in enumerate(mask_list)}
-    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak})
+    left, bounds = _repair(pr, shape, names, min_persons, counts)
+    index = {id(mk): j for j, mk in enumerate(mask_list)}
+    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak},
+                      left, bounds, sensitive)
     sup = pr.S.flat[flat]
     prim = primary.flat[flat]
     nm = len(monthly)
     return (sup[:nm], prim[:nm]), (sup[nm:], prim[nm:]), prot
 
 
-def count_band(n: np.ndarray, threshold: int) -> np.ndarray:
-    """Bands for the counts of suppressed cells: below the threshold, then [k, 2k), [2k, 5k),
-    [5k, 10k), and 10k or more (k the threshold)."""
+def _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims) -> np.ndarray:
+    """Cells that tell something about everyone in them (the attribute rule, docs/disclosure.md):
+    fewer than k persons in work, or fewer than k not in work (jobbK); fewer than k person-months
+    with any hours (atidK: a sum of hours over one or two persons is theirs). A period's
+    person-months with hours are its months'."""
+    M = shape.n_months
+    out = np.zeros(dims, bool)
+    nm = len(monthly)
+    pos_month = monthly["__pos"].to_numpy(float) if "__pos" in monthly else np.full(nm, np.nan)
+    for o in np.unique(oi):
+        sel = oi == o
+        kind = outcome_kind(names[o])[0]
+        if kind == "binary":
+            bad = sel & ((total < k) | (n - total < k))
+            out.flat[flat[bad]] = True
+        elif kind == "hours":
+            pos = np.full(dims, np.nan)
+            mrow = sel[:nm]
+            pos.flat[flat[:nm][mrow]] = pos_month[mrow]
+            pos[:M] = np.nan_to_num(pos[:M])
+            pos[M:M + len(shape.period_months)] = np.einsum("pm,mug->pug", shape.period_months.astype(float), pos[:M])
+            ex = np.zeros(dims, bool)
+            ex.flat[flat[sel]] = True
+            out |= ex & np.isfinite(pos) & (pos < k) & np.isfinite(pos_month).all()
+    return out
+
+
+def _systems(pr: "Protector", shape: Shape, names: list[str], threshold: int, counts: str):
+    """The protector's systems as the bounded attacker sees them (attacker.System), and links."""
+    M = shape.n_months
+    out = []
+    pair = np.zeros(pr.S.shape, bool)
+    pair[:, np.append(shape.pair_node, False)] = True
+    for mask in pr.masks:
+        if not hasattr(mask, "relations"):
+            mask.relations = shape_relations(shape, mask.exists).tocoo()
+        sup = pr.S & mask.exists
+        unknown = sup | pair
+        cap, floor = _count_bounds(mask, shape, pr.S, counts, threshold)
+        kinds = {"n": ("count", None), **{str(o): outcome_kind(names[o]) for o in mask.outcomes}}
+        values = {"n": mask.n.ravel().astype(float), **{str(o): mask.values[o].ravel() for o in mask.outcomes}}
+        out.append(attacker.System(kinds, mask.relations, unknown.ravel(), values,
+                                   np.where(sup, floor, 0.0).ravel(), np.where(sup, cap, np.inf).ravel(),
+                                   (sup & ~pair).ravel()))
+    links = []
+    for i in range(len(pr.masks)):
+        for j in range(i + 1, len(pr.masks)):
+            both = np.zeros(pr.S.shape, bool)
+            both[:M] = pr.masks[i].exists[:M] & pr.masks[j].exists[:M]
+            links.append((i, j, np.flatnonzero(both.ravel())))
+    return out, links
+
+
+# which bound a disclosure comes from: reason -> (quantity, bound to widen: upper?)
+def _target(reason: str) -> list[tuple[str, bool]]:
+    if reason == "antall":
+        return [("n", True), ("n", False)]
+    if reason == "under_grensen":
+        return [("n", True)]
+    if reason.endswith("_ingen"):
+        return [(reason[:-6], True)]
+    if reason.endswith("_alle"):
+        return [(reason[:-5], False), ("n", True)]
+    return [(reason, True), (reason, False)]
+
+
+def _repair(pr: "Protector", shape: Shape, names: list[str], threshold: int, counts: str):
+    """Suppress further cells until the bounded attacker proves nothing (attacker.disclosed):
+    for each disclosure, the relation that gives the binding bound gets one more suppressed
+    cell (the smallest holding at least the threshold, never the national series), and the
+    new cells get certificates. Returns what is still disclosed and the final intervals."""
+    for _ in range(REPAIR_ROUNDS):
+        systems, links = _systems(pr, shape, names, threshold, counts)
+        bounds = attacker.intervals(systems, links)
+        found = [(i, reason, cells) for i, (s, b) in enumerate(zip(systems, bounds))
+                 for reason, cells in attacker.disclosed(s, b, threshold).items()]
+        if not found:
+            return [], bounds
+        added = set()
+        for i, reason, cells in found:
+            for cell in cells.tolist():
+                c = _widen(pr, systems, bounds, i, reason, cell, threshold)
+                if c is not None:
+                    added.add(c)
+        if not added:
+            return found, bounds
+        for c in added:
+            pr.S.flat[c] = True
+        pr.run()
+    return found, bounds
+
+
+def _widen(pr, systems, bounds, i, reason, cell, threshold, depth: int = 4, budget: int = 300) -> int | None:
+    """A published cell whose suppression loosens the binding bound of `cell`, or None. When
+    every cell of the binding relation is suppressed already, the bound comes from theirs:
+    search on through them (breadth first, `depth` relations deep)."""
+    from collections import deque
+    order = [i] + [j for j in range(len(systems)) if j != i]
+    queue = deque((cell, q, upper, 0) for q, upper in _target(reason))
+    seen = set()
+    while queue and budget > 0:
+        c0, q, upper, d = queue.popleft()
+        if (c0, q, upper) in seen:
+            continue
+        seen.add((c0, q, upper))
+        budget -= 1
+        for j in (order if q == "n" else [i]):
+            s = systems[j]
+            if not pr.masks[j].exists.flat[c0]:
+                continue
+            for _, r in attacker.binding_rows(s, bounds[j], q, c0, upper):
+                cells, vals = attacker.row_cells(s, r), attacker.row_values(s, r)
+                c = _choose(pr, s, cells, threshold)
+                if c is not None:
+                    return c
+                if d + 1 < depth:
+                    vj = vals[cells == c0][0]
+                    for x, v in zip(cells.tolist(), vals.tolist()):
+                        if x != c0 and s.unknown[x]:
+                            queue.append((x, q, upper if v * vj < 0 else not upper, d + 1))
+    return None
+
+
+def _choose(pr, s, cells: np.ndarray, threshold: int) -> int | None:
+    """Of a relation's cells, the one to suppress: published, in the table, not the national
+    'Alle' series, not a moved office's part; below the national level if there is one; the
+    smallest with at least the threshold, else the largest. (A rare group's national cell can
+    prove all its regions small: 22 persons over 13 regions that each hold one.)"""
+    _, u, g = np.unravel_index(cells, pr.S.shape)
+    n = s.values["n"][cells]
+    ok = ~s.unknown[cells] & (n > 0) & ~((u == 0) & (g == 0))
+    if (ok & (u != 0)).any():
+        ok &= u != 0
+    if not ok.any():
+        return None
+    cand, cn = cells[ok], n[ok]
+    big = cn >= threshold
+    return int(cand[big][np.argmin(cn[big])] if big.any() else cand[np.argmax(cn)])
+
+
+def _count_bounds(mask: Mask, shape: Shape, primary: np.ndarray, counts: str, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds on a cell's persons an attacker has besides the relations: a month holds at
+    most the different persons of any published period that holds it (periods sensitive in
+    themselves are never published: the rest may be), and with counts published as bands, the
+    band. Returns (most, fewest) per cell; the fewest is at least 1 (a cell in the table holds
+    someone)."""
+    M = shape.n_months
+    cap = np.full(mask.n.shape, np.inf)
+    for p, months in enumerate(shape.period_months):
+        open_ = mask.exists[M + p] & ~primary[M + p]
+        per = np.where(open_, mask.persons[M + p], np.inf)
+        cap[:M][months] = np.minimum(cap[:M][months], per[None])
+    floor = np.ones(mask.n.shape)
+    if counts == "intervall":
+        lo, hi = band_bounds(mask.persons, threshold)
+        cap[:M] = np.minimum(cap[:M], hi[:M])
+        floor = np.maximum(floor, lo)  # a period's person-months are at least its persons
+    return cap, floor
+
+
+BAND_MULTIPLES = (1, 2, 5, 10)  # band edges in multiples of the threshold; the first band is 1 to 2k - 1
+
+
+def band_bounds(n: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The band (lowest, highest) of each count: [1, 2k-1], [2k, 5k-1], [5k, 10k-1], [10k, inf)."""
     k = threshold
-    edges = [1, k, 2 * k, 5 * k, 10 * k]
-    labels = np.array([f"1-{k - 1}" if k > 1 else "1", f"{k}-{2 * k - 1}", f"{2 * k}-{5 * k - 1}",
-                       f"{5 * k}-{10 * k - 1}", f"{10 * k}+"], dtype=object)
-    return labels[np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(labels) - 1)]
+    edges = np.array([1] + [m * k for m in BAND_MULTIPLES[1:]], float)
+    i = np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(edges) - 1)
+    upper = np.append(edges[1:] - 1, np.inf)
+    return edges[i], upper[i]
 
 
-__all__ = ["BIG", "Mask", "Protection", "Protector", "Shape", "count_band", "protect"]
+def count_band(n: np.ndarray, threshold: int) -> np.ndarray:
+    """Labels of the bands for the counts of suppressed cells (band_bounds): the first band holds
+    the threshold, so a band never says that a cell is below it."""
+    lo, hi = band_bounds(np.asarray(n), threshold)
+    return np.array([f"{int(a)}-{int(b)}" if np.isfinite(b) else f"{int(a)}+" for a, b in zip(lo, hi)], dtype=object)
+
+
+__all__ = ["ATTRIBUTE_K", "BIG", "Mask", "Protection", "Protector", "Shape", "band_bounds", "count_band", "protect",
+           "shape_relations"]

@@ -13,6 +13,8 @@ are SQL window frames over a month index, so the work stays in DuckDB (or Spark 
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from ..data.contract import WEEKS_PER_MONTH
@@ -22,6 +24,16 @@ IN_WORK_WEEKLY_HOURS = 19.0
 # the unit of an outcome's level (faktisk, forventet) and of the indicator, a difference
 UNITS = {"atid3": "timer per uke", "atid12": "timer per uke", "jobb3": "prosent", "jobb12": "prosent"}
 INDICATOR_UNITS = {"atid3": "timer per uke", "atid12": "timer per uke", "jobb3": "prosentpoeng", "jobb12": "prosentpoeng"}
+
+
+def outcome_kind(o: str) -> tuple[str, int | None]:
+    """('binary', horizon) for jobbK (a person is in work or not), ('hours', horizon) for atidK
+    (average weekly hours), ('other', None) for an outcome of another name (a sum that is only
+    known to be at least 0). Disclosure control bounds each kind differently."""
+    m = re.fullmatch(r"(jobb|atid)([0-9]+)", o)
+    if not m:
+        return "other", None
+    return ("binary" if m.group(1) == "jobb" else "hours"), int(m.group(2))
 
 
 def month_index_sql(col: str) -> str:

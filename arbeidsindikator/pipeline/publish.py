@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import atomic
+from ..data.spreadsheet import escape_sql
 from .config import ModelSpec
 from .indicator import CellCodes, coded_table
 from .batches import ClustersApart, insertion_order, is_spark, reduce_batches
@@ -63,7 +64,9 @@ HOURS_PER_FTE_WEEK = 37.5
 EXACT = "CAST({} AS DECIMAL(38, 10))"
 OF_MONTHS = {"n": "count(actual_{o})", "sy": f"sum({EXACT.format('actual_{o}')})",
              "se": f"sum({EXACT.format('indicator_{o}')})",
-             "sx": f"sum({EXACT.format('CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END')})"}
+             "sx": f"sum({EXACT.format('CASE WHEN actual_{o} IS NOT NULL THEN expected_{o} END')})",
+             # person-months with any of the outcome (the threshold rule for hours: disclosure.py)
+             "np": "count(CASE WHEN actual_{o} > 0 THEN 1 END)"}
 
 
 def _scale(o: str) -> float:
@@ -79,7 +82,7 @@ def _monthly_moment_cols(spec: ModelSpec) -> str:
         var = lambda ss, a, b: f"CASE WHEN {n} > 1 THEN ({ss} - {a} * {b} / {n}) / ({n} - 1) END"  # noqa: E731
         n0 = f"nullif({n}, 0)"  # a cell where the outcome is censored throughout: NULL means, no error
         d = lambda c: f"CAST(sum({c}_{o}) AS DOUBLE)"  # noqa: E731  (the exact sums, as doubles)
-        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"{sy} / {n0} AS y_{o}", f"{d('sx')} / {n0} AS x_{o}", f"{se} / {n0} AS e_{o}",
+        cols += [f"CAST({n} AS BIGINT) AS n_{o}", f"CAST(sum(np_{o}) AS BIGINT) AS np_{o}", f"{sy} / {n0} AS y_{o}", f"{d('sx')} / {n0} AS x_{o}", f"{se} / {n0} AS e_{o}",
                  f"{var(d('syy'), sy, sy)} AS vy_{o}", f"{var(d('see'), se, se)} AS ve_{o}",
                  f"{var(d('sey'), se, sy)} AS cey_{o}"]
     return ", ".join(cols)
@@ -144,6 +147,7 @@ def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame
             d["var_y"], d["var_e"], d["cov_ey"] = s * s * vy, s * s * ve, np.nan
         else:
             d["faktisk"], d["forventet"], d["INDIKATOR"] = s * df[f"y_{o}"], s * df[f"x_{o}"], s * df[f"e_{o}"]
+            d["__pos"] = df[f"np_{o}"]
             d["var_y"], d["var_e"] = s * s * df[f"vy_{o}"] / n, s * s * df[f"ve_{o}"] / n
             d["cov_ey"] = s * s * df[f"cey_{o}"] / n
         rows.append(d[n > 0])
@@ -260,14 +264,13 @@ class Publication:
     period: pd.DataFrame
     witness: pd.DataFrame
     protection: Protection
+    intervals: pd.DataFrame = None  # internal: the bounded attacker's intervals of the suppressed cells
 
 
-def witness_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, periods: list[Period]) -> pd.DataFrame:
-    """The witness with the published cells' keys: one row per outcome and suppressed cell it
-    moves (UTFALL, BEHOLDNINGSMAANED or PERIODE, ORG_NIVAA, ORG_STED_ID, NEDBRYTNING, GRUPPE, VERDI)."""
-    sh = protection.shape
-    w = protection.witness_frame()
-    t, u, g = (w[c].to_numpy() for c in ("t", "u", "g"))
+def _cell_keys(sh: Shape, codes: CellCodes, periods: list[Period], t, u, g) -> pd.DataFrame:
+    """The published keys (BEHOLDNINGSMAANED or PERIODE, ORG_NIVAA, ORG_STED_ID, NEDBRYTNING,
+    GRUPPE) of cells given as the protection's node indexes."""
+    t, u, g = (np.asarray(x, np.int64) for x in (t, u, g))
     R = sh.n_regions
     lvl = np.where(u == 0, 1, np.where(u <= R, 2, 3))
     ids = np.concatenate([["0000"], codes.regions, codes.offices]).astype(object)
@@ -275,17 +278,40 @@ def witness_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, per
     groups = np.array([v for lab in codes.labels for v in lab], dtype=object)
     month = t < sh.n_months
     mi = sh.m0 + np.where(month, t, 0)
-    out = pd.DataFrame({
-        "system": w["system"].to_numpy(),
+    return pd.DataFrame({
         "BEHOLDNINGSMAANED": np.where(month, pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1}))
                                       .dt.date.to_numpy(), None),
         "PERIODE": np.where(month, None, np.array([q.label for q in periods] + [""], dtype=object)[np.where(month, len(periods), t - sh.n_months)]),
-        "ORG_NIVAA": lvl, "ORG_STED_ID": ids[u], "NEDBRYTNING": np.array([b for b, _ in codes.breakdowns], dtype=object)[bd],
-        "GRUPPE": groups[g], "VERDI": w["value"].to_numpy(), "PRIMAER": w["primary"].to_numpy(),
-        "ROM_BEVIST": w["room"].to_numpy()})
-    per_system = [pd.DataFrame({"system": k, "UTFALL": [spec.outcomes[o] for o in m.outcomes]})
-                  for k, m in enumerate(protection.masks)]
-    return out.merge(pd.concat(per_system), on="system").drop(columns="system")
+        "ORG_NIVAA": lvl, "ORG_STED_ID": ids[np.minimum(u, len(ids) - 1)],
+        "NEDBRYTNING": np.array([b for b, _ in codes.breakdowns], dtype=object)[bd], "GRUPPE": groups[g]})
+
+
+def _by_system(protection: Protection, spec: ModelSpec) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"system": k, "UTFALL": [spec.outcomes[o] for o in m.outcomes]})
+                      for k, m in enumerate(protection.masks)])
+
+
+def witness_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, periods: list[Period]) -> pd.DataFrame:
+    """The witness with the published cells' keys: one row per outcome and suppressed cell it
+    moves (UTFALL, BEHOLDNINGSMAANED or PERIODE, ORG_NIVAA, ORG_STED_ID, NEDBRYTNING, GRUPPE, VERDI,
+    PRIMAER, ROM_BEVIST: every requirement on the cell proved)."""
+    w = protection.witness_frame()
+    out = _cell_keys(protection.shape, codes, periods, w["t"], w["u"], w["g"])
+    out.insert(0, "system", w["system"].to_numpy())
+    out["VERDI"], out["PRIMAER"], out["ROM_BEVIST"] = w["value"].to_numpy(), w["primary"].to_numpy(), w["room"].to_numpy()
+    return out.merge(_by_system(protection, spec), on="system").drop(columns="system")
+
+
+def interval_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, periods: list[Period]) -> pd.DataFrame:
+    """What the bounded attacker proves about each suppressed cell (internal; `revisjon` shows
+    it): UTFALL, the keys, STORRELSE ('antall' for person-months, 'sum' for the number in work or
+    the hours), NEDRE and OVRE."""
+    c = protection.interval_frame()
+    out = _cell_keys(protection.shape, codes, periods, c["t"], c["u"], c["g"])
+    out.insert(0, "UTFALL", np.array(spec.outcomes, dtype=object)[c["oi"].to_numpy(np.int64)])
+    out["STORRELSE"] = c["quantity"].to_numpy()
+    out["NEDRE"], out["OVRE"] = c["lower"].to_numpy(float), c["upper"].to_numpy(float)
+    return out
 
 
 def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: IndicatorModel,
@@ -324,7 +350,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     shape = Shape.build(shape_pairs,
                         [(month_index(q.start), month_index(q.end)) for q in periods], len(codes.regions),
                         len(codes.offices), [len(lab) for lab in codes.labels])
-    m_supp, p_supp, protection = protect(m, p, shape, spec.min_persons, spec.protection_share)
+    m_supp, p_supp, protection = protect(m, p, shape, spec.min_persons, spec.protection_share, list(spec.outcomes),
+                                         spec.attribute_k, spec.suppressed_counts)
+    m = m.drop(columns="__pos")
     mp = shape_pairs
     m["__reg"] = _office_regions(mp, m["lvl"].to_numpy(), m["unit"].to_numpy(), m["__mi"].to_numpy(), m["__mi"].to_numpy())
     bounds = np.array([(month_index(q.start), month_index(q.end)) for q in periods], np.int64).reshape(-1, 2)
@@ -346,7 +374,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     _store(con, "published_period", p.sort_values(["PERIODE", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]))
     witness = witness_frame(protection, spec, codes, periods)
     _store(con, "disclosure_witness", witness)
-    return Publication(m, p, witness, protection)
+    intervals = interval_frame(protection, spec, codes, periods)
+    _store(con, "disclosure_intervals", intervals)
+    return Publication(m, p, witness, protection, intervals)
 
 
 def _period_cells(con, codes: CellCodes, periods: list[Period], outcomes, source: str) -> pd.DataFrame:
@@ -404,10 +434,22 @@ def export(con: duckdb.DuckDBPyConnection, query: str, out: Path, formats=("csv"
         p = out.with_suffix(f".{fmt}")
         tmp = p.with_name(f".{p.name}.tmp")
         opts = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet, COMPRESSION zstd)"
-        con.execute(f"COPY ({query}) TO ? {opts}", [*(params or []), tmp.as_posix()])
+        q = _csv_safe(con, query, params) if fmt == "csv" else query
+        con.execute(f"COPY ({q}) TO ? {opts}", [*(params or []), tmp.as_posix()])
         tmp.replace(p)
         written.append(p)
     return written
+
+
+def _csv_safe(con, query: str, params: list | None) -> str:
+    """`query` with its text columns escaped against spreadsheet formulas (office names come
+    from the register); Parquet keeps the values as they are."""
+    cols = con.execute(f"SELECT * FROM ({query}) LIMIT 0", params or []).description
+    text = [c for c, t, *_ in cols if str(t) == "VARCHAR"]
+    if not text:
+        return query
+    repl = ", ".join(f'{escape_sql(c)} AS "{c}"' for c in text)
+    return f"SELECT * REPLACE ({repl}) FROM ({query})"
 
 
 def unit_table(monthly: pd.DataFrame, offices: pd.DataFrame) -> pd.DataFrame:

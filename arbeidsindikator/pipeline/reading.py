@@ -57,6 +57,12 @@ def index_of_change(series: pd.DataFrame, reference_month) -> pd.DataFrame:
     cov = float(np.nan_to_num(r["KOV_INDIKATOR_FAKTISK"].iloc[0]))
     a = s["INDIKATOR"] + act_r
     b = ind_r + act_r
+    se_b = np.sqrt(max(v_r + v_ar + 2 * cov, 0.0))
+    if not np.isfinite(b) or abs(b) <= max(Z95 * se_b, 1e-9):
+        # a percentage of a level indistinguishable from zero is noise (it can be millions of per cent)
+        raise ReadingRuleError(
+            f"Referansenivået i {ref:%Y-%m} kan ikke skilles fra null, så en prosentvis endring fra det gir ingen mening. "
+            "Velg en annen referansemåned, eller sammenlign indikatoren direkte.")
     idx = (a / b - 1) * 100
     d_t, d_r, d_a = 100 / b, -100 * a / b ** 2, 100 * (b - a) / b ** 2
     var = d_t ** 2 * s["INDIKATOR_SE"] ** 2 + d_r ** 2 * v_r + d_a ** 2 * v_ar + 2 * d_r * d_a * cov

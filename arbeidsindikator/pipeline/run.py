@@ -40,6 +40,7 @@ class RunResult:
     model: IndicatorModel
     timings: dict
     n_person_months: int
+    interrupted: int | None = None  # a termination signal that came while the run was being stored
 
 
 def run_indicator(data_dir: Path | str, config: Path | str | ModelSpec | None = None,
@@ -126,6 +127,13 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     if not check.passed:
         raise DisclosureError(f"{len(check.determined)} prikkede celler kan regnes ut fra de publiserte tabellene; "
                               "kjøringen er ikke lagret.")
+    # the attacker who also knows bounds (whole counts, 0 <= in work <= persons, ...): no
+    # suppressed count or sum pinned, no cell proved small, nobody / everybody in work proved
+    left = pub.protection.disclosed
+    if left:
+        n_left = len({c for _, _, cells in left for c in cells.tolist()})
+        raise DisclosureError(f"{n_left} prikkede celler kan avgrenses for snevert av en angriper som kjenner grensene "
+                              "(hele tall, 0 <= i jobb <= antall); kjøringen er ikke lagret.")
     _store(work, "units", unit_table(pub.monthly, work.execute("SELECT * FROM offices").df()))
     del pub
     lap("audit")
@@ -143,14 +151,14 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     # Spark: the published frames (and person rows, if kept) go through a local DuckDB connection
     store = work.to_duckdb(("person_results",) if keep_person_level else ()) if spark else work
     try:
-        store_run(store, Path(db), manifest, model.coefficient_rows(), keep_person_level,
+        interrupted = store_run(store, Path(db), manifest, model.coefficient_rows(), keep_person_level,
                   fail_after_published=_fail_after_published)
     finally:
         if spark:
             store.close()
     lap("store")
     report("ferdig", 1.0)
-    return RunResult(run_id, Path(db), model, timings, n_pm)
+    return RunResult(run_id, Path(db), model, timings, n_pm, interrupted)
 
 
 __all__ = ["ENGINES", "RunResult", "run_indicator"]

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import contextlib
 import json
+import os
+import re
 import secrets
+import signal
+import threading
 from pathlib import Path
 
 import duckdb
@@ -43,17 +48,66 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+_TEMP_STORE = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.tmp(?:\.wal)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(db: Path) -> list[Path]:
+    """Remove temporary stores beside `db` left by processes that no longer run (a run killed
+    outright while it created a new store). Names carry the creating process's id; names from
+    before that (no id) are stale by definition once a new store is being made."""
+    removed = []
+    for p in db.parent.glob(f".{db.name}.*.tmp*"):
+        m = _TEMP_STORE.match(p.name)
+        if not m or m["name"] != db.name:
+            continue
+        if m["pid"] is None or (int(m["pid"]) != os.getpid() and not _alive(int(m["pid"]))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def deferred_signals(caught: list):
+    """Ctrl-C and SIGTERM wait while a commit and rename complete: a run is then either stored
+    or not, never stored behind an error. The signals that came are appended to `caught`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coefficient_rows: list[dict],
-              keep_person_level: bool, fail_after_published: bool = False) -> None:
+              keep_person_level: bool, fail_after_published: bool = False) -> int | None:
     """Copy the run's outputs from the working connection into `db`, in one transaction.
 
     A new store is built under a temporary name beside `db` (schema and first run in the same
     transaction) and renamed into place when complete: a failure leaves no store behind, not
-    even an empty one."""
+    even an empty one. A termination signal during the commit is held until the run is stored
+    and returned (the caller reports the run as stored, then exits)."""
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     new = not db.exists()
-    target = db.with_name(f".{db.name}.{secrets.token_hex(4)}.tmp") if new else db
+    if new:
+        remove_stale_temporaries(db)
+    target = db.with_name(f".{db.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp") if new else db
     work.execute("ATTACH ? AS results", [target.as_posix()])
     try:
         work.execute("BEGIN TRANSACTION")
@@ -69,7 +123,7 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
                 "std_err_classical", "std_err_robust", "std_err_cluster", "nobs", "n_clusters", "r2"]
         work.executemany(f"INSERT INTO results.coefficients VALUES (?, {', '.join('?' * len(cols))})",
                          [[rid] + [r[c] for c in cols] for r in coefficient_rows])
-        for t in ("published", "published_period", "disclosure_witness", "units"):  # created on first use with the run's columns
+        for t in ("published", "published_period", "disclosure_witness", "disclosure_intervals", "units"):  # created on first use with the run's columns
             work.execute(f"CREATE TABLE IF NOT EXISTS results.{t} AS SELECT ''::VARCHAR AS run_id, * FROM {t} LIMIT 0")
             work.execute(f"INSERT INTO results.{t} BY NAME SELECT ? AS run_id, * FROM {t}", [rid])
         if fail_after_published:  # used by the tests to prove atomicity
@@ -78,7 +132,6 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
             cols = ", ".join(f'"{c}"' for c, *_ in work.execute("DESCRIBE person_results").fetchall() if not c.startswith("__"))
             work.execute(f"CREATE TABLE IF NOT EXISTS results.person_results AS SELECT ''::VARCHAR AS run_id, {cols} FROM person_results LIMIT 0")
             work.execute(f"INSERT INTO results.person_results BY NAME SELECT ? AS run_id, {cols} FROM person_results", [rid])
-        work.execute("COMMIT")
     except BaseException:
         work.execute("ROLLBACK")
         work.execute("DETACH results")
@@ -86,9 +139,20 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
             for leftover in (target, target.with_name(target.name + ".wal")):
                 leftover.unlink(missing_ok=True)
         raise
-    work.execute("DETACH results")
-    if new:
-        target.replace(db)
+    caught: list = []
+    with deferred_signals(caught):
+        try:
+            work.execute("COMMIT")
+        except BaseException:
+            work.execute("DETACH results")
+            if new:
+                for leftover in (target, target.with_name(target.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
+        work.execute("DETACH results")
+        if new:
+            target.replace(db)
+    return caught[0] if caught else None
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -9,7 +9,7 @@ decision is applied to the published rows:
 - the counts (ANTALL_PERSONER, and ANTALL_PERSONMANEDER in period rows) are removed too, as
   their exact values would give bounds (and a count of 1 says one person is behind the cell).
   With the specification's `publish.counts = "intervall"` a band is published instead
-  (ANTALL_INTERVALL: '1-9', '10-19', '20-49', '50-99', '100+' for a threshold of 10);
+  (ANTALL_INTERVALL: '1-19', '20-49', '50-99', '100+' for a threshold of 10);
 - PRIKKET marks the cell; PRIKKET_ARSAK says it is suppressed without saying whether it was
   small itself (primary) or suppressed to protect another cell (secondary): that would tell
   an attacker which cells have fewer persons than the threshold.

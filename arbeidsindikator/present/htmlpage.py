@@ -8,6 +8,8 @@ import html
 
 import pandas as pd
 
+from ..data.spreadsheet import escape_frame
+
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1060px;margin:2em auto;color:#222;padding:0 1em;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -27,7 +29,7 @@ def esc(text) -> str:
 
 
 def csv_link(df: pd.DataFrame, name: str, label: str) -> str:
-    data = base64.b64encode(df.to_csv(index=False).encode("utf-8")).decode("ascii")
+    data = base64.b64encode(escape_frame(df).to_csv(index=False).encode("utf-8")).decode("ascii")
     return f'<a class="csv" download="{esc(name)}.csv" href="data:text/csv;base64,{data}">Last ned {esc(label)} (CSV)</a>'
 
 

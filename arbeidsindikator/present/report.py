@@ -18,6 +18,7 @@ from .. import norsk
 from .charts import (COLOURS, COUNTRY_COLOUR, REGION_COLOUR, UNIT_COLOUR, Figures, band_line, ci_patch, legend_below,
                      log_axis, monthly, plt, style_axis)
 from .htmlpage import csv_link, esc, page, section, table
+from ..pipeline.reading import ReadingRuleError
 from ..pipeline.results import Results
 from ..pipeline.shrinkage import NOE_ID, funnel_curve
 
@@ -28,6 +29,12 @@ BAND = ["INDIKATOR", "INDIKATOR_KI_NEDRE", "INDIKATOR_KI_OVRE"]
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def unit_slug(name: str, uid: str, level: int) -> str:
+    """The file name of a unit's report: its name, or for a name without letters or digits
+    (which would make a hidden file), its id."""
+    return _slug(name) or f"enhet-{_slug(uid) or level}"
 
 
 def write_report(db: Path | str, unit: str, out: Path | str, reference_month: str | None = None) -> Path:
@@ -50,7 +57,7 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
     nat = res.published(ORG_NIVAA=1, NEDBRYTNING="Alle")
     region_id = u["REGION_ID"] if level == 3 else (uid if level == 2 else None)
     reg = res.published(ORG_NIVAA=2, ORG_STED_ID=region_id, NEDBRYTNING="Alle") if level == 3 and region_id else None
-    slug = _slug(name)
+    slug = unit_slug(name, uid, level)
     figs = Figures(out / "figurer" / slug)
     sections = []
     ref = _reference(res, alle, reference_month)
@@ -128,7 +135,7 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
             if in_model:
                 try:
                     idx = res.index_of_change(uid, "atid3", ref, bd, g)
-                except LookupError:
+                except (LookupError, ReadingRuleError):  # no reference value, or one too near zero
                     continue
                 d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])
                 band_line(ax, d, "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE", colour, norsk.group(g))
@@ -155,7 +162,7 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
     for ax, o in zip(axes, ("atid3", "jobb3")):
         try:
             idx = res.index_of_change(uid, o, ref)
-        except LookupError:
+        except (LookupError, ReadingRuleError):
             ax.set_visible(False)
             continue
         d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])

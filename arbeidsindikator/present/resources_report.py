@@ -18,7 +18,7 @@ from .. import norsk
 from .charts import Figures, plt
 from .htmlpage import csv_link as _csv_link
 from ..analyses.resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
-                        article_table_long, exclusion_summary, monthly_series, office_month_panel,
+                        article_table_long, exclusion_summary, monthly_series, office_month_panel, published_months,
                         quintile_table, se_type_comparison, true_effects, wls, yearly_fits, SPECS, SPEC_LABEL)
 
 VAR_LABEL = {"sick_leave": "Sykefravær (prosentpoeng)", "staffing": "Bemanning (timer per bruker per måned)",
@@ -208,7 +208,8 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
             body.append(f"<h3>Kvintiler av {'sykefravær' if v == 'sick_leave' else 'bemanning'}</h3>"
                         + figs.add(_quintile_figure(qt, sample, v), f"kvintiler_{v}_{sample}", "Indikatoren per kvintil")
                         + _csv_link(qcsv, f"kvintiler_{v}_{sample}", "kvintiltabellen"))
-        series = {o: monthly_series(panel.sample(sample, o)) for o in OUTCOMES}
+        series = {o: monthly_series(panel.sample(sample, o), published_months=published_months(panel.db, panel.run_id, sample, o))
+                  for o in OUTCOMES}
         scsv = pd.concat([d.assign(utfall=o) for o, d in series.items()], ignore_index=True)
         scsv.to_csv(out / f"maanedlig_{sample}.csv", index=False)
         body.append("<h3>Utvikling per måned</h3>" + figs.add(_series_figure(series, sample), f"maanedlig_{sample}", "Utvikling per måned")
