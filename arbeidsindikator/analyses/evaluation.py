@@ -29,6 +29,15 @@ from scipy import stats
 
 from ..pipeline.uncertainty import month_numbers
 
+TIE_RTOL = 1e-9  # a bootstrap statistic this close (relatively) to the observed one is a tie, and counts
+
+
+def at_least(stat: np.ndarray, observed: float) -> np.ndarray:
+    """stat >= observed, with exact ties (the identity draw reproduces the observed statistic
+    up to rounding) counted as ties, not left to the last bit."""
+    return stat >= observed - TIE_RTOL * abs(observed) - 1e-12
+
+
 WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
 
@@ -204,9 +213,9 @@ class _WildBootstrap:
     def p(self, r) -> float:
         """Symmetric p-value for one coefficient; for several, of the sum of squared t's."""
         if len(self.J) == 1:
-            return float(np.mean(np.abs(self.t_star(r)[0]) >= abs(self.t_obs(r)[0]) - 1e-12))
+            return float(np.mean(at_least(np.abs(self.t_star(r)[0]), abs(self.t_obs(r)[0]))))
         w_obs = float((self.t_obs(r) ** 2).sum())
-        return float(np.mean((self.t_star(r) ** 2).sum(axis=0) >= w_obs - 1e-12))
+        return float(np.mean(at_least((self.t_star(r) ** 2).sum(axis=0), w_obs)))
 
     @property
     def beta_j(self) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .evaluation import EvaluationError, _Design, _period_index, twfe
+from .evaluation import EvaluationError, _Design, _period_index, at_least, twfe
 
 
 def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = "unit", time: str = "month",
@@ -56,7 +56,7 @@ def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = 
         orders = [rng.permutation(n) for _ in range(R)]
         exact = False
     ts = np.array([t_of(o) for o in orders])
-    return {"term": dose, "t": t_obs, "p": float(np.mean(np.abs(ts) >= abs(t_obs) - 1e-12)), "draws": len(ts),
+    return {"term": dose, "t": t_obs, "p": float(np.mean(at_least(np.abs(ts), abs(t_obs)))), "draws": len(ts),
             "exact": exact, "method": "randomisation inference (whole paths)"}
 
 

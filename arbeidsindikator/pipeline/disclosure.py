@@ -319,6 +319,7 @@ class Protector:
         self.room_cap = room_cap
         self.C_room = [np.where((c > room_cap) & (c < BIG), BIG, c) for c in self.C]
         self.weak = set()  # (system, cell) whose room could not be proved
+        self.unbanded = np.zeros(primary.shape, bool)  # suppressed cells whose count band is withheld (_repair)
         self._cache = {}  # candidate supports per target node and width
 
     # -- candidates per dimension ------------------------------------------------------------
@@ -682,8 +683,9 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
                       left, bounds, sensitive)
     sup = pr.S.flat[flat]
     prim = primary.flat[flat]
+    unb = pr.unbanded.flat[flat]
     nm = len(monthly)
-    return (sup[:nm], prim[:nm]), (sup[nm:], prim[nm:]), prot
+    return (sup[:nm], prim[:nm], unb[:nm]), (sup[nm:], prim[nm:], unb[nm:]), prot
 
 
 def _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims) -> np.ndarray:
@@ -724,7 +726,7 @@ def _systems(pr: "Protector", shape: Shape, names: list[str], threshold: int, co
             mask.relations = shape_relations(shape, mask.exists).tocoo()
         sup = pr.S & mask.exists
         unknown = sup | pair
-        cap, floor = _count_bounds(mask, shape, pr.S, counts, threshold)
+        cap, floor = _count_bounds(mask, shape, pr.S, counts, threshold, pr.unbanded)
         kinds = {"n": ("count", None), **{str(o): outcome_kind(names[o]) for o in mask.outcomes}}
         values = {"n": mask.n.ravel().astype(float), **{str(o): mask.values[o].ravel() for o in mask.outcomes}}
         out.append(attacker.System(kinds, mask.relations, unknown.ravel(), values,
@@ -764,24 +766,30 @@ def _repair(pr: "Protector", shape: Shape, names: list[str], threshold: int, cou
                  for reason, cells in attacker.disclosed(s, b, threshold).items()]
         if not found:
             return [], bounds
-        added = set()
+        added, unband = set(), set()
         for i, reason, cells in found:
             for cell in cells.tolist():
-                c = _widen(pr, systems, bounds, i, reason, cell, threshold)
-                if c is not None:
-                    added.add(c)
-        if not added:
+                act = _widen(pr, systems, bounds, i, reason, cell, threshold, counts == "intervall")
+                if act is not None:
+                    (unband if act[0] == "band" else added).add(act[1])
+        if not added and not unband:
             return found, bounds
+        for c in unband:
+            pr.unbanded.flat[c] = True
         for c in added:
             pr.S.flat[c] = True
-        pr.run()
+        if added:
+            pr.run()
     return found, bounds
 
 
-def _widen(pr, systems, bounds, i, reason, cell, threshold, depth: int = 4, budget: int = 300) -> int | None:
-    """A published cell whose suppression loosens the binding bound of `cell`, or None. When
-    every cell of the binding relation is suppressed already, the bound comes from theirs:
-    search on through them (breadth first, `depth` relations deep)."""
+def _widen(pr, systems, bounds, i, reason, cell, threshold, banded: bool = False, depth: int = 4,
+           budget: int = 300) -> tuple[str, int] | None:
+    """What loosens the binding bound of `cell`: ('cell', c) a published cell to suppress, or,
+    with counts published as bands, ('band', c) a suppressed cell whose band is binding and is
+    withheld (a published band cannot be loosened by suppressing more). When every cell of the
+    binding relation is suppressed already, the bound comes from theirs: search on through them
+    (breadth first, `depth` relations deep). None if nothing is found."""
     from collections import deque
     order = [i] + [j for j in range(len(systems)) if j != i]
     queue = deque((cell, q, upper, 0) for q, upper in _target(reason))
@@ -792,6 +800,8 @@ def _widen(pr, systems, bounds, i, reason, cell, threshold, depth: int = 4, budg
             continue
         seen.add((c0, q, upper))
         budget -= 1
+        if banded and q == "n" and _band_binds(pr, systems, bounds, c0, upper, threshold):
+            return ("band", c0)
         for j in (order if q == "n" else [i]):
             s = systems[j]
             if not pr.masks[j].exists.flat[c0]:
@@ -800,13 +810,29 @@ def _widen(pr, systems, bounds, i, reason, cell, threshold, depth: int = 4, budg
                 cells, vals = attacker.row_cells(s, r), attacker.row_values(s, r)
                 c = _choose(pr, s, cells, threshold)
                 if c is not None:
-                    return c
+                    return ("cell", c)
                 if d + 1 < depth:
                     vj = vals[cells == c0][0]
                     for x, v in zip(cells.tolist(), vals.tolist()):
                         if x != c0 and s.unknown[x]:
                             queue.append((x, q, upper if v * vj < 0 else not upper, d + 1))
     return None
+
+
+def _band_binds(pr, systems, bounds, c: int, upper: bool, threshold: int) -> bool:
+    """Whether the published band of suppressed cell `c` is what bounds its count (upper or
+    lower) in some system, and is still published."""
+    if pr.unbanded.flat[c]:
+        return False
+    for mask, s, b in zip(pr.masks, systems, bounds):
+        if not (mask.exists.flat[c] and s.suppressed[c]):
+            continue
+        lo, hi = band_bounds(np.array([mask.persons.flat[c]]), threshold)
+        if upper and np.isfinite(hi[0]) and b["n"][1][c] >= hi[0] - 0.5 and c // (pr.S.shape[1] * pr.S.shape[2]) < pr.s.n_months:
+            return True
+        if not upper and lo[0] > 1 and b["n"][0][c] <= lo[0] + 0.5:
+            return True
+    return False
 
 
 def _choose(pr, s, cells: np.ndarray, threshold: int) -> int | None:
@@ -826,7 +852,8 @@ def _choose(pr, s, cells: np.ndarray, threshold: int) -> int | None:
     return int(cand[big][np.argmin(cn[big])] if big.any() else cand[np.argmax(cn)])
 
 
-def _count_bounds(mask: Mask, shape: Shape, primary: np.ndarray, counts: str, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+def _count_bounds(mask: Mask, shape: Shape, primary: np.ndarray, counts: str, threshold: int,
+                  unbanded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The bounds on a cell's persons an attacker has besides the relations: a month holds at
     most the different persons of any published period that holds it (periods sensitive in
     themselves are never published: the rest may be), and with counts published as bands, the
@@ -841,6 +868,8 @@ def _count_bounds(mask: Mask, shape: Shape, primary: np.ndarray, counts: str, th
     floor = np.ones(mask.n.shape)
     if counts == "intervall":
         lo, hi = band_bounds(mask.persons, threshold)
+        if unbanded is not None:  # cells whose band is withheld (_repair)
+            lo, hi = np.where(unbanded, 1.0, lo), np.where(unbanded, np.inf, hi)
         cap[:M] = np.minimum(cap[:M], hi[:M])
         floor = np.maximum(floor, lo)  # a period's person-months are at least its persons
     return cap, floor

@@ -199,7 +199,7 @@ def _office_regions(month_pairs: np.ndarray, lvl: np.ndarray, unit: np.ndarray, 
     return out
 
 
-def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes, suppressed: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+def _finish(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes, suppressed: tuple) -> pd.DataFrame:
     """Labels, standard errors, intervals, work volume, suppression and shrinkage."""
     d = _labels(d, spec, codes)
     d["ENHET"] = d["UTFALL"].map(UNITS)

@@ -9,7 +9,8 @@ decision is applied to the published rows:
 - the counts (ANTALL_PERSONER, and ANTALL_PERSONMANEDER in period rows) are removed too, as
   their exact values would give bounds (and a count of 1 says one person is behind the cell).
   With the specification's `publish.counts = "intervall"` a band is published instead
-  (ANTALL_INTERVALL: '1-19', '20-49', '50-99', '100+' for a threshold of 10);
+  (ANTALL_INTERVALL: '1-19', '20-49', '50-99', '100+' for a threshold of 10; empty where the
+  band together with the relations would prove a cell small);
 - PRIKKET marks the cell; PRIKKET_ARSAK says it is suppressed without saying whether it was
   small itself (primary) or suppressed to protect another cell (secondary): that would tell
   an attacker which cells have fewer persons than the threshold.
@@ -30,15 +31,17 @@ SUPPRESSED_VALUES = ["faktisk", "forventet", "INDIKATOR", "faktisk_SE", "forvent
 COUNTS = ["ANTALL_PERSONER", "ANTALL_PERSONMANEDER"]
 
 
-def apply_suppression(d: pd.DataFrame, suppressed: np.ndarray, primary: np.ndarray, counts: str,
-                      threshold: int) -> pd.DataFrame:
-    """Mark and empty the suppressed rows of `d` (in its row order)."""
+def apply_suppression(d: pd.DataFrame, suppressed: np.ndarray, primary: np.ndarray, unbanded: np.ndarray | None,
+                      counts: str, threshold: int) -> pd.DataFrame:
+    """Mark and empty the suppressed rows of `d` (in its row order); `unbanded`: suppressed rows
+    whose band is withheld too (with the relations it would prove a cell small)."""
     d = d.copy(deep=False)  # new columns only: the caller's frame is left as it was
     supp = np.asarray(suppressed, bool)
     d["PRIKKET"] = supp
     d["PRIKKET_ARSAK"] = np.where(supp, REASON, None).astype(object)
     if counts == "intervall":
-        d["ANTALL_INTERVALL"] = np.where(supp, count_band(d["ANTALL_PERSONER"].to_numpy(), threshold), None).astype(object)
+        banded = supp & ~(np.zeros(len(d), bool) if unbanded is None else np.asarray(unbanded, bool))
+        d["ANTALL_INTERVALL"] = np.where(banded, count_band(d["ANTALL_PERSONER"].to_numpy(), threshold), None).astype(object)
     for c in SUPPRESSED_VALUES:
         if c in d.columns:
             d[c] = d[c].mask(supp)
