@@ -119,9 +119,9 @@ def child(engine: str, path: str, rows: int) -> dict:
         start_mb = status_mb("VmRSS")
         t0 = time.perf_counter()
         m = ai.fit_model(con, "d", spec)
-        r = m.results_["y"]
-        se = r.std_errors("cluster")
-        coef = {n: (float(b), float(s)) for n, b, s in zip(r.names, r.params, se) if n.startswith(("c0", "c5", "c9"))}
+        r = m["y"]
+        params, se = r.params, r.std_errors("cluster")
+        coef = {n: (float(params[n]), float(se[n])) for n in params.index if n.startswith(("c0", "c5", "c9"))}
     else:
         import pandas as pd
         df = pd.read_parquet(path)
