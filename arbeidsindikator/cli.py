@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -197,12 +198,19 @@ def validate(data: Path = typer.Option(..., metavar="MAPPE", help="Mappen med ta
 
 
 @command()
-def contract(out: Path = typer.Option(Path("docs/data-contract.md"), metavar="FIL", help="Markdown-filen som skrives.")):
+def contract(out: Path = typer.Option(None, metavar="FIL", help="Markdown-filen som skrives (standard: skjermen, "
+                                                                 "for eksempel > docs/data-contract.md).")):
     """Skriv datakontrakten som Markdown (laget fra koden som validerer)."""
+    from .data import atomic
     from .data.contract import contract_markdown
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(contract_markdown())
-    console.print(f"Skrev {out}")
+    text = contract_markdown()
+    if out is None:
+        sys.stdout.write(text)  # plain: the document itself, nothing else on standard output
+        return
+    if not out.parent.exists():
+        _fail(f"Mappen {out.parent} finnes ikke.")
+    atomic.write_text(out, text)
+    console.print(f"Skrev {out}", highlight=False)
 
 
 # -- the indicator -------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ def _commands() -> list[list[str]]:
     out = []
     for line in _block("Command line", "bash").splitlines():
         line = line.split("  #", 1)[0].strip()
+        if line.startswith("source "):  # activating the environment: the tests run inside it
+            assert line == "source .venv/bin/activate"
+            continue
         if line:
             out.append(shlex.split(line))
     return out

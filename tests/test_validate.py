@@ -77,10 +77,24 @@ def test_cli_validate_exit_codes(small_world, corrupted):
     assert "persons" in bad.output and "employment" in bad.output
 
 
-def test_contract_docs_are_generated_from_code():
+def test_contract_docs_are_generated_from_code(tmp_path):
     md = contract_markdown()
     for t in ("persons", "stock", "employment", "labour_market", "municipalities", "offices", "office_hr"):
         assert f"`{t}`" in md
+    # the committed document is exactly what the command writes; by default to standard output
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from arbeidsindikator.cli import app
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    assert committed == md
+    r = CliRunner().invoke(app, ["contract"])
+    assert r.exit_code == 0 and r.stdout == md
+    r = CliRunner().invoke(app, ["contract", "--out", str(tmp_path / "k.md")])
+    assert r.exit_code == 0 and (tmp_path / "k.md").read_text(encoding="utf-8") == md
+    r = CliRunner().invoke(app, ["contract", "--out", str(tmp_path / "nope" / "k.md")])
+    assert r.exit_code == 2 and not (tmp_path / "nope").exists()
 
 
 # -- the gaps found in the security review (issue 18): each was accepted or crashed before -------

@@ -27,6 +27,7 @@ import pandas as pd
 
 Z998 = 3.090232306167813
 NOE_ID = "4154"
+NOE_REGION_ID = "NOE"  # the region NOE forms on its own in the published tables
 
 
 def dersimonian_laird(est: np.ndarray, se: np.ndarray) -> tuple[float, float]:
@@ -79,8 +80,8 @@ def funnel(cells: pd.DataFrame) -> pd.DataFrame:
     like the offices or regions it would be plotted among. Returns one row per unit with
     control limits and a flag."""
     keep = ~cells["PRIKKET"] & cells["INDIKATOR"].notna()
-    if "ORG_STED_ID" in cells:
-        keep &= cells["ORG_STED_ID"] != NOE_ID
+    if "ORG_STED_ID" in cells:  # NOE is both an office (4154) and a "region" of its own (NOE)
+        keep &= ~cells["ORG_STED_ID"].isin([NOE_ID, NOE_REGION_ID])
     c = cells[keep].copy()
     if c.empty:
         return c

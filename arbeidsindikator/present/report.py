@@ -277,7 +277,7 @@ def _funnel_section(res: Results, level: int, uid: str, name: str, region_id, fi
         "traktplott", f"Traktplott: {what} ({period})",
         f"Hvert punkt er en enhet, plassert etter antall personer i {period}. Stiplede linjer er 95 %-grenser, prikkede 99,8 %. "
         "En enhet utenfor grensene skiller seg ut mer enn tilfeldig variasjon tilsier. Plottet rangerer ikke enhetene."
-        + (f" {name} er rød." if level > 1 else ""),
+        + (f" {name} er rød." if level == 3 else ""),  # a region's funnel shows its offices, not the region
         figs.add(fig, "traktplott", f"Traktplott for {what}, {period}")
         + (csv_link(pd.concat(tabs), f"{slug}-traktplott", "traktplottet") if tabs else ""))
 

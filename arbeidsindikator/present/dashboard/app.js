@@ -298,7 +298,7 @@ async function drawFunnel(s, om) {
   }
   const rows = await api("/api/funnel", params);
   $("h-funnel").textContent = `Traktplott: ${u.level === 1 ? "regionene" : "kontorene i regionen"} (${year})`;
-  $("funnel-explain").textContent = "Hvert punkt er en enhet, plassert etter antall personer. Stiplede linjer er 95 %-grenser, prikkede 99,8 %. En enhet utenfor grensene skiller seg ut mer enn tilfeldig variasjon tilsier. Plottet rangerer ikke enhetene." + (u.level > 1 ? ` ${u.name} er rød.` : "");
+  $("funnel-explain").textContent = "Hvert punkt er en enhet, plassert etter antall personer. Stiplede linjer er 95 %-grenser, prikkede 99,8 %. En enhet utenfor grensene skiller seg ut mer enn tilfeldig variasjon tilsier. Plottet rangerer ikke enhetene." + (u.level === 3 ? ` ${u.name} er rød.` : "");  // a region's funnel shows its offices, not the region
   funnelChart($("chart-funnel"), rows, u.id, om.indicator_unit);
 }
 
