@@ -56,12 +56,14 @@ def intervals(systems: list[System], links: list[tuple[int, int, np.ndarray]]) -
         b["n"][0] = np.where(s.unknown, s.floor, b["n"][0])
         b["n"][1] = np.where(s.unknown, s.caps, b["n"][1])
         out.append(b)
+    # a relation among published cells only tells nothing new: leave it out of the sweeps
+    active = [_with_unknowns(s.relations, s.unknown) for s in systems]
     for _ in range(ROUNDS):
         moved = 0
-        for s, b in zip(systems, out):
+        for s, rel, b in zip(systems, active, out):
             for q in b:
                 exact = q == "n" or s.kinds[q][0] == "binary"
-                moved += _sweep(s.relations, b[q], 0.0 if exact else 1e-3)
+                moved += _sweep(rel, b[q], 0.0 if exact else 1e-3)
             moved += _couple(s.kinds, b)
         for i, j, cells in links:
             lo = np.maximum(out[i]["n"][0][cells], out[j]["n"][0][cells])
@@ -73,6 +75,14 @@ def intervals(systems: list[System], links: list[tuple[int, int, np.ndarray]]) -
         if not moved:
             break
     return out
+
+
+def _with_unknowns(rel: sp.coo_matrix, unknown: np.ndarray) -> sp.coo_matrix:
+    """The relations (rows) that hold at least one unknown cell, renumbered."""
+    has = np.bincount(rel.row, weights=unknown[rel.col], minlength=rel.shape[0]) > 0
+    keep = has[rel.row]
+    new_row = np.cumsum(has) - 1
+    return sp.coo_matrix((rel.data[keep], (new_row[rel.row[keep]], rel.col[keep])), shape=(int(has.sum()), rel.shape[1]))
 
 
 def disclosed(system: System, bounds: dict, threshold: int) -> dict[str, np.ndarray]:
