@@ -551,6 +551,7 @@ def demo(
     region = regions.set_index("ORG_STED_ID").loc[sizes.drop("NOE", errors="ignore").idxmax(), "ORG_STED"]
     res.close()
     reports = [write_report(db, u, out / "rapporter") for u in ("Norge", region)]
+    evaluation = _demo_evaluation(data, db, out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     console.print(f"\n[bold green]Ferdig på {norsk.number(time.perf_counter() - t0, 0)} s.[/] Dette ble skrevet "
                   f"({norsk.number(size / 1e6, 0)} MB i alt):")
@@ -561,8 +562,42 @@ def demo(
     console.print(f"  Nettside:                           {page_path}")
     for rp in reports:
         console.print(f"  Rapport:                            {rp}")
+    if evaluation:
+        console.print(f"  Evaluering (kutt i tiltaksplasser): {evaluation}  (oppsett: {out / 'evaluering.toml'})")
     console.print(f"\nLag rapport for en annen enhet: arbeidsindikator report --db {db} --unit <navn> --out {out / 'rapporter'}")
     console.print(f"Start dashbordet: .venv/bin/arbeidsindikator serve --db {db}   (åpne http://127.0.0.1:8000/)")
+
+
+DEMO_EVALUATION = """[evaluation]
+name = "Kutt i tiltaksplasser"
+outcome = "jobb3"
+level = 2                  # regions
+from = "2022-01"
+treatment = "tiltak_kutt.csv"   # the share of places each region lost, per month (from programme_places)
+dose = "kutt"
+weighted = true
+bootstrap = 999
+bootstrap_weights = "webb"
+seed = 1
+placebo_shifts = [6, 12]
+exclude = ["NOE"]          # NOE follows users nationally: it is no region
+"""
+
+
+def _demo_evaluation(data: Path, db: Path, out: Path) -> Path | None:
+    """The world's programme cuts evaluated as a user would: a treatment table and a
+    configuration beside the outputs, and the report. None if the world has no cuts."""
+    from .analyses.evaluation import EvaluationError
+    from .analyses.policy_truth import programme_cut_treatment
+    from .data import atomic
+    from .present.evaluation_report import write_evaluation
+    try:
+        treatment = programme_cut_treatment(data)
+    except EvaluationError:
+        return None
+    treatment.assign(month=treatment["month"].dt.strftime("%Y-%m")).to_csv(out / "tiltak_kutt.csv", index=False)
+    atomic.write_text(out / "evaluering.toml", DEMO_EVALUATION)
+    return write_evaluation(db, out / "evaluering.toml", out / "evaluering")
 
 
 @analyse_app.command("ressurser")

@@ -1,10 +1,12 @@
 """The indicator end to end: runs, atomicity, bad input, consistency, validity."""
 
+import json
 import re
 import shutil
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,8 +176,16 @@ def test_demo_command_writes_everything(tmp_path):
     out = tmp_path / "demo"
     r = CliRunner().invoke(app, ["demo", "--out", str(out), "--scale", "small"])
     assert r.exit_code == 0, r.output
-    for f in ("publisert.csv", "publisert.parquet", "koeffisienter.csv", "index.html", "arbeidsindikator.duckdb"):
+    for f in ("publisert.csv", "publisert.parquet", "koeffisienter.csv", "index.html", "arbeidsindikator.duckdb",
+              "evaluering.toml", "tiltak_kutt.csv", "evaluering/rapport.html", "evaluering/resultater.csv"):
         assert (out / f).exists(), f
+    # the README's evaluation line, as written after the demo (here with the demo's own folder)
+    again = CliRunner().invoke(app, ["analyse", "evaluering", "--db", str(out / "arbeidsindikator.duckdb"),
+                                     "--config", str(out / "evaluering.toml"), "--out", str(tmp_path / "evaluering")])
+    assert again.exit_code == 0, again.output
+    res = pd.read_csv(tmp_path / "evaluering" / "resultater.csv")
+    assert res.loc[0, "term"] == "kutt" and np.isfinite(res.loc[0, "estimate"])
+    assert json.loads((tmp_path / "evaluering" / "resultater.json").read_text())["panel"]["units"] >= 10  # NOE left out
     page = (out / "index.html").read_text()
     assert "<svg" in page and "Innsatsgruppe" in page.replace("innsatsgruppe", "Innsatsgruppe")
     # opens offline: nothing is loaded from elsewhere (namespace identifiers are not loads)

@@ -19,6 +19,7 @@ written; `present.evaluation_report` writes them).
     lags = 12
     reference = -1
     placebo_shifts = [6, 12]   # placebo adoption dates (dose designs)
+    exclude = ["NOE"]          # units left out of the panel (ids or names): NOE is no region
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates,
 
 KEYS = {"name": str, "outcome": str, "level": int, "breakdown": str, "group": str, "from": str, "to": str,
         "treatment": str, "dose": str, "adoption": str, "weighted": bool, "bootstrap": int, "bootstrap_weights": str,
-        "seed": int, "leads": int, "lags": int, "reference": int, "placebo_shifts": list}
+        "seed": int, "leads": int, "lags": int, "reference": int, "placebo_shifts": list, "exclude": list}
 
 
 @dataclass
@@ -60,6 +61,7 @@ class EvaluationConfig:
     lags: int = 12
     reference: int = -1
     placebo_shifts: list = field(default_factory=lambda: [6, 12])
+    exclude: list = field(default_factory=list)  # unit ids or names left out of the panel
 
 
 def load_config(path: Path | str) -> EvaluationConfig:
@@ -79,6 +81,8 @@ def load_config(path: Path | str) -> EvaluationConfig:
         problems.append("give exactly one of dose and adoption")
     if raw.get("bootstrap_weights", "webb") not in ("webb", "rademacher"):
         problems.append("bootstrap_weights must be webb or rademacher")
+    if not all(isinstance(u, str) and u for u in raw.get("exclude", [])):
+        problems.append("exclude must be a list of unit ids or names")
     if raw.get("level", 2) not in (2, 3):
         problems.append("level must be 2 (regions) or 3 (offices)")
     if problems:
@@ -100,6 +104,13 @@ class EvaluationOutput:
 def _panel(db, c: EvaluationConfig, treatment: pd.DataFrame) -> pd.DataFrame:
     panel = indicator_panel(db, c.outcome, c.level, c.breakdown, c.group)
     suppressed = panel.attrs["suppressed"]
+    if c.exclude:
+        left = {u.casefold() for u in c.exclude}
+        out = panel["unit"].str.casefold().isin(left) | panel["unit_name"].astype(str).str.casefold().isin(left)
+        unknown = left - set(panel["unit"].str.casefold()) - set(panel["unit_name"].astype(str).str.casefold())
+        if unknown:
+            raise EvaluationError(f"exclude names units that are not in the panel: {', '.join(sorted(unknown))}")
+        panel = panel[~out]
     if c.start:
         panel = panel[panel["month"] >= pd.Timestamp(c.start + "-01")]
     if c.end:
