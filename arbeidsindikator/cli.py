@@ -20,7 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import norsk
+from .present import clitext
 from .data.validate import ValidationError
+
+clitext.install()  # click's own words (help headings, argument errors) in Norwegian, errors on one line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Arbeidsindikatoren: syntetisk Nav-verden, indikatoren og publiseringen av den.")
@@ -514,11 +517,16 @@ def serve(
 @command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), metavar="MAPPE", help="Mappen alt demoen lager skrives til."),
-    scale: str = typer.Option("medium", metavar="STØRRELSE", help="Størrelsen på den syntetiske verdenen."),
+    scale: str = typer.Option("medium", metavar="STØRRELSE", help="Størrelsen på den syntetiske verdenen: small, "
+                                                                  "medium (standard) eller national."),
     seed: int = typer.Option(1, metavar="TALL", help="Frø for verdenen."),
 ):
     """Hele kjeden på en syntetisk verden: data, indikator, publiserte tabeller, nettside, rapporter."""
     import time
+
+    from .data.synth.params import SCALES
+    if scale not in SCALES:
+        _fail(f"Ukjent størrelse {scale!r}; velg {', '.join(SCALES)}.")
 
     from .api import run_indicator
     from .present.page import write_page

@@ -75,6 +75,39 @@ def test_wrong_arguments_give_one_norwegian_line(small_run, tmp_path, args, says
     assert says.lower() in r.output.lower()
 
 
+ENGLISH = ("Error", "Usage", "Missing", "Try ", "Option", "No such", "Input should", "Show this", "required",
+           "Got unexpected", "does not exist", "Invalid value")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run"], "--data"),
+    (["run", "--data"], "--data"),
+    (["run", "--dat", "x"], "--dat"),
+    (["indeks", "--db", "x", "--unit", "Norge"], "--reference"),
+    (["funnel", "--db", "x", "--level", "abc"], "heltall"),
+    (["nope"], "nope"),
+    (["run", "--data", "x", "extra"], "extra"),
+    (["demo", "--scale", "huge"], "small, medium, national"),
+])
+def test_the_frameworks_argument_errors_are_one_norwegian_line(args, says):
+    """Errors the command-line framework finds itself (a missing option, a wrong type, an
+    unknown command): one line in Norwegian with where to find help, exit 2 (present/clitext.py)."""
+    r = _cli(*args)
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.output.strip().splitlines() if x.strip()]
+    assert len(lines) == 1, r.output
+    assert says in r.output and not any(w in r.output for w in ENGLISH), r.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["analyse", "--help"], ["demo", "--help"]])
+def test_help_is_in_norwegian(args):
+    r = _cli(*args)
+    assert r.exit_code == 0 and "Bruk:" in r.output and "Valg" in r.output
+    assert not any(w in r.output for w in ("Usage", "Options", "Show this message", "[required]", "COMMAND")), r.output
+    if args[0] == "demo":
+        assert "national" in r.output
+
+
 def test_a_missing_store_is_one_line(tmp_path):
     r = _cli("enheter", "--db", str(tmp_path / "nowhere.duckdb"))
     assert r.exit_code == 2 and "finnes ikke" in r.output and "Traceback" not in r.output

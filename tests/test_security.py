@@ -251,4 +251,9 @@ def test_an_index_of_change_from_a_level_near_zero_is_refused():
     with pytest.raises(ReadingRuleError, match="null"):
         index_of_change(s, months[0])
     ok = index_of_change(s.assign(faktisk=20.0), months[0])
-    assert ok["ENDRINGSINDEKS"].abs().max() < 5
+    assert ok["ENDRINGSINDEKS"].abs().max() < 5 and (ok["ENDRING_ENHET"] == "prosent").all()
+    # where readers need a chart (API, dashboard, reports): the change in the indicator's unit instead
+    diff = index_of_change(s, months[0], difference_near_zero=True)
+    assert (diff["ENDRING_ENHET"] == "differanse").all()
+    assert diff["ENDRINGSINDEKS"].tolist() == pytest.approx([0.0, 0.4, 0.5, 0.7])
+    assert (diff["ENDRINGSINDEKS_KI_OVRE"] > diff["ENDRINGSINDEKS_KI_NEDRE"]).iloc[1:].all()

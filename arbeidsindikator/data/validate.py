@@ -303,7 +303,7 @@ def validate(data_dir: Path | str, tables: list[str] | None = None, raise_on_err
     con = duckdb.connect()
     violations: list[Violation] = []
     if not data_dir.is_dir():
-        violations.append(Violation("*", "*", f"data directory {data_dir} does not exist"))
+        violations.append(Violation("*", "*", f"datamappen {data_dir} finnes ikke"))
     sound: set[str] = set()  # tables whose file reads and whose columns and types are right
     for name in wanted:
         t = TABLES[name]

@@ -43,9 +43,16 @@ def check_level_comparison(breakdown: str, in_model: bool) -> None:
             "over tid i stedet (endringsindeks).")
 
 
-def index_of_change(series: pd.DataFrame, reference_month) -> pd.DataFrame:
+def index_of_change(series: pd.DataFrame, reference_month, difference_near_zero: bool = False) -> pd.DataFrame:
     """`series`: one unit/group/outcome over months with INDIKATOR, INDIKATOR_SE, faktisk,
-    faktisk_SE, KOV_INDIKATOR_FAKTISK. Returns month, index and its 95% interval."""
+    faktisk_SE, KOV_INDIKATOR_FAKTISK. Returns month, index and its 95% interval, and
+    ENDRING_ENHET = 'prosent'.
+
+    A percentage of a reference level that cannot be told from zero has no bounded interval
+    (Fieller): it is refused (ReadingRuleError), or with `difference_near_zero` the change is
+    given as a difference in the indicator's unit from the reference month instead
+    (ENDRING_ENHET = 'differanse'; its interval leaves out the covariance between the two
+    months, which is positive for a unit's months, so it is on the wide side)."""
     s = series.sort_values("BEHOLDNINGSMAANED").reset_index(drop=True)
     ref = pd.Timestamp(reference_month).date()
     months = pd.to_datetime(s["BEHOLDNINGSMAANED"]).dt.date
@@ -60,6 +67,8 @@ def index_of_change(series: pd.DataFrame, reference_month) -> pd.DataFrame:
     se_b = np.sqrt(max(v_r + v_ar + 2 * cov, 0.0))
     if not np.isfinite(b) or abs(b) <= max(Z95 * se_b, 1e-9):
         # a percentage of a level indistinguishable from zero is noise (it can be millions of per cent)
+        if difference_near_zero:
+            return _difference(s, months, ref, ind_r, v_r)
         raise ReadingRuleError(
             f"Referansenivået i {ref:%Y-%m} kan ikke skilles fra null, så en prosentvis endring fra det gir ingen mening. "
             "Velg en annen referansemåned, eller sammenlign indikatoren direkte.")
@@ -72,7 +81,20 @@ def index_of_change(series: pd.DataFrame, reference_month) -> pd.DataFrame:
     se = np.sqrt(var.clip(lower=0))
     return pd.DataFrame({"BEHOLDNINGSMAANED": s["BEHOLDNINGSMAANED"], "REFERANSEMAANED": ref,
                          "ENDRINGSINDEKS": idx, "ENDRINGSINDEKS_SE": se,
-                         "ENDRINGSINDEKS_KI_NEDRE": idx - Z95 * se, "ENDRINGSINDEKS_KI_OVRE": idx + Z95 * se})
+                         "ENDRINGSINDEKS_KI_NEDRE": idx - Z95 * se, "ENDRINGSINDEKS_KI_OVRE": idx + Z95 * se,
+                         "ENDRING_ENHET": "prosent"})
+
+
+def _difference(s: pd.DataFrame, months: pd.Series, ref, ind_r: float, v_r: float) -> pd.DataFrame:
+    """The indicator's change from the reference month, in its own unit (index_of_change)."""
+    d = s["INDIKATOR"] - ind_r
+    at_ref = (months == ref).to_numpy()
+    se = np.sqrt(s["INDIKATOR_SE"] ** 2 + v_r)
+    d[at_ref], se[at_ref] = 0.0, 0.0
+    return pd.DataFrame({"BEHOLDNINGSMAANED": s["BEHOLDNINGSMAANED"], "REFERANSEMAANED": ref,
+                         "ENDRINGSINDEKS": d, "ENDRINGSINDEKS_SE": se,
+                         "ENDRINGSINDEKS_KI_NEDRE": d - Z95 * se, "ENDRINGSINDEKS_KI_OVRE": d + Z95 * se,
+                         "ENDRING_ENHET": "differanse"})
 
 
 def work_volume(indicator_hours_per_week: float, persons: float) -> dict:

@@ -203,7 +203,7 @@ class Results:
                    else "; verdien er prikket eller mangler den måneden")
             raise LookupError(f"Ingen publisert verdi for {name} ({breakdown} = {group}) i referansemåneden "
                               f"{norsk.month(ref.date())}{why}. Velg en annen referansemåned.")
-        out = index_of_change(s, ref)
+        out = index_of_change(s, ref, difference_near_zero=True)
         out.insert(0, "ORG_STED", name)
         out.insert(1, "UTFALL", outcome)
         out.insert(2, "GRUPPE", group)

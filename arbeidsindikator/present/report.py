@@ -129,7 +129,7 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
         if b.empty:
             continue
         fig, ax = plt.subplots(figsize=(10, 3.4))
-        drawn = 0
+        drawn, differences = 0, False
         for i, (g, gd) in enumerate(b.groupby("GRUPPE")):
             colour = COLOURS[i % len(COLOURS)]
             if in_model:
@@ -137,6 +137,7 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
                     idx = res.index_of_change(uid, "atid3", ref, bd, g)
                 except (LookupError, ReadingRuleError):  # no reference value, or one too near zero
                     continue
+                differences |= bool((idx["ENDRING_ENHET"] == "differanse").any())
                 d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])
                 band_line(ax, d, "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE", colour, norsk.group(g))
             else:
@@ -145,7 +146,8 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
         if not drawn:
             plt.close(fig)
             continue
-        style_axis(ax, "endring i prosent" if in_model else norsk.INDICATOR_UNIT["atid3"], 0 if in_model else 1)
+        axis_label = ("endring (prosent; differanse i timer der nivået er nær null)" if differences else "endring i prosent")
+        style_axis(ax, axis_label if in_model else norsk.INDICATOR_UNIT["atid3"], 0 if in_model else 1)
         legend_below(fig, ax, ncol=6, extra=[ci_patch("#888")])
         label = norsk.breakdown(bd)
         rule = (f"<p class='rule'>Lesebetingelse: {esc(label.lower())} er med i modellen. Hver gruppe har gjennomsnitt null over "
@@ -168,7 +170,8 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
         d = monthly(idx.assign(PRIKKET=False), ["ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE"])
         band_line(ax, d, "ENDRINGSINDEKS", "ENDRINGSINDEKS_KI_NEDRE", "ENDRINGSINDEKS_KI_OVRE", COLOURS[2], norsk.outcome(o))
         ax.set_title(f"{norsk.outcome(o)}: endring fra {norsk.month(ref)}")
-        style_axis(ax, "endring i prosent", 0)
+        near_zero = bool((idx["ENDRING_ENHET"] == "differanse").any())
+        style_axis(ax, f"endring ({norsk.INDICATOR_UNIT[o]})" if near_zero else "endring i prosent", 0)
         idx_tables.append(idx)
     sections.append(section(
         "endringsindeks", f"Endringsindeks fra {norsk.month(ref)}",

@@ -262,12 +262,13 @@ async function drawGroups(s, om) {
     for (const [i, g] of (META.groups[s.breakdown] || []).entries()) {
       try {
         const idx = await api("/api/index", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: g, reference: ref });
-        series.push({ colour: COLOURS[i % COLOURS.length], band: false, data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED), y: r.ENDRINGSINDEKS })) });
+        series.push({ colour: COLOURS[i % COLOURS.length], band: false, difference: idx.length > 0 && idx[0].ENDRING_ENHET === "differanse",
+                      data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED), y: r.ENDRINGSINDEKS })) });
         items.push([label(g), COLOURS[i % COLOURS.length], ""]);
       } catch (e) { missing.push(label(g)); }  // no published value in the reference month
     }
     if (missing.length) $("groups-explain").textContent += ` Uten publisert verdi i referansemåneden: ${missing.join(", ")}.`;
-    timeChart($("chart-groups"), series, "endring i prosent");
+    timeChart($("chart-groups"), series, series.some((x) => x.difference) ? "endring (prosent, eller differanse der nivået er nær null)" : "endring i prosent");
     legend("legend-groups", items);
   }
 }
@@ -285,7 +286,8 @@ async function drawIndex(s, om, seriesP) {
   $("h-index").textContent = `Endringsindeks fra ${monthName(ref)}: ${om.label.toLowerCase()}`;
   const idx = await api("/api/index", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: s.group, reference: ref });
   timeChart($("chart-index"), [{ colour: COLOURS[2], band: true, width: 2, data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED),
-    y: r.ENDRINGSINDEKS, lo: r.ENDRINGSINDEKS_KI_NEDRE, hi: r.ENDRINGSINDEKS_KI_OVRE })) }], "endring i prosent");
+    y: r.ENDRINGSINDEKS, lo: r.ENDRINGSINDEKS_KI_NEDRE, hi: r.ENDRINGSINDEKS_KI_OVRE })) }],
+    idx.length && idx[0].ENDRING_ENHET === "differanse" ? `endring fra ${monthName(ref)} (${om.indicator_unit}; nivået er for nær null for prosent)` : "endring i prosent");
 }
 
 async function drawFunnel(s, om) {

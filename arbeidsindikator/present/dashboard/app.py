@@ -272,9 +272,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         if s.empty:
             raise HTTPException(404, f"Ingen tall for {u.name}, {outcome}, {breakdown}={group}.")
         try:
-            return _records(index_of_change(s, f"{reference}-01"))
-        except ReadingRuleError as e:
-            raise HTTPException(409, str(e))
+            return _records(index_of_change(s, f"{reference}-01", difference_near_zero=True))
         except LookupError:
             raise HTTPException(404, f"Ingen publisert (uprikket) verdi for {u.name} i referansemåneden {reference}; "
                                      "velg en annen referansemåned.")
