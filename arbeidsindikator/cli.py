@@ -84,7 +84,12 @@ def friendly(fn):
         from .pipeline.reading import ReadingRuleError
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+        except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (_terminate)
+            code = 130 if isinstance(e, KeyboardInterrupt) else e.code
+            if isinstance(e, KeyboardInterrupt) or code == 128 + signal.SIGTERM:
+                console.print("[yellow]Avbrutt; det som ikke var ferdig, ble ikke lagret.[/]", highlight=False)
+            raise SystemExit(code)
+        except (typer.Exit, typer.Abort):
             raise
         except ValidationError as e:
             _fail_validation(e)
@@ -238,8 +243,12 @@ def run(
         _fail(f"Ukjent motor {engine!r}: velg duckdb eller spark.")
     session = None
     if engine == "spark":
-        from .pipeline.spark import local_session
-        session = local_session(spark_master)
+        try:
+            from .pipeline.spark import local_session
+            session = local_session(spark_master)
+        except ModuleNotFoundError as e:
+            _fail(f"Spark-motoren trenger {e.name or 'pyspark'}: installer med «pip install pyspark» (og Java 17 eller nyere), "
+                  "eller bruk --engine duckdb.")
     with progress_bar("Arbeidsindikatoren") as cb:
         r = run_indicator(data, config, db, keep_person_level=person_level, progress=cb, engine=engine, spark=session,
                           spark_workdir=spark_workdir)
@@ -371,6 +380,10 @@ def validity(data: Path = typer.Option(..., metavar="MAPPE", help="Den syntetisk
     from rich.table import Table
 
     from .analyses.validity import coverage, office_year_correlations
+    if not db.exists():
+        _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run».")
+    if not data.is_dir():
+        _fail(f"Mappen {data} finnes ikke.")
     t = Table(title="Validitet: kontor x år mot sann kontoreffekt")
     for c in ("utfall", "kontorår", "r indikator", "r faktisk rate", "RMSE indikator"):
         t.add_column(c, justify="right")
@@ -385,7 +398,21 @@ def validity(data: Path = typer.Option(..., metavar="MAPPE", help="Den syntetisk
         c.add_row(r.celler, norsk.outcome(r.UTFALL, short=True), norsk.integer(r.antall), norsk.percent(100 * r.dekning_95),
                   norsk.number(r.sd_z, 2), norsk.number(r.snitt_z, 2, sign=True))
     console.print(c)
-    console.print("Med riktige standardfeil dekker 95 %-intervallene om lag 95 % og sd(z) er om lag 1.")
+    console.print(_validity_reading(data), highlight=False)
+
+
+def _validity_reading(data: Path) -> str:
+    """How to read the coverage: only a clean world can show it (issue 31)."""
+    import json
+    world = data / "truth" / "world.json"
+    clean = json.loads(world.read_text(encoding="utf-8")).get("clean") if world.exists() else None
+    if clean:
+        return ("Verdenen er «ren» (--clean): med riktige standardfeil dekker 95 %-intervallene om lag 95 % "
+                "og sd(z) er om lag 1.")
+    return ("Verdenen er realistisk: brukerne har skjulte egenskaper som modellen ikke ser, og det kommer sjokk i "
+            "arbeidsmarkedet. Da måler indikatoren kontorets bidrag pluss disse, og intervallene kan ikke dekke det "
+            "sanne bidraget 95 % av gangene; lav dekning her er ikke feil i standardfeilene. Dekningen prøves på en "
+            "ren verden: arbeidsindikator synth --clean.")
 
 
 # -- reading the published numbers ----------------------------------------------------------
@@ -623,6 +650,8 @@ def analyse_ressurser(
     """Sykefravær og bemanning mot kontorindikatoren (Dahl 2025): tabeller, figurer og metodenotat."""
     from .analyses.resources import ResourcesError
     from .present.resources_report import write_resources_analysis
+    if not db.exists():
+        _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run --person-level».")
     try:
         path = write_resources_analysis(db, data, out, run_id, se)
     except ResourcesError as e:

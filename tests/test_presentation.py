@@ -2,6 +2,7 @@
 and units that closed or merged."""
 
 import hashlib
+import json
 import re
 
 import duckdb
@@ -106,6 +107,31 @@ def test_help_is_in_norwegian(args):
     assert not any(w in r.output for w in ("Usage", "Options", "Show this message", "[required]", "COMMAND")), r.output
     if args[0] == "demo":
         assert "national" in r.output
+
+
+def test_missing_stores_spark_and_interruptions_are_said_in_norwegian(small_world, tmp_path, monkeypatch):
+    for args in (["analyse", "ressurser", "--db", str(tmp_path / "no.duckdb"), "--data", str(small_world)],
+                 ["validity", "--db", str(tmp_path / "no.duckdb"), "--data", str(small_world)]):
+        r = _cli(*args)
+        said = " ".join(r.output.split())  # the console wraps long lines
+        assert r.exit_code == 2 and "finnes ikke" in said and "Uventet" not in said, r.output
+    import arbeidsindikator.api as api_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(api_mod, "run_indicator", interrupted)
+    r = _cli("run", "--data", str(small_world), "--db", str(tmp_path / "r.duckdb"))
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and "Avbrutt" in said and "ikke lagret" in said, r.output
+
+
+def test_validity_says_why_a_realistic_world_cannot_cover(tmp_path):
+    from arbeidsindikator.cli import _validity_reading
+    (tmp_path / "truth").mkdir()
+    for clean, says in ((False, "--clean"), (True, "om lag 95 %")):
+        (tmp_path / "truth" / "world.json").write_text(json.dumps({"clean": clean}))
+        assert says in _validity_reading(tmp_path)
+    assert "skjulte egenskaper" in _validity_reading(tmp_path.parent / "nowhere")
 
 
 def test_a_missing_store_is_one_line(tmp_path):

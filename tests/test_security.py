@@ -159,7 +159,7 @@ def test_a_new_store_appears_only_with_its_first_run(small_world, tmp_path):
 def test_results_of_an_empty_store_say_so(tmp_path):
     db = tmp_path / "empty.duckdb"
     duckdb.connect(str(db)).close()
-    with pytest.raises(LookupError, match="no runs"):
+    with pytest.raises(LookupError, match="ingen kjøringer"):
         ai.Results(db).published()
 
 

@@ -36,11 +36,11 @@ class Results:
     def run_id(self, run_id: str | None = None) -> str:
         if run_id is not None:
             if not run_exists(self.con, run_id):
-                raise LookupError(f"{self.db} har ingen kjøring {run_id!r} (holds no run {run_id!r}).")
+                raise LookupError(f"{self.db} har ingen kjøring {run_id!r}.")
             return run_id
         rid = latest_run_id(self.con)
         if rid is None:
-            raise LookupError(f"{self.db} har ingen kjøringer (holds no runs); kjør «arbeidsindikator run».")
+            raise LookupError(f"{self.db} har ingen kjøringer; kjør «arbeidsindikator run».")
         return rid
 
     def runs(self) -> pd.DataFrame:
