@@ -129,3 +129,9 @@ def test_calibration_at_medium_scale(medium_world):
     assert len(checked) >= 8
     bad = [(f.name, f.world, f.published) for f in checked if not f.ok]
     assert bad == []
+
+
+def test_calibration_table_formats_counts_without_decimals():
+    from arbeidsindikator.analyses.calibration import _figure
+    assert _figure(4330.72) == "4 331" and _figure(1180.0) == "1 180" and _figure(7.0) == "7"
+    assert _figure(16.904) == "16,90" and _figure(None) == "" and _figure(float("nan")) == ""

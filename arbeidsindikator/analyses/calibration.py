@@ -132,6 +132,14 @@ def report_table(figs: list[Figure]):
         t.add_column(col, justify="right" if col in ("Verden", "Publisert", "Toleranse") else "left")
     for f in figs:
         ok = {True: "[green]ja[/]", False: "[red]nei[/]", None: "info"}[f.ok]
-        tol = "" if f.tolerance is None else "±" + f"{f.tolerance:g}".replace(".", ",")
-        t.add_row(f.name, norsk.number(f.world, 2), norsk.number(f.published, 2), tol, ok, f.source)
+        tol = "" if f.tolerance is None else "±" + _figure(f.tolerance)
+        t.add_row(f.name, _figure(f.world), _figure(f.published), tol, ok, f.source)
     return t
+
+
+def _figure(x) -> str:
+    """Counts and large figures without decimals (thousands spaced), shares and rates with two."""
+    if x is None or x != x:  # missing, or NaN
+        return ""
+    x = float(x)
+    return norsk.number(x, 0 if abs(x) >= 100 or x.is_integer() else 2)
