@@ -1,81 +1,39 @@
-"""Norwegian for the command-line framework's own words (click, under typer).
+"""Norwegian for the command-line framework's own words (typer and the copy of click it carries).
 
-click writes its help headings ("Usage:", "Options") and its argument errors ("Error: Missing
-option '--data'.") through gettext, in English, and an argument error takes four lines (usage,
-hint, blank, error). Our users read Norwegian: `install()` gives click's message catalogue a
-Norwegian translation for the messages a user can meet, and makes an argument error one line,
-"Feil: <what is wrong>. Se «<command> --help».", exit code 2. click has no Norwegian catalogue
-to load (it ships none), hence this table; a message that is not in it stays as click wrote it.
+typer writes its help headings ("Usage:", "Options", "[required]") and its argument errors
+("Error: Missing option '--data'.") in English, and an argument error takes four lines (usage,
+hint, blank, error). Our users read Norwegian: `install()` translates what a user can meet and
+makes an argument error one line, "Feil: <what is wrong>. Se «<command> --help».", exit code 2.
+typer ships no Norwegian catalogue (its click copy has no gettext at all), hence these tables;
+a message that is not in them stays as typer wrote it.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 
-import click
+import typer._click.exceptions as click_exceptions
+import typer._click.formatting as click_formatting
+import typer._click.utils as click_utils
+import typer.core
 
+# what typer.core passes through gettext, and the help option's text
 MESSAGES = {
-    "Usage:": "Bruk:",
+    "Arguments": "Argumenter",
     "Options": "Valg",
     "Commands": "Kommandoer",
-    "Positional arguments": "Argumenter",
-    "Arguments": "Argumenter",
-    "Show this message and exit.": "Vis denne hjelpen og avslutt.",
-    "Show the version and exit.": "Vis versjonen og avslutt.",
-    "Try '{command} {option}' for help.": "Se «{command} {option}».",
-    "Error: {message}": "Feil: {message}",
-    "Aborted!": "Avbrutt.",
-    "Missing argument": "Mangler argument",
     "Missing command.": "Mangler kommando.",
-    "Missing option": "Mangler valget",
-    "Missing parameter": "Mangler parameter",
-    "Missing parameter: {param_name}": "Mangler parameteren {param_name}",
-    "Missing {param_type}": "Mangler {param_type}",
     "No such command {name!r}.": "Ukjent kommando {name!r}.",
-    "No such option {name!r}.": "Ukjent valg {name!r}.",
-    "No such option: {name}": "Ukjent valg: {name}",
-    "Option {name!r} does not take a value.": "Valget {name!r} tar ingen verdi.",
-    "Invalid value for {param_hint}: {message}": "Ugyldig verdi for {param_hint}: {message}",
-    "Invalid value: {message}": "Ugyldig verdi: {message}",
-    "{value!r} is not a valid {number_type}.": "{value!r} er ikke et gyldig {number_type}.",
-    "{value!r} is not a valid UUID.": "{value!r} er ikke en gyldig UUID.",
-    "{value!r} is not a valid boolean. Recognized values: {states}":
-        "{value!r} er ikke en gyldig sannhetsverdi. Gyldige verdier: {states}",
-    "{value} is not in the range {range}.": "{value} er utenfor området {range}.",
-    "{name} {filename!r} does not exist.": "{name} {filename!r} finnes ikke.",
-    "{name} {filename!r} is a directory.": "{name} {filename!r} er en mappe.",
-    "{name} {filename!r} is a file.": "{name} {filename!r} er en fil.",
-    "{name} {filename!r} is not readable.": "{name} {filename!r} kan ikke leses.",
-    "{name} {filename!r} is not writable.": "{name} {filename!r} kan ikke skrives.",
-    "{name} {filename!r} is not executable.": "{name} {filename!r} kan ikke kjøres.",
-    "Could not open file {filename!r}: {message}": "Kan ikke åpne filen {filename!r}: {message}",
-    "file": "Filen", "directory": "Mappen", "path": "Stien",
-    "integer": "heltall", "float": "desimaltall", "text": "tekst", "boolean": "sannhetsverdi",
-    "Choose from:\n\t{choices}": "Velg blant:\n\t{choices}",
+    "required": "påkrevd",
     "default: {default}": "standard: {default}",
     "env var: {var}": "miljøvariabel: {var}",
-    "deprecated": "utgått",
-    "required": "påkrevd",
-    "default": "standard",
-    "unknown error": "ukjent feil",
-    "Do you want to continue?": "Vil du fortsette?",
-    "Value must be an iterable.": "Verdien må være en liste.",
-    "Argument {name!r} takes {nargs} values.": "Argumentet {name!r} tar {nargs} verdier.",
-}
-
-PLURALS = {
-    "Got unexpected extra argument ({args})": ("Uventet ekstra argument ({args})", "Uventede ekstra argumenter ({args})"),
-    "Option {name!r} requires an argument.": ("Valget {name!r} trenger en verdi.", "Valget {name!r} trenger {nargs} verdier."),
-    "{value!r} is not {choice}.": ("{value!r} er ikke {choice}.", "{value!r} er ikke blant {choices}."),
-    "Did you mean {possibility}?": ("Mente du {possibility}?", "(Mente du en av: {possibilities}?)"),
-    "{value!r} does not match the format {format}.": ("{value!r} har ikke formatet {format}.",
-                                                      "{value!r} har ikke et av formatene {formats}."),
-    "Takes {nargs} values but 1 was given.": ("Tar {nargs} verdier, men fikk 1.", "Tar {nargs} verdier, men fikk {len}."),
+    "(dynamic)": "(beregnes)",
+    "Aborted!": "Avbrutt.",
+    "Show this message and exit.": "Vis denne hjelpen og avslutt.",
 }
 
 
-# typer's own copy of click writes its messages without gettext: they are translated whole
+# the rest is written without gettext: translated whole
 PATTERNS = [(re.compile(p), r) for p, r in (
     (r"^Missing option (.+?)\.", r"Mangler valget \1."),
     (r"^Missing argument (.+?)\.", r"Mangler argumentet \1."),
@@ -117,54 +75,24 @@ def gettext(message: str) -> str:
     return MESSAGES.get(message, message)
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    one, many = PLURALS.get(singular, (singular, plural))
-    return one if n == 1 else many
-
-
-def _one_line(self: click.exceptions.ClickException, file=None) -> None:
+def _one_line(self: click_exceptions.ClickException, file=None) -> None:
     """An argument error as one line on standard error: what is wrong, and where help is."""
     ctx = getattr(self, "ctx", None)
     hint = ""
     if ctx is not None and ctx.command.get_help_option(ctx) is not None:
-        hint = " " + gettext("Try '{command} {option}' for help.").format(command=ctx.command_path, option="--help")
-    message = translate(" ".join(self.format_message().split()))  # click's choices come on lines of their own
+        hint = f" Se «{ctx.command_path} --help»."
+    message = translate(" ".join(self.format_message().split()))  # choices come on lines of their own
     if hint and not message.endswith((".", "?", "!")):
         message += "."
-    click.echo(gettext("Error: {message}").format(message=message) + hint, file=file, err=file is None)
-
-
-# typer carries its own copy of click (typer._click) beside the installed one: both get it
-PACKAGES = ("click", "typer._click")
-MODULES = ("core", "decorators", "exceptions", "formatting", "parser", "termui", "types")
+    click_utils.echo(f"Feil: {message}{hint}", file=file, err=file is None)
 
 
 def install() -> None:
-    """Norwegian messages, and one-line argument errors, for this process's click."""
-    for package in PACKAGES:
-        try:
-            exceptions = importlib.import_module(f"{package}.exceptions")
-        except ImportError:
-            continue
-        for name in MODULES:
-            try:
-                module = importlib.import_module(f"{package}.{name}")
-            except ImportError:
-                continue
-            if hasattr(module, "_"):
-                module._ = gettext
-            if hasattr(module, "ngettext"):
-                module.ngettext = ngettext
-        exceptions.ClickException.show = _one_line
-        exceptions.UsageError.show = _one_line
-        formatting = importlib.import_module(f"{package}.formatting")
-        _translate_help(formatting.HelpFormatter)
-    import typer.core
-    typer.core._ = gettext  # typer's headings (Arguments, Options, Commands) and two errors
-
-
-def _translate_help(formatter: type) -> None:
-    """'Usage:' and the help option's text in help pages."""
+    """Norwegian messages, and one-line argument errors, for this process's command line."""
+    typer.core._ = gettext  # typer's headings (Arguments, Options, Commands), [required], two errors
+    click_exceptions.ClickException.show = _one_line
+    click_exceptions.UsageError.show = _one_line
+    formatter = click_formatting.HelpFormatter
     if getattr(formatter, "_norsk", False):
         return
     write_usage, write_dl = formatter.write_usage, formatter.write_dl
@@ -173,7 +101,7 @@ def _translate_help(formatter: type) -> None:
         args = args.replace("[OPTIONS]", "[VALG]").replace("COMMAND", "KOMMANDO").replace("[ARGS]", "[ARGUMENTER]")
         write_usage(self, prog, args, "Bruk: " if prefix is None else prefix)
 
-    def dl(self, rows, *a, **k) -> None:
+    def dl(self, rows, *a, **k) -> None:  # the help option's text
         write_dl(self, [(term, gettext(text)) for term, text in rows], *a, **k)
     formatter.write_usage, formatter.write_dl, formatter._norsk = usage, dl, True
 
