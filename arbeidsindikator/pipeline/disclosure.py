@@ -238,7 +238,6 @@ class Protection:
     weak: set  # (system index, cell) of primary cells whose room no certificate proves
     disclosed: list = field(default_factory=list)  # (system, reason, flat cells) the bounded attacker still proves
     bounds: list = field(default_factory=list)  # per system: the attacker's intervals (attacker.intervals)
-    sensitive: np.ndarray = None  # cells suppressed for the attribute rule (everyone or nobody in work)
 
     @property
     def unmet(self) -> int:
@@ -654,8 +653,7 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     flat = np.ravel_multi_index((t, u, g), dims)
     primary = np.zeros(dims, bool)
     primary.flat[flat[persons < min_persons]] = True
-    sensitive = _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims)
-    primary |= sensitive
+    primary |= _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims)
     # systems: outcomes with identical cells and counts share one
     systems: dict[bytes, list[int]] = {}
     for o in np.unique(oi):
@@ -679,8 +677,7 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     pr.run()
     left, bounds = _repair(pr, shape, names, min_persons, counts)
     index = {id(mk): j for j, mk in enumerate(mask_list)}
-    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak},
-                      left, bounds, sensitive)
+    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak}, left, bounds)
     sup = pr.S.flat[flat]
     prim = primary.flat[flat]
     unb = pr.unbanded.flat[flat]
@@ -696,22 +693,17 @@ def _attribute_cells(monthly, shape, flat, oi, n, total, names, k, dims) -> np.n
     M = shape.n_months
     out = np.zeros(dims, bool)
     nm = len(monthly)
-    pos_month = monthly["__pos"].to_numpy(float) if "__pos" in monthly else np.full(nm, np.nan)
     for o in np.unique(oi):
         sel = oi == o
         kind = outcome_kind(names[o])[0]
         if kind == "binary":
-            bad = sel & ((total < k) | (n - total < k))
-            out.flat[flat[bad]] = True
-        elif kind == "hours":
-            pos = np.full(dims, np.nan)
+            out.flat[flat[sel & ((total < k) | (n - total < k))]] = True
+        elif kind == "hours" and "__pos" in monthly:  # without the counts there is no hours rule
+            pos = np.zeros(dims)
             mrow = sel[:nm]
-            pos.flat[flat[:nm][mrow]] = pos_month[mrow]
-            pos[:M] = np.nan_to_num(pos[:M])
+            pos.flat[flat[:nm][mrow]] = monthly["__pos"].to_numpy(float)[mrow]
             pos[M:M + len(shape.period_months)] = np.einsum("pm,mug->pug", shape.period_months.astype(float), pos[:M])
-            ex = np.zeros(dims, bool)
-            ex.flat[flat[sel]] = True
-            out |= ex & np.isfinite(pos) & (pos < k) & np.isfinite(pos_month).all()
+            out.flat[flat[sel]] |= pos.flat[flat[sel]] < k
     return out
 
 
