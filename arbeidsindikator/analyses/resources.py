@@ -416,23 +416,23 @@ def monthly_series(d: pd.DataFrame, variables: tuple[str, ...] = ("sick_leave", 
     return pd.DataFrame(rows)
 
 
-def published_months(db: Path | str, run_id: str, sample: str, outcome: str) -> set:
-    """The months where every national cell of the sample's groups (or the national 'Alle'
-    cell) is published in the run: the months a national series of the sample may show."""
+def published_months(db: Path | str, run_id: str, sample: str) -> dict[str, set]:
+    """Per outcome, the months where every national cell of the sample's groups (or the national
+    'Alle' cell) is published in the run: the months a national series of the sample may show."""
     groups = SAMPLES[sample][1]
+    breakdown, groups = ("Alle", ["Alle"]) if groups is None else ("Innsatsgruppe", list(groups))
     con = duckdb.connect(str(db), read_only=True)
     try:
-        if groups is None:
-            rows = con.execute("""SELECT BEHOLDNINGSMAANED FROM published WHERE run_id = ? AND ORG_NIVAA = 1
-                                  AND UTFALL = ? AND NEDBRYTNING = 'Alle' AND NOT PRIKKET""", [run_id, outcome]).fetchall()
-        else:
-            rows = con.execute("""SELECT BEHOLDNINGSMAANED FROM published WHERE run_id = ? AND ORG_NIVAA = 1
-                                  AND UTFALL = ? AND NEDBRYTNING = 'Innsatsgruppe' AND list_contains(?, GRUPPE)
-                                  GROUP BY ALL HAVING count(*) = ? AND bool_and(NOT PRIKKET)""",
-                               [run_id, outcome, list(groups), len(groups)]).fetchall()
+        rows = con.execute("""SELECT UTFALL, BEHOLDNINGSMAANED FROM published WHERE run_id = ? AND ORG_NIVAA = 1
+                              AND NEDBRYTNING = ? AND list_contains(?, GRUPPE)
+                              GROUP BY ALL HAVING count(*) = ? AND bool_and(NOT PRIKKET)""",
+                           [run_id, breakdown, groups, len(groups)]).fetchall()
     finally:
         con.close()
-    return {pd.Timestamp(r[0]) for r in rows}
+    out = {o: set() for o in OUTCOMES}
+    for o, month in rows:
+        out.setdefault(o, set()).add(pd.Timestamp(month))
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -134,25 +134,27 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
             work.execute(f"INSERT INTO results.person_results BY NAME SELECT ? AS run_id, {cols} FROM person_results", [rid])
     except BaseException:
         work.execute("ROLLBACK")
-        work.execute("DETACH results")
-        if new:
-            for leftover in (target, target.with_name(target.name + ".wal")):
-                leftover.unlink(missing_ok=True)
+        _discard(work, target if new else None)
         raise
     caught: list = []
     with deferred_signals(caught):
         try:
             work.execute("COMMIT")
-        except BaseException:
-            work.execute("DETACH results")
-            if new:
-                for leftover in (target, target.with_name(target.name + ".wal")):
-                    leftover.unlink(missing_ok=True)
+        except BaseException:  # a failed commit has rolled back itself
+            _discard(work, target if new else None)
             raise
         work.execute("DETACH results")
         if new:
             target.replace(db)
     return caught[0] if caught else None
+
+
+def _discard(work, temporary: Path | None) -> None:
+    """Detach the store after a failure; a new store's temporary file goes too."""
+    work.execute("DETACH results")
+    if temporary is not None:
+        for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
+            leftover.unlink(missing_ok=True)
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -208,8 +208,8 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
             body.append(f"<h3>Kvintiler av {'sykefravær' if v == 'sick_leave' else 'bemanning'}</h3>"
                         + figs.add(_quintile_figure(qt, sample, v), f"kvintiler_{v}_{sample}", "Indikatoren per kvintil")
                         + _csv_link(qcsv, f"kvintiler_{v}_{sample}", "kvintiltabellen"))
-        series = {o: monthly_series(panel.sample(sample, o), published_months=published_months(panel.db, panel.run_id, sample, o))
-                  for o in OUTCOMES}
+        shown = published_months(panel.db, panel.run_id, sample)
+        series = {o: monthly_series(panel.sample(sample, o), published_months=shown[o]) for o in OUTCOMES}
         scsv = pd.concat([d.assign(utfall=o) for o, d in series.items()], ignore_index=True)
         scsv.to_csv(out / f"maanedlig_{sample}.csv", index=False)
         body.append("<h3>Utvikling per måned</h3>" + figs.add(_series_figure(series, sample), f"maanedlig_{sample}", "Utvikling per måned")
