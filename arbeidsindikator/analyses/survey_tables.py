@@ -11,7 +11,9 @@
   differ by sex and age); the share in work and a logistic regression on the groups, odds ratios.
 - Response rates from the fieldwork counts (AAPOR RR3 with the eligible share; RR1 when it is 1).
 
-Estimates resting on fewer than `MIN_N` answers are flagged, not printed as if precise.
+Estimates resting on fewer than `MIN_N` answers are flagged, not printed as if precise; on fewer
+than `MIN_ANSWERS` they are withheld (the answers of a handful of respondents, such as the few
+large offices of a size class, would be theirs), and the row says so (`withheld`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ..data.validate import table_file, validate
 from . import survey as sv
 
 MIN_N = 30
+MIN_ANSWERS = 10  # fewer answers than this: the estimate is withheld (present/output_rules.py checks it)
+ESTIMATE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "deff", "difference", "p")
 GROUP_FLAGS = {"ung": "Unge under 25 år", "ikke_vestlig": "Innvandrere fra ikke-vestlige land",
                "langtid": "Langtidsledige (6 måneder eller mer)", "nedsatt_arbeidsevne": "Nedsatt arbeidsevne",
                "lav_utdanning": "Lav utdanning (grunnskole)"}
@@ -117,13 +121,22 @@ def survey_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
             100 * sv.response_rate(r.respondents, r.refused_or_other, r.not_contacted, r.eligible_share)
             for r in field.itertuples()])
     if likert_rows:
-        out["likert"] = pd.concat(likert_rows, ignore_index=True)
+        out["likert"] = _withhold(pd.concat(likert_rows, ignore_index=True), "n")
     if groups:
-        out["groups"] = pd.DataFrame(groups)
+        out["groups"] = _withhold(pd.DataFrame(groups), "n_group")
     if regs:
         out["regressions"] = pd.concat(regs, ignore_index=True)
     out["notes"] = pd.DataFrame({"note": notes})
     return out
 
 
-__all__ = ["survey_tables", "office_design", "user_design", "followup_design", "MIN_N", "GROUP_FLAGS"]
+def _withhold(df: pd.DataFrame, n: str) -> pd.DataFrame:
+    """Blank the estimates that rest on fewer than MIN_ANSWERS answers; `withheld` marks them."""
+    few = df[n] < MIN_ANSWERS
+    cols = [c for c in ESTIMATE_COLUMNS if c in df]
+    df = df.astype({c: float for c in cols})
+    df.loc[few, cols] = float("nan")
+    return df.assign(withheld=few)
+
+
+__all__ = ["MIN_ANSWERS", "survey_tables", "office_design", "user_design", "followup_design", "MIN_N", "GROUP_FLAGS"]

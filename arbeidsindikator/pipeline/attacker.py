@@ -206,4 +206,187 @@ def _couple(kinds: dict, b: dict) -> int:
     return moved
 
 
-__all__ = ["MAX_WEEKLY_HOURS", "System", "binding_rows", "disclosed", "intervals", "row_cells", "row_values"]
+def exact_disclosed(systems: list[System], links: list[tuple[int, int, np.ndarray]], bounds: list[dict],
+                    threshold: int) -> list[dict[str, np.ndarray]]:
+    """What a linear programme over every fact proves about the suppressed cells that the
+    propagated intervals leave open: per system, reason -> flat cells (the reasons of `disclosed`).
+
+    Propagation is sound but not exact; the attacker's exact interval of a cell is what an LP over
+    all relations, bounds and couplings at once gives (rounded inwards, as quantities are whole).
+    A cell's interval needs computing only where no known feasible point already shows the
+    requirement: the truth itself is one (a cell with someone in work cannot be proved to have
+    nobody), and each LP solved along the way is another (`LinearAttack`)."""
+    return LinearAttack(systems, links, bounds).disclosed(threshold)
+
+
+class LinearAttack:
+    """The attacker's linear programme (HiGHS), one per connected block of unknown quantities.
+
+    Columns: every unknown quantity (count, each outcome's sum) of every suppressed cell, with the
+    propagated interval as its bounds (they follow from the facts, so they cut nothing the
+    attacker could not); rows: the relations holding an unknown, the couplings within a cell
+    (in work <= persons, hours <= MAX x persons, hours >= 19/K x in work) and the links between
+    systems (a month's count is the same in each). Integrality enters by rounding each optimum
+    inwards: the LP is a relaxation, so its rounded interval still holds every whole solution."""
+
+    def __init__(self, systems: list[System], links, bounds: list[dict]):
+        self.systems, self.bounds = systems, bounds
+        col = {}
+        lo_c, hi_c, truth = [], [], []
+        n_cols = 0
+        for i, (s, b) in enumerate(zip(systems, bounds)):
+            unk = np.flatnonzero(s.unknown)
+            for q in s.kinds:
+                lo, hi = b[q][0][unk], b[q][1][unk]
+                free = hi - lo > TOL  # a quantity the intervals pin is a constant already
+                idx = np.full(s.unknown.size, -1, np.int64)
+                idx[unk[free]] = n_cols + np.arange(int(free.sum()))
+                n_cols += int(free.sum())
+                col[i, q] = idx
+                lo_c.append(lo[free]); hi_c.append(hi[free])
+                truth.append(np.asarray(s.values[q], float)[unk[free]])
+        self.col, self.n = col, n_cols
+        self.lo, self.hi = np.concatenate(lo_c), np.concatenate(hi_c)
+        self.truth = np.clip(np.concatenate(truth), self.lo, self.hi)
+        rows, cols, vals, rlo, rhi = [], [], [], [], []
+        r0 = 0
+
+        def add(rr, cc, vv, lo_, hi_):
+            nonlocal r0
+            rows.append(rr + r0); cols.append(cc); vals.append(vv); rlo.append(lo_); rhi.append(hi_)
+            r0 += len(lo_)
+
+        for i, (s, b) in enumerate(zip(systems, bounds)):
+            rel = s.relations.tocsr()
+            for q, (kind, horizon) in s.kinds.items():
+                idx = col[i, q]
+                fixed = np.where(idx < 0, (b[q][0] + b[q][1]) / 2, 0.0)  # a pinned or known value
+                rhs = -(rel @ np.nan_to_num(fixed))
+                coo = rel.tocoo()
+                var = idx[coo.col] >= 0
+                has = np.bincount(coo.row[var], minlength=rel.shape[0]) > 0
+                renum = np.cumsum(has) - 1
+                eps = 0.0 if q == "n" or kind == "binary" else 1e-3
+                add(renum[coo.row[var]], idx[coo.col[var]], coo.data[var], rhs[has] - eps, rhs[has] + eps)
+                if q == "n":
+                    continue
+                n_idx = col[i, "n"]
+                both = np.flatnonzero((idx >= 0) & (n_idx >= 0))
+                k = np.arange(len(both))
+                if kind == "binary":  # in work - persons <= 0
+                    add(np.r_[k, k], np.r_[idx[both], n_idx[both]], np.r_[np.ones(len(k)), -np.ones(len(k))],
+                        np.full(len(k), -np.inf), np.zeros(len(k)))
+                elif kind == "hours":
+                    add(np.r_[k, k], np.r_[idx[both], n_idx[both]], np.r_[np.ones(len(k)), -MAX_WEEKLY_HOURS * np.ones(len(k))],
+                        np.full(len(k), -np.inf), np.zeros(len(k)))
+                    for bq, (bk, bh) in s.kinds.items():
+                        if bk == "binary" and bh == horizon:
+                            b_idx = col[i, bq]
+                            both2 = np.flatnonzero((idx >= 0) & (b_idx >= 0))
+                            k2 = np.arange(len(both2))
+                            add(np.r_[k2, k2], np.r_[idx[both2], b_idx[both2]],
+                                np.r_[np.ones(len(k2)), -IN_WORK_WEEKLY_HOURS / horizon * np.ones(len(k2))],
+                                np.zeros(len(k2)), np.full(len(k2), np.inf))
+        for i, j, cells in links:
+            a, c = col[i, "n"][cells], col[j, "n"][cells]
+            ok = (a >= 0) & (c >= 0)
+            k = np.arange(int(ok.sum()))
+            add(np.r_[k, k], np.r_[a[ok], c[ok]], np.r_[np.ones(len(k)), -np.ones(len(k))], np.zeros(len(k)), np.zeros(len(k)))
+        self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, self.n))
+        self.row_lo, self.row_hi = np.concatenate(rlo), np.concatenate(rhi)
+        from scipy.sparse.csgraph import connected_components
+        inc = self.A.tocsc()
+        adj = (inc.T @ inc) if self.n else sp.csr_matrix((0, 0))
+        self.n_blocks, self.block = connected_components(adj, directed=False) if self.n else (0, np.zeros(0, int))
+        self.n_lp = 0
+        self._models = {}
+
+    def _model(self, blk: int):
+        """The HiGHS model of one block, kept so that each new objective starts from the last basis."""
+        if blk not in self._models:
+            import highspy
+            cols = np.flatnonzero(self.block == blk)
+            sub = self.A[:, cols]
+            keep = np.diff(sub.indptr) > 0
+            sub = sub[keep].tocsc()
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            lp = highspy.HighsLp()
+            lp.num_col_, lp.num_row_ = len(cols), int(keep.sum())
+            lp.col_cost_ = np.zeros(len(cols))
+            lp.col_lower_, lp.col_upper_ = self.lo[cols], np.where(np.isinf(self.hi[cols]), highspy.kHighsInf, self.hi[cols])
+            lp.row_lower_ = np.where(np.isinf(self.row_lo[keep]), -highspy.kHighsInf, self.row_lo[keep])
+            lp.row_upper_ = np.where(np.isinf(self.row_hi[keep]), highspy.kHighsInf, self.row_hi[keep])
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+            lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = sub.indptr, sub.indices, sub.data
+            h.passModel(lp)
+            local = np.full(self.n, -1, np.int64)
+            local[cols] = np.arange(len(cols))
+            self._models[blk] = (h, cols, local)
+        return self._models[blk]
+
+    def optimum(self, weights: dict[int, float]) -> tuple[float, np.ndarray | None]:
+        """Maximise sum(w x) over the columns given (all in one block); returns the optimum and
+        the solution over the block's columns (None if unbounded)."""
+        import highspy
+        first = next(iter(weights))
+        h, cols, local = self._model(int(self.block[first]))
+        c = np.zeros(len(cols))
+        for j, w in weights.items():
+            c[local[j]] = -w  # HiGHS minimises
+        h.changeColsCost(len(cols), np.arange(len(cols), dtype=np.int32), c)
+        h.run()
+        self.n_lp += 1
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return np.inf, None
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"the attacker's linear programme ended with {h.modelStatusToString(status)}")
+        x = np.asarray(h.getSolution().col_value)
+        return -h.getInfo().objective_function_value, (cols, x)
+
+    def disclosed(self, threshold: int) -> list[dict[str, np.ndarray]]:
+        out = []
+        for i, s in enumerate(self.systems):
+            found = {}
+            sup = np.flatnonzero(s.suppressed)
+            n_idx = self.col[i, "n"]
+            for q, (kind, _) in s.kinds.items():
+                idx = self.col[i, q]
+                cells = sup[idx[sup] >= 0]
+                if not len(cells):
+                    continue
+                v = idx[cells]
+                t = self.truth[v]
+                hi = np.array([self._max({j: 1.0}) for j in v])
+                lo = np.array([-self._max({j: -1.0}) for j in v])
+                unit = q == "n" or kind == "binary"
+                if unit:
+                    hi, lo = np.floor(hi + 1e-6), np.ceil(lo - 1e-6)
+                pinned = hi - lo < 0.5
+                if q == "n":
+                    found["antall"] = cells[pinned]
+                    found["under_grensen"] = cells[hi < threshold]
+                else:
+                    found[q] = cells[pinned]
+                    if kind == "binary":
+                        found[f"{q}_ingen"] = cells[hi < 0.5]
+                        nn = n_idx[cells]
+                        alle = []
+                        for c, jn, js in zip(cells.tolist(), nn.tolist(), v.tolist()):
+                            if jn < 0:  # a count the intervals pin: everyone iff the sum can't go below it
+                                gap = self.bounds[i]["n"][1][c] - lo[cells.tolist().index(c)]
+                            else:
+                                gap = np.floor(self._max({jn: 1.0, js: -1.0}) + 1e-6)
+                            if gap < 0.5:
+                                alle.append(c)
+                        found[f"{q}_alle"] = np.array(alle, np.int64)
+            out.append({k: np.asarray(c, np.int64) for k, c in found.items() if len(c)})
+        return out
+
+    def _max(self, weights: dict[int, float]) -> float:
+        return self.optimum(weights)[0]
+
+
+__all__ = ["MAX_WEEKLY_HOURS", "LinearAttack", "System", "binding_rows", "disclosed", "exact_disclosed", "intervals",
+           "row_cells", "row_values"]

@@ -16,6 +16,7 @@ from ..analyses.evaluation_run import EvaluationOutput, load_config, run_evaluat
 from ..data import atomic
 from .charts import COLOURS, UNIT_COLOUR, Figures, legend_below, plt, style_axis
 from .htmlpage import csv_link, esc, page, section, table
+from .output_rules import check_folder
 
 
 _num = partial(norsk.number, decimals=2)  # estimates, SEs and bounds in the report
@@ -133,6 +134,7 @@ def write_evaluation(db: Path | str, config: Path | str, out: Path | str) -> Pat
         fig = _event_figure(result, unit) if result.event_study is not None else _loo_figure(result, unit)
         figure = figs.add(fig, "evaluering", "Effekt av tiltaket")
         (tmp / "rapport.html").write_text(_html(result, figure, files), encoding="utf-8")
+        check_folder(tmp, "evaluering")
     return Path(out) / "rapport.html"
 
 

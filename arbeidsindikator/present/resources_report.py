@@ -17,6 +17,7 @@ from ..data import atomic
 from .. import norsk
 from .charts import Figures, plt
 from .htmlpage import csv_link as _csv_link
+from .output_rules import check_folder
 from ..analyses.resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
                         article_table_long, exclusion_summary, monthly_series, office_month_panel, published_months,
                         quintile_table, se_type_comparison, true_effects, wls, yearly_fits, SPECS, SPEC_LABEL)
@@ -162,6 +163,7 @@ def write_resources_analysis(db: Path | str, data_dir: Path | str, out: Path | s
     panel = office_month_panel(db, data_dir, run_id)
     with atomic.directory(out) as tmp:
         index = _write(panel, data_dir, tmp, se_type)
+        check_folder(tmp, "ressurser")
     return Path(out) / index.name
 
 

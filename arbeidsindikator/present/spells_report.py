@@ -20,8 +20,9 @@ from ..analyses.spells import SpellError, SpellRules
 from ..data import atomic
 from .charts import COLOURS, Figures, legend_below, plt, style_axis
 from .htmlpage import csv_link, esc, page, section, table
+from .output_rules import MIN_COUNT, check_folder
 
-MIN_PERSONS = 10
+MIN_PERSONS = MIN_COUNT
 _num = partial(norsk.number, decimals=1)
 TERMS = {"kohort_etter": "Kohort etter (NOE)", "mann": "Mann", "alder": "Alder (år)", "alder2": "Alder², sentrert",
          "utd_grunnskole": "Grunnskole", "utd_hoyere": "Høyere utdanning", "utd_ukjent": "Utdanning ukjent",
@@ -75,7 +76,7 @@ def _curves_figure(res: CohortResult):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for ax, o in zip(axes, ("avsluttet", "arbeid")):
         for i, (c, g) in enumerate(res.life_tables[res.life_tables["outcome"] == o].groupby("cohort")):
-            g = g[g["entering"] >= MIN_PERSONS]
+            g = g.merge(_lt(res)[["cohort", "outcome", "from"]], on=["cohort", "outcome", "from"])
             ax.step(np.r_[0, g["to"]], 100 * np.r_[1.0, g["survival"]], where="post", color=COLOURS[i], label=f"kohort {c}")
         style_axis(ax, "prosent", dates=False, zero=False)
         ax.set_ylim(0, 100)
@@ -169,8 +170,15 @@ def _html(res: CohortResult, cfg: CohortConfig, figure: str) -> str:
 
 
 def _lt(res: CohortResult):
+    """The life tables as published: rows with at least MIN_PERSONS spells entering, and only
+    while the spells left after the row (entering - events - censored, the next row's entering)
+    are none or at least MIN_PERSONS, so that no small number follows by difference."""
     lt = res.life_tables
-    return lt[lt["entering"] >= MIN_PERSONS].reset_index(drop=True)
+    left = lt["entering"] - lt["events"] - lt["censored"]
+    ok = (lt["entering"] >= MIN_PERSONS) & ((left <= 0) | (left >= MIN_PERSONS))
+    # once a row fails, the cohort's later rows go too (a later row would give the gap back)
+    ok = ok.groupby([lt["cohort"], lt["outcome"]]).cummin()
+    return lt[ok].reset_index(drop=True)
 
 
 def write_spells_report(data_dir: Path | str, out: Path | str, config: Path | str | None = None) -> Path:
@@ -195,6 +203,7 @@ def write_spells_report(data_dir: Path | str, out: Path | str, config: Path | st
         figs = Figures(tmp / "figurer")
         figure = figs.add(_curves_figure(res), "livstabeller", "Andel fortsatt arbeidssøker og ennå ikke i arbeid")
         (tmp / "rapport.html").write_text(_html(res, cfg, figure), encoding="utf-8")
+        check_folder(tmp, "forlop")
     return Path(out) / "rapport.html"
 
 

@@ -9,10 +9,11 @@ from functools import partial
 from pathlib import Path
 
 from .. import norsk
-from ..analyses.survey_tables import GROUP_FLAGS, MIN_N, survey_tables
+from ..analyses.survey_tables import GROUP_FLAGS, MIN_ANSWERS, MIN_N, survey_tables
 from ..analyses.time_use import USER_GROUPS, time_use_tables
 from ..data import atomic
 from .htmlpage import csv_link, esc, page, section, table
+from .output_rules import check_folder
 
 _num = partial(norsk.number, decimals=1)
 GROUP_NAMES = {"standard": "Standard innsats", "situasjonsbestemt": "Situasjonsbestemt innsats",
@@ -24,6 +25,7 @@ ITEMS = {"cooperation": "Samarbeidet med arbeidsgivere fungerer godt", "capacity
 STATS = {"snitt": "gjennomsnitt (1–6)", "1-2": "andel 1–2 (%)", "3-4": "andel 3–4 (%)", "5-6": "andel 5–6 (%)",
          "topp": "andel 6 (%)"}
 FEW = " *"  # marks an estimate on fewer than MIN_N answers
+WITHHELD = "for få svar"  # an estimate on fewer than MIN_ANSWERS answers is not shown
 
 
 def _ci(lo, hi, d=1) -> str:
@@ -75,6 +77,7 @@ def write_time_use_report(data_dir: Path | str, out: Path | str, team: float = 0
         (tmp / "resultater.json").write_text(json.dumps({k: json.loads(v.to_json(orient="records")) for k, v in t.items()},
                                                         ensure_ascii=False, indent=2), encoding="utf-8")
         (tmp / "rapport.html").write_text(page("Tidsbruk: årsverk til arbeidsrettet oppfølging", body), encoding="utf-8")
+        check_folder(tmp, "tidsbruk")
     return Path(out) / "rapport.html"
 
 
@@ -92,17 +95,20 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
     if "likert" in t:
         lk = t["likert"]
         rows = [[esc(r["survey"]), ITEMS.get(r["item"], r["item"]), r["domain"], STATS[r["statistic"]],
-                 _num(r["estimate"]) + (FEW if r["few"] else ""), _ci(r["ci_low"], r["ci_high"]),
-                 norsk.number(r["deff"], 2), norsk.integer(r["n"])] for _, r in lk.iterrows()]
+                 *((WITHHELD, "", "") if r["withheld"] else
+                   (_num(r["estimate"]) + (FEW if r["few"] else ""), _ci(r["ci_low"], r["ci_high"]), norsk.number(r["deff"], 2))),
+                 norsk.integer(r["n"])] for _, r in lk.iterrows()]
         body += section("skalaer", "Svar på skalaer fra 1 til 6",
                         f"Vektede gjennomsnitt og fordelinger med 95 % konfidensintervall og designeffekt. * betyr færre enn "
-                        f"{MIN_N} svar: usikkert.",
+                        f"{MIN_N} svar: usikkert. Med færre enn {MIN_ANSWERS} svar vises ikke estimatet (svarene ville være "
+                        "enkeltes).",
                         table(["undersøkelse", "spørsmål", "gruppe", "mål", "estimat", "95 % KI", "designeffekt", "svar"], rows)
                         + csv_link(lk, "skalaer", "tabellen"))
     if "groups" in t:
         gr = t["groups"]
-        rows = [[r["label"], _num(r["difference"]) if not r["few"] else _num(r["difference"]) + FEW,
-                 _ci(r["ci_low"], r["ci_high"], 2), norsk.number(r["p"], 3), norsk.integer(r["n_group"])]
+        rows = [[r["label"], *((WITHHELD, "", "") if r["withheld"] else
+                               (_num(r["difference"]) + (FEW if r["few"] else ""), _ci(r["ci_low"], r["ci_high"], 2),
+                                norsk.number(r["p"], 3))), norsk.integer(r["n_group"])]
                 for _, r in gr.iterrows()]
         body += section("grupper", "Utsatte grupper mot resten (brukerundersøkelsen)",
                         "Forskjell i gjennomsnittlig fornøydhet (1–6) mellom gruppen og alle andre, vektet per region.",
@@ -134,6 +140,7 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
         (tmp / "resultater.json").write_text(json.dumps({k: json.loads(v.to_json(orient="records")) for k, v in t.items()},
                                                         ensure_ascii=False, indent=2), encoding="utf-8")
         (tmp / "rapport.html").write_text(page("Spørreundersøkelser: kontorer, brukere og oppfølging", body), encoding="utf-8")
+        check_folder(tmp, "undersokelse")
     return Path(out) / "rapport.html"
 
 
