@@ -52,14 +52,19 @@ def test_twfe_and_cr1_equal_statsmodels_with_dummies(weighted):
     assert r.n_clusters == 12 and r.nobs == len(p)
 
 
-def test_twfe_equals_pyfixest():
+@pytest.mark.parametrize("ours, theirs, cluster", [("full", "full", "unit"), ("nested", "nonnested", "unit"),
+                                                   ("nested", "nonnested", "region"), ("full", "full", "region")])
+def test_twfe_equals_pyfixest(ours, theirs, cluster):
+    """Both small-sample conventions: every fixed effect counted, or (fixest's default) those
+    nested in the clusters not."""
     pf = pytest.importorskip("pyfixest")
-    p = _panel(seed=3)
-    r = twfe(p, "y", ["dose", "other"], weight="w")
-    f = pf.feols("y ~ dose + other | unit + month", data=p, weights="w", vcov={"CRV1": "unit"},
-                 ssc=pf.ssc(k_adj=True, k_fixef="full", G_adj=True))
+    p = _panel(seed=3).assign(region=lambda x: pd.factorize(x["unit"])[0] % 4)
+    r = twfe(p, "y", ["dose", "other"], weight="w", cluster=cluster, small_sample=ours)
+    f = pf.feols("y ~ dose + other | unit + month", data=p, weights="w", vcov={"CRV1": cluster},
+                 ssc=pf.ssc(k_adj=True, k_fixef=theirs, G_adj=True))
     np.testing.assert_allclose(r.params, f.coef()[["dose", "other"]], rtol=1e-8)
     np.testing.assert_allclose(r.bse, f.se()[["dose", "other"]], rtol=1e-8)
+    assert r.table()["method"][0] == ("TWFE, CR1" if ours == "full" else "TWFE, CR1 (nested FE not counted)")
 
 
 def _brute_force_p(p, null, weighted):
@@ -259,6 +264,56 @@ def test_imputation_equals_two_stage_did_on_public_data(weighted):
         assert ours == pytest.approx(c[f"rel::{k}"], rel=1e-5)
 
 
+def _bjs_se(df, y, adopt, unit, time, cluster, w, by):
+    """BJS's conservative SE of the overall effect written out as did_imputation does it: v* from
+    dense dummies by least squares, the treated residuals centred by the smart average
+    (clusterweight = sum of v in cluster x group; smartweight = clusterweight x v / sum of both)."""
+    d = df.reset_index(drop=True).copy()
+    d["w_"] = d[w] if w else 1.0
+    d["treated"] = d[adopt].notna() & (d[time] >= d[adopt])
+    Z = pd.get_dummies(d[unit].astype(str)).join(pd.get_dummies(d[time].astype(str), drop_first=True)).to_numpy(float)
+    u = ~d["treated"].to_numpy()
+    sw = np.sqrt(d["w_"].to_numpy())
+    theta = np.linalg.lstsq(Z[u] * sw[u, None], d[y].to_numpy()[u] * sw[u], rcond=None)[0]
+    d["tau"] = d[y] - Z @ theta
+    d["v"] = np.where(u, 0.0, d["w_"] / d.loc[~u, "w_"].sum())
+    # v* of the untreated: -W0 Z0 (Z0' W0 Z0)^+ Z1' v1
+    A = np.linalg.pinv((Z[u] * d["w_"].to_numpy()[u, None]).T @ Z[u])
+    d.loc[u, "v"] = -(Z[u] @ (A @ (Z[~u].T @ d.loc[~u, "v"].to_numpy()))) * d.loc[u, "w_"].to_numpy()
+    t = d.loc[~u].copy()
+    t["g"] = t[time] - t[adopt] if by == "event_time" else t[adopt].astype(str) + "_" + t[time].astype(str)
+    t["cw"] = t.groupby([cluster, "g"])["v"].transform("sum")
+    t["sw"] = t["cw"] * t["v"] / (t["cw"] * t["v"]).groupby(t["g"]).transform("sum")
+    t["avg"] = (t["sw"] * t["tau"]).groupby(t["g"]).transform("sum")
+    d["e"] = d[y] - Z @ theta
+    d.loc[~u, "e"] = t["tau"] - t["avg"]
+    return float(np.sqrt(((d["v"] * d["e"]).groupby(d[cluster]).sum() ** 2).sum()))
+
+
+@pytest.mark.parametrize("by", ["event_time", "cohort_period"])
+def test_imputation_variance_uses_the_smart_average_of_did_imputation(by):
+    """The conservative SE equals did_imputation's formula written out independently (weighted,
+    state clusters), and with equal weights and unit clusters the smart average is the plain one."""
+    from arbeidsindikator.analyses.imputation import imputation
+    df = _df_het()
+    df = df[df["unit"] <= 120].assign(w=lambda x: 1.0 + x["unit"] % 7)
+    r = imputation(df, "dep_var", "adopt", unit="unit", time="year", cluster="state", weight="w", average_by=by)
+    ref = _bjs_se(df, "dep_var", "adopt", "unit", "year", "state", "w", by)
+    assert r.overall["se"][0] == pytest.approx(ref, rel=1e-8)
+    r1 = imputation(df, "dep_var", "adopt", unit="unit", time="year", cluster="unit", average_by=by)
+    assert r1.overall["se"][0] == pytest.approx(_bjs_se(df, "dep_var", "adopt", "unit", "year", "unit", None, by), rel=1e-8)
+    # equal weights, unit clusters, one row per unit and group: the smart average is the plain mean
+    t = r1.tau.assign(g=r1.tau["event_time"] if by == "event_time" else r1.tau["period"])
+    plain = t["tau"] - t.groupby(["g"] if by == "event_time" else ["g", t["period"] - t["event_time"]])["tau"].transform("mean")
+    from arbeidsindikator.analyses import imputation as imp
+    g = pd.factorize(t["g"] if by == "event_time" else t["g"].astype(str) + "_" + (t["period"] - t["event_time"]).astype(str))[0]
+    unit_code = pd.factorize(t["unit"])[0]
+    smart = t["tau"] - imp._smart_average(t["tau"].to_numpy(), np.ones(len(t)), g, unit_code * (g.max() + 1) + g)
+    np.testing.assert_allclose(smart, plain, atol=1e-12)
+    with pytest.raises(EvaluationError, match="average_by"):
+        imputation(df, "dep_var", "adopt", unit="unit", time="year", average_by="cohort")
+
+
 def test_imputation_recovers_dynamic_effects_where_twfe_does_not():
     """Effects that grow with time since adoption and staggered timing: TWFE's single
     coefficient is pulled away from the average effect on the treated (it uses early adopters
@@ -386,6 +441,18 @@ def test_a_bad_evaluation_config_is_one_line(small_run, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "colour" in r.output and "bootstrap" in r.output and "treatment" in r.output
     assert not (tmp_path / "ut").exists()
+
+
+def test_the_small_sample_and_average_keys_are_checked(tmp_path):
+    from arbeidsindikator.analyses.evaluation_run import load_config
+    f = tmp_path / "eval.toml"
+    f.write_text('[evaluation]\ntreatment = "t.csv"\nadoption = "start"\nsmall_sample = "nested"\n'
+                 'average_by = "cohort_period"\n')
+    c = load_config(f)
+    assert (c.small_sample, c.average_by) == ("nested", "cohort_period")
+    f.write_text('[evaluation]\ntreatment = "t.csv"\nadoption = "start"\nsmall_sample = "fixest"\naverage_by = "x"\n')
+    with pytest.raises(EvaluationError, match="small_sample must be full or nested; average_by must be"):
+        load_config(f)
 
 
 def test_placebo_policies_on_the_published_indicator_are_rejected_at_about_five_percent(small_run):

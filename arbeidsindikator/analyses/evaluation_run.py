@@ -31,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluation import EvaluationError, event_study, twfe, wild_bootstrap
+from .evaluation import SMALL_SAMPLE, EvaluationError, event_study, twfe, wild_bootstrap
 from .imputation import imputation
 from .panels import indicator_panel, treatment_table, with_treatment
 from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference
 
 KEYS = {"name": str, "outcome": str, "level": int, "breakdown": str, "group": str, "from": str, "to": str,
         "treatment": str, "dose": str, "adoption": str, "weighted": bool, "bootstrap": int, "bootstrap_weights": str,
-        "seed": int, "leads": int, "lags": int, "reference": int, "placebo_shifts": list, "exclude": list}
+        "seed": int, "leads": int, "lags": int, "reference": int, "placebo_shifts": list, "exclude": list,
+        "small_sample": str, "average_by": str}
 
 
 @dataclass
@@ -62,6 +63,8 @@ class EvaluationConfig:
     reference: int = -1
     placebo_shifts: list = field(default_factory=lambda: [6, 12])
     exclude: list = field(default_factory=list)  # unit ids or names left out of the panel
+    small_sample: str = "full"  # CR1's convention (evaluation.SMALL_SAMPLE): full, or nested as fixest
+    average_by: str = "event_time"  # the imputation variance's smart average: event_time or cohort_period
 
 
 def load_config(path: Path | str) -> EvaluationConfig:
@@ -83,6 +86,10 @@ def load_config(path: Path | str) -> EvaluationConfig:
         problems.append("bootstrap_weights must be webb or rademacher")
     if not all(isinstance(u, str) and u for u in raw.get("exclude", [])):
         problems.append("exclude must be a list of unit ids or names")
+    if raw.get("small_sample", "full") not in SMALL_SAMPLE:
+        problems.append(f"small_sample must be {' or '.join(SMALL_SAMPLE)}")
+    if raw.get("average_by", "event_time") not in ("event_time", "cohort_period"):
+        problems.append("average_by must be event_time or cohort_period")
     if raw.get("level", 2) not in (2, 3):
         problems.append("level must be 2 (regions) or 3 (offices)")
     if problems:
@@ -132,18 +139,19 @@ def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput
         term = "treated"
     else:
         term = c.dose
-    fit = twfe(panel, "indicator", term, weight=w)
+    fit = twfe(panel, "indicator", term, weight=w, small_sample=c.small_sample)
     boot = wild_bootstrap(panel, "indicator", term, weight=w, B=c.bootstrap, weights=c.bootstrap_weights, seed=c.seed)
     row = fit.table().iloc[0].to_dict()
     rows = [{**row, "term": term, "p_bootstrap": boot.p, "ci_low_bootstrap": boot.ci_low, "ci_high_bootstrap": boot.ci_high,
-             "method": f"TWFE{' (vektet)' if w else ''}, CR1 etter enhet; villkluster-bootstrap ({c.bootstrap_weights}, "
+             "method": f"TWFE{' (vektet)' if w else ''}, CR1 etter enhet"
+                       f"{' (nøstede faste effekter ikke telt)' if c.small_sample == 'nested' else ''}; villkluster-bootstrap ({c.bootstrap_weights}, "
                        f"B = {boot.draws}{', alle fortegn' if boot.enumerated else ''})"}]
     out = EvaluationOutput(c, pd.DataFrame(), {
         "units": int(panel["unit"].nunique()), "months": int(panel["month"].nunique()), "rows": len(panel),
         "suppressed_left_out": int(panel.attrs.get("suppressed", 0)),
         "first_month": str(panel["month"].min().date()), "last_month": str(panel["month"].max().date())})
     if c.adoption:
-        imp = imputation(panel, "indicator", c.adoption, weight=w)
+        imp = imputation(panel, "indicator", c.adoption, weight=w, average_by=c.average_by)
         o = imp.overall.iloc[0].to_dict()
         rows.append({**o, "term": "ATT (imputasjon)", "p_bootstrap": np.nan, "t": o["estimate"] / o["se"] if o["se"] else np.nan})
         es = event_study(panel, "indicator", c.adoption, leads=c.leads, lags=c.lags, reference=c.reference, weight=w,
