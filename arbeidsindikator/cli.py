@@ -17,6 +17,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import norsk
@@ -57,7 +58,7 @@ def _main():
 
 def _fail(message: str, code: int = 2):
     """One sentence to the user, and an exit code: never a traceback."""
-    console.print(f"[red]{message}[/]", highlight=False)
+    console.print(f"[red]{escape(message)}[/]", highlight=False)  # "[spells]" in a message is text, not markup
     raise typer.Exit(code)
 
 

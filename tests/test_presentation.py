@@ -125,6 +125,29 @@ def test_missing_stores_spark_and_interruptions_are_said_in_norwegian(small_worl
     assert r.exit_code == 130 and "Avbrutt" in said and "ikke lagret" in said, r.output
 
 
+def test_analysis_and_input_errors_are_norwegian_and_keep_their_table_names(small_world, tmp_path):
+    """A message naming a TOML table ("[spells]") prints it (the console's markup would eat it),
+    and the input and analysis checks speak Norwegian."""
+    (tmp_path / "forlop.toml").write_text("[spells]\nage_minn = 30\n")
+    (tmp_path / "bad_group.toml").write_text('[spells]\nstart_group = "standart"\n')
+    (tmp_path / "tom").mkdir()
+    cases = [
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config",
+          str(tmp_path / "forlop.toml")], "[spells]: age_minn"),
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config",
+          str(tmp_path / "bad_group.toml")], "start_group må være en av"),
+        (["analyse", "tidsbruk", "--data", str(tmp_path / "tom"), "--out", str(tmp_path / "t")], "har ingen time_use-tabell"),
+        (["synth", "--out", str(tmp_path / "w"), "--employment-observed-to", "2030-01"], "må være mellom 2024-12 og 2025-12"),
+        (["run", "--data", str(small_world), "--db", str(tmp_path / "r.duckdb"), "--config", str(tmp_path / "nei.toml")],
+         "finnes ikke"),
+    ]
+    for args, says in cases:
+        r = _cli(*args)
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and says in said and "Traceback" not in said, (args, r.output)
+        assert not any(w in said for w in ("must be", "has no", "does not exist", "  ")), r.output
+
+
 def test_validity_says_why_a_realistic_world_cannot_cover(tmp_path):
     from arbeidsindikator.cli import _validity_reading
     (tmp_path / "truth").mkdir()

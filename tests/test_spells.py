@@ -310,7 +310,7 @@ def test_noe_cohorts_against_the_truth(policy_world_dir):
 def test_spell_rules_are_checked_at_the_door(tmp_path):
     from arbeidsindikator.analyses.spells import SpellError
     d = _register(tmp_path / "reg")
-    with pytest.raises(SpellError, match="start_group must be one of"):
+    with pytest.raises(SpellError, match="start_group må være en av"):
         build_spells(d, SpellRules(start_group="standart"))
     with pytest.raises(SpellError, match="ages"):
         build_spells(d, SpellRules(age_min=60, age_max=30))

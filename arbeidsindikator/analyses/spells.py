@@ -69,14 +69,14 @@ class SpellRules:
 
     def check(self) -> None:
         if not 0 <= self.age_min <= self.age_max <= 120:
-            raise SpellError(f"ages must satisfy 0 <= age_min <= age_max: {self.age_min}, {self.age_max}")
+            raise SpellError(f"alderene må oppfylle 0 <= age_min <= age_max <= 120, ikke {self.age_min} og {self.age_max}")
         if self.gap_months < 1:
-            raise SpellError(f"gap_months must be at least 1, not {self.gap_months}")
+            raise SpellError(f"gap_months må være minst 1, ikke {self.gap_months}")
         if self.work_window < 1 or self.work_hours_per_week <= 0:
-            raise SpellError("work_window must be at least 1 month and work_hours_per_week positive")
+            raise SpellError("work_window må være minst 1 måned og work_hours_per_week positiv")
         for name in ("start_group", "sick_group"):  # a misspelt group would give no spells, silently
             if getattr(self, name) not in INNSATSGRUPPE:
-                raise SpellError(f"{name} must be one of {', '.join(INNSATSGRUPPE)}, not {getattr(self, name)!r}")
+                raise SpellError(f"{name} må være en av {', '.join(INNSATSGRUPPE)}, ikke {getattr(self, name)!r}")
 
 
 def build_spells(data_dir: Path | str, rules: SpellRules = SpellRules(),

@@ -105,7 +105,7 @@ def time_use_tables(data_dir: Path | str, team: float = 0.0) -> dict[str, pd.Dat
     FTEs when `team` is given), and FTEs per 1 000 users (4-2)."""
     data_dir = Path(data_dir)
     if table_file(data_dir, "time_use") is None:
-        raise sv.SurveyError(f"{data_dir} has no time_use table (the time-use survey)")
+        raise sv.SurveyError(f"{data_dir} har ingen time_use-tabell (tidsbruksundersøkelsen)")
     validate(data_dir, tables=["time_use", "stock", "persons", "offices", "municipalities", "regions"])
     p = table_file(data_dir, "time_use")
     logs = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)

@@ -182,7 +182,7 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
         return parse_spec(default_spec_text(), "default.toml")
     p = Path(path)
     if not p.exists():
-        raise ConfigError([f"file {p} does not exist"], str(p))
+        raise ConfigError([f"filen {p} finnes ikke"], str(p))
     return parse_spec(p.read_text(), str(p))
 
 

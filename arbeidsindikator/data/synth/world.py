@@ -77,7 +77,8 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     from .params import month_index
     emp_end = month_index(employment_observed_to)
     if not STOCK_LAST <= emp_end <= HORIZON:
-        raise ValueError(f"employment_observed_to must be between 2024-12 and 2025-12, got {employment_observed_to}")
+        raise ValueError(f"siste måned med arbeidstimer (employment_observed_to) må være mellom 2024-12 og 2025-12, "
+                         f"ikke {employment_observed_to}")
 
     report("geografi og arbeidsmarked", 0.0)
     geo = build_geography(sc, np.random.default_rng(s_geo))
