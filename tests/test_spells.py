@@ -312,5 +312,5 @@ def test_spell_rules_are_checked_at_the_door(tmp_path):
     d = _register(tmp_path / "reg")
     with pytest.raises(SpellError, match="start_group må være en av"):
         build_spells(d, SpellRules(start_group="standart"))
-    with pytest.raises(SpellError, match="ages"):
+    with pytest.raises(SpellError, match="alderene"):
         build_spells(d, SpellRules(age_min=60, age_max=30))
