@@ -31,6 +31,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 analyse_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                           help="Analyser bygd på indikatoren (kontorressurser, ...).")
 app.add_typer(analyse_app, name="analyse")
+modell_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                         help="Modellversjoner: frosne modeller som månedlige publiseringer bruker.")
+app.add_typer(modell_app, name="modell")
 console = Console()
 
 DB = typer.Option(Path("arbeidsindikator.duckdb"), "--db", metavar="FIL", help="Resultatbasen (DuckDB).")
@@ -153,7 +156,7 @@ def _table(df, title: str, columns: dict, out: Path | None = None) -> None:
     from rich.table import Table
     t = Table(title=title)
     for header, _ in columns.values():
-        t.add_column(header, justify="right")
+        t.add_column(header, justify="right", overflow="fold")  # ids whole, not cut with "…"
     for row in df[list(columns)].itertuples(index=False):
         t.add_row(*[fmt(v) for v, (_, fmt) in zip(row, columns.values())])
     console.print(t)
@@ -262,6 +265,104 @@ def run(
         console.print("Avbrutt etter at kjøringen var lagret; den er lagret og komplett.", highlight=False)
         raise typer.Exit(128 + r.interrupted)
     return r
+
+
+# -- the monthly cycle: extracts, model versions, releases --------------------------------------
+@command()
+def kutt(
+    data: Path = typer.Option(..., metavar="MAPPE", help="Verdenen (alle tabellene i datakontrakten)."),
+    out: Path = typer.Option(..., metavar="MAPPE", help="Mappen uttrekket skrives til (erstattes helt)."),
+    per: str = typer.Option(..., metavar="ÅÅÅÅ-MM", help="Måneden uttrekket tas ved utgangen av."),
+    forsinkelse: int = typer.Option(1, metavar="MÅNEDER", help="Hvor mange måneder a-ordningen ligger etter (standard 1)."),
+):
+    """Skriv registeruttrekket slik det så ut ved utgangen av en måned: bestanden til måneden,
+    arbeidstimer til måneden minus forsinkelsen."""
+    from .data.extracts import cut_extract
+    _month(per, "--per")
+    path = cut_extract(data, out, per, forsinkelse)
+    console.print(f"Skrev uttrekket per {per} til {path}.", highlight=False)
+
+
+@command()
+def publiser(
+    data: Path = typer.Option(..., metavar="MAPPE", help="Uttrekket som publiseres (se «kutt»)."),
+    db: Path = DB,
+    modell: str = typer.Option(None, metavar="VERSJON", help="Modellversjonen; standard: versjonen i produksjon."),
+):
+    """Månedlig publisering: en frosset modellversjon på et nytt uttrekk. Ingenting estimeres på
+    nytt; publiseringen lagres ved siden av de tidligere, som aldri endres."""
+    from .api import run_indicator
+    if not db.exists():
+        _fail(f"Resultatbasen {db} finnes ikke. Estimer først en modell med «arbeidsindikator run --data MAPPE --db {db}».")
+    with progress_bar("Publisering") as cb:
+        r = run_indicator(data, db=db, progress=cb, model_version=modell if modell else True)
+    console.print(f"Publisering {r.run_id} lagret i {db} med modellversjon {r.model_version} "
+                  f"({norsk.integer(r.n_person_months)} personmåneder).", highlight=False)
+    if r.interrupted:
+        raise typer.Exit(128 + r.interrupted)
+
+
+@command()
+def publiseringer(db: Path = DB):
+    """List publiseringene i resultatbasen: uttrekkets måned, modellversjon og tid."""
+    from .pipeline.versions import list_releases
+    rel = list_releases(db)
+    if rel.empty:
+        console.print(f"{db} har ingen publiseringer ennå (se «arbeidsindikator publiser»).", highlight=False)
+        return
+    _table(rel, "Publiseringer", {"release_id": ("publisering", str), "as_of": ("uttrekk per", str),
+                                  "employment_observed_to": ("arbeidstimer til", str),
+                                  "model_version": ("modellversjon", str), "created_at": ("laget", lambda v: f"{v:%Y-%m-%d %H:%M}")})
+
+
+@command()
+def revisjoner(
+    fra: str = typer.Option(..., "--fra", metavar="KJØRING", help="Den eldre publiseringen (eller kjøringen); "
+                                                                  "«forrige»: den nest siste."),
+    til: str = typer.Option(..., "--til", metavar="KJØRING", help="Den nyere; «siste»: den siste."),
+    db: Path = DB,
+    out: Path = typer.Option(None, metavar="FIL", help="Skriv hele revisjonstabellen som CSV."),
+):
+    """Revisjonene mellom to publiseringer: hver månedscelle som er ny, borte, prikket annerledes
+    eller har endret verdi, med gammel og ny verdi og årsak."""
+    from .data.spreadsheet import escape_frame
+    from .pipeline.versions import REVISION_CAUSES, revisions
+    d = revisions(db, fra, til)
+    counts = d["AARSAK"].value_counts()
+    if d.empty:
+        console.print("Ingen celle er endret.", highlight=False)
+    for k, n in counts.items():
+        console.print(f"  {norsk.integer(n)}: {REVISION_CAUSES[k]}", highlight=False)
+    if out is not None:
+        escape_frame(d).to_csv(out, index=False)
+        console.print(f"Skrev {out}", highlight=False)
+
+
+@modell_app.command("liste")
+@friendly
+def modell_liste(db: Path = DB):
+    """List modellversjonene: status (kandidat, produksjon, pensjonert), estimeringsperiode og tid."""
+    from .pipeline.versions import list_versions
+    v = list_versions(db)
+    if v.empty:
+        console.print(f"{db} har ingen modellversjoner ennå (hver «arbeidsindikator run» lager en).", highlight=False)
+        return
+    _table(v, "Modellversjoner", {"version": ("versjon", str), "status": ("status", str), "model_name": ("modell", str),
+                                  "period_from": ("fra", lambda x: x or "–"), "period_to": ("til", lambda x: x or "–"),
+                                  "created_at": ("laget", lambda t: f"{t:%Y-%m-%d %H:%M}")})
+
+
+@modell_app.command("status")
+@friendly
+def modell_status(
+    versjon: str = typer.Argument(..., metavar="VERSJON", help="Versjonen (se «modell liste»); «siste»: den nyeste."),
+    status: str = typer.Argument(..., metavar="STATUS", help="kandidat, produksjon eller pensjonert."),
+    db: Path = DB,
+):
+    """Sett en modellversjons status; en ny versjon i produksjon pensjonerer den forrige."""
+    from .pipeline.versions import set_status
+    set_status(db, versjon, status)
+    console.print(f"Modellversjon {versjon} har status {status}.", highlight=False)
 
 
 @command()

@@ -338,6 +338,34 @@ class IndicatorModel:
                                          sw[o], rss[o], tss, self.notes_[o], self.missing_[o].get("*", 0))
         return self
 
+    def apply(self, con, table: str = "analysis", predictions_table: str = "predictions",
+              progress=None, carry: dict[str, str] | None = None) -> "IndicatorModel":
+        """A frozen model on new data: the person rows of `table` (as `fit` writes them) from the
+        stored coefficients and codings, with nothing estimated again (a monthly release under
+        a model version). Decile cut points and levels are those of the estimation data; a row
+        whose level the estimation never saw gets no expected value (it is not complete)."""
+        self.carry_ = dict(carry or {})
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+        missing = [c for c in ([self.cluster_] if self.cluster_ else []) + (["month"] if self.has_month_ else []) if c not in have]
+        if missing:
+            raise ValueError(f"the table has no column {', '.join(missing)}, which the model version was estimated with")
+        spark = is_spark(con)
+        sql = self.design_sql(table, ordered=not spark, carried=True)
+        total = con.execute(f"SELECT count(*) FROM {table} WHERE {self.population_where()}").fetchall()[0][0]
+        done = 0
+
+        def tick(rows):
+            nonlocal done
+            done += rows
+            if progress:
+                progress("modell: forventede verdier", min(done, total) / max(total, 1))
+        if spark:
+            con.map_to_table(sql, self._person_row_batches, predictions_table, self.person_row_columns())
+        else:
+            reduce_batches(con, sql, lambda batches: stream_to_table(con, predictions_table, self._person_row_batches(batches)),
+                           self.batch_rows, tick)
+        return self
+
     def coefficient_rows(self) -> list[dict]:
         """Coefficient table of every outcome (estimated columns only) with fit statistics."""
         rows = []

@@ -95,13 +95,17 @@ def deferred_signals(caught: list):
 
 
 def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coefficient_rows: list[dict],
-              keep_person_level: bool, fail_after_published: bool = False) -> int | None:
+              keep_person_level: bool, fail_after_published: bool = False, version: dict | None = None,
+              release: dict | None = None) -> int | None:
     """Copy the run's outputs from the working connection into `db`, in one transaction.
 
     A new store is built under a temporary name beside `db` (schema and first run in the same
     transaction) and renamed into place when complete: a failure leaves no store behind, not
     even an empty one. A termination signal during the commit is held until the run is stored
-    and returned (the caller reports the run as stored, then exits)."""
+    and returned (the caller reports the run as stored, then exits). `version`: the model version
+    an estimation run makes; `release`: the release row of a run under a frozen version
+    (versions.py); both in the same transaction."""
+    from . import versions
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     new = not db.exists()
@@ -111,7 +115,7 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
     work.execute("ATTACH ? AS results", [target.as_posix()])
     try:
         work.execute("BEGIN TRANSACTION")
-        for stmt in SCHEMA.strip().split(";"):
+        for stmt in (SCHEMA + versions.SCHEMA).strip().split(";"):
             if stmt.strip():
                 work.execute(stmt.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TABLE IF NOT EXISTS results."))
         rid = manifest["run_id"]
@@ -125,7 +129,12 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
                          [[rid] + [r[c] for c in cols] for r in coefficient_rows])
         for t in ("published", "published_period", "disclosure_witness", "disclosure_intervals", "units"):  # created on first use with the run's columns
             work.execute(f"CREATE TABLE IF NOT EXISTS results.{t} AS SELECT ''::VARCHAR AS run_id, * FROM {t} LIMIT 0")
+            _add_new_columns(work, t)
             work.execute(f"INSERT INTO results.{t} BY NAME SELECT ? AS run_id, * FROM {t}", [rid])
+        if version is not None:
+            versions.insert(work, "results", "model_versions", version)
+        if release is not None:
+            versions.insert(work, "results", "releases", release)
         if fail_after_published:  # used by the tests to prove atomicity
             raise RuntimeError("simulated failure while storing the run")
         if keep_person_level:  # without the integer cell codes, which only publishing uses
@@ -147,6 +156,18 @@ def store_run(work: duckdb.DuckDBPyConnection, db: Path, manifest: dict, coeffic
         if new:
             target.replace(db)
     return caught[0] if caught else None
+
+
+def _add_new_columns(work, table: str) -> None:
+    """Columns a newer version publishes (such as ENDELIG) are added to an older store's table;
+    earlier runs have NULL there."""
+    have = {r[0] for r in work.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'results' AND table_name = ?", [table]).fetchall()}
+    for name, typ, *_ in work.execute(f"DESCRIBE {table}").fetchall():
+        if name not in have:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not re.fullmatch(r"[A-Z][A-Z0-9_(), ]*", typ):
+                raise ValueError(f"unexpected column {name!r} ({typ}) in {table}")
+            work.execute(f'ALTER TABLE results.{table} ADD COLUMN "{name}" {typ}')
 
 
 def _discard(work, temporary: Path | None) -> None:
