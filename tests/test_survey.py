@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from arbeidsindikator.analyses import survey as sv
@@ -83,6 +84,69 @@ def test_equal_r_on_public_api_data(tmp_path):
     # two stages: R's apiclus2 has fpc at both stages (schools sampled within districts); ours
     # samples the second stage with replacement, so only the estimate is compared exactly
     assert sv.mean(two, "api00").estimate == pytest.approx(ref[len(ours)], rel=1e-10)
+
+
+@needs_r
+def test_replicate_designs_equal_r_in_regressions_and_calibration(tmp_path):
+    """On a jackknife design, svyglm refits on every replicate, and postStratify and rake
+    recalibrate every replicate (R's survey on an svrepdesign of type JKn)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for h in range(5):
+        for j in range(3 + h % 3):
+            for i in range(rng.integers(4, 9)):
+                rows.append({"h": h, "psu": f"{h}-{j}", "w": rng.uniform(5, 30)})
+    df = pd.DataFrame(rows)
+    n = len(df)
+    df["sex"], df["age"] = rng.choice(["k", "m"], n), rng.choice(["a", "b", "c"], n)
+    df["x"] = rng.gamma(2, 2, n) + df["psu"].str[-1].astype(int)  # PSU effects: the jackknife sees them
+    df["male"] = (df["sex"] == "m").astype(float)
+    df["y"] = 1 + 0.5 * df["x"] + 0.8 * df["male"] + rng.normal(0, 1, n)
+    df["b"] = (rng.random(n) < 1 / (1 + np.exp(-(-1 + 0.2 * df["x"])))).astype(float)
+    f = tmp_path / "d.csv"
+    df.to_csv(f, index=False)
+    ref = _r(f"""d <- read.csv("{f.as_posix()}")
+        jk <- as.svrepdesign(svydesign(ids = ~psu, strata = ~h, weights = ~w, data = d), type = "JKn")
+        l <- svyglm(y ~ x + male, jk); g <- svyglm(b ~ x, jk, family = quasibinomial(),
+                                               control = glm.control(epsilon = 1e-14, maxit = 100))
+        ps <- postStratify(jk, ~sex, data.frame(sex = c("k", "m"), Freq = c(800, 700)))
+        rk <- rake(jk, list(~sex, ~age), list(data.frame(sex = c("k", "m"), Freq = c(800, 700)),
+                   data.frame(age = c("a", "b", "c"), Freq = c(500, 500, 500))))
+        cat("@@", coef(l), SE(l), coef(g), SE(g), coef(svymean(~y, ps)), SE(svymean(~y, ps)), SE(svytotal(~y, ps)),
+            coef(svymean(~y, rk)), SE(svymean(~y, rk)), SE(svytotal(~x, rk)), "@@")""")
+    jk = sv.jackknife(sv.design(df, "w", "h", "psu"))
+    lin, g = sv.regression(jk, "y", ["x", "male"]), sv.regression(jk, "b", ["x"], "logistic")
+    ps = sv.poststratify(jk, "sex", {"k": 800, "m": 700})
+    rk = sv.rake(jk, {"sex": {"k": 800, "m": 700}, "age": {"a": 500, "b": 500, "c": 500}})
+    ours = [*lin.params, *lin.bse, *g.params, *g.bse, sv.mean(ps, "y").estimate, sv.mean(ps, "y").se,
+            sv.total(ps, "y").se, sv.mean(rk, "y").estimate, sv.mean(rk, "y").se, sv.total(rk, "x").se]
+    names = [*["est"] * 3, *["se"] * 3, *["est"] * 2, *["se"] * 2, "est", "se", "se", "est", "se", "se"]
+    _check(ours, ref, names)
+    # the linearised SE is another number: the replicates are what is used
+    assert abs(sv.regression(sv.design(df, "w", "h", "psu"), "y", ["x", "male"]).bse[1] - lin.bse[1]) > 1e-6
+
+
+@needs_r
+def test_a_proportion_in_a_domain_uses_the_domains_degrees_of_freedom(tmp_path):
+    """svyciprop(method = "logit") on a subset uses the subset's degrees of freedom (PSUs with a
+    member minus strata with one); a share of 0 gets the Clopper-Pearson interval, not 0 to 0."""
+    rng = np.random.default_rng(3)
+    rows = [{"h": h, "psu": f"{h}-{j}", "w": rng.uniform(5, 30), "g": "x" if h < 2 else rng.choice(["x", "y"])}
+            for h in range(6) for j in range(3) for _ in range(5)]
+    df = pd.DataFrame(rows)
+    df["b"] = (rng.random(len(df)) < 0.3).astype(float)
+    f = tmp_path / "d.csv"
+    df.to_csv(f, index=False)
+    ref = _r(f"""d <- read.csv("{f.as_posix()}"); des <- svydesign(ids = ~psu, strata = ~h, weights = ~w, data = d)
+        c <- svyciprop(~b, subset(des, g == "y"), method = "logit"); cat("@@", confint(c), degf(subset(des, g == "y")), "@@")""")
+    d = sv.design(df, "w", "h", "psu")
+    m = (df["g"] == "y").to_numpy()
+    assert d.domain_df(m) == ref[2] < d.df
+    lo, hi = sv.proportion_ci(sv.mean(d, "b", m), df=d.domain_df(m))
+    assert lo == pytest.approx(ref[0], rel=1e-6) and hi == pytest.approx(ref[1], rel=1e-6)
+    none = sv.Estimate("b", 0.0, 0.0, n=30)
+    assert sv.proportion_ci(none) == pytest.approx((0.0, stats.beta.ppf(0.975, 1, 30)), rel=1e-10)
+    assert sv.proportion_ci(sv.Estimate("b", 1.0, 0.0, n=30))[0] == pytest.approx(stats.beta.ppf(0.025, 30, 1), rel=1e-10)
 
 
 @needs_r

@@ -52,6 +52,14 @@ class Design:
         """Design degrees of freedom: PSUs minus strata."""
         return int(len(np.unique(self.psu)) - len(np.unique(self.strata)))
 
+    def domain_df(self, domain: np.ndarray | None) -> int:
+        """Degrees of freedom of a domain (R's degf of the subset design): the PSUs with a member
+        of the domain minus the strata with one."""
+        if domain is None:
+            return self.df
+        m = np.asarray(domain, bool)
+        return int(len(np.unique(self.psu[m])) - len(np.unique(self.strata[m])))
+
 
 def design(data: pd.DataFrame, weights: str, strata: str | None = None, psu: str | None = None,
            fpc: str | None = None, lonely_psu: str = "fail", psu2: str | None = None) -> Design:
@@ -313,7 +321,15 @@ def poststratify(d: Design, by: str | list[str], population: dict | pd.Series) -
         raise SurveyError(f"post-strata with population but no respondents: {sorted(missing_sample)[:3]}")
     new = d.weights * (pop / est).reindex(g).to_numpy()
     cal = {"kind": "post", "groups": g, "weights": new, "oldweights": d.weights}
-    return replace(d, weights=new, calibrations=[*d.calibrations, cal])
+    reps = d.replicates
+    if reps is not None:  # every replicate calibrated to the same counts (R recalibrates each)
+        codes, cells = pd.factorize(g)
+        sums = np.vstack([np.bincount(codes, reps[:, r], len(cells)) for r in range(reps.shape[1])]).T  # cells x R
+        target = pop.reindex(cells).to_numpy()[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(sums > 0, target / sums, 0.0)
+        reps = reps * factor[codes]
+    return replace(d, weights=new, replicates=reps, calibrations=[*d.calibrations, cal])
 
 
 def _cells(d: Design, by) -> np.ndarray:
@@ -389,30 +405,33 @@ def regression(d: Design, y: str, covariates: list[str], family: str = "linear",
     flat = [c for c, col in zip(covariates, X[:, 1:].T) if np.ptp(col[m]) == 0]
     if flat:
         raise SurveyError(f"{', '.join(flat)} do(es) not vary among the respondents: no coefficient to estimate")
-    w = d.weights * m
-    if family == "linear":
-        A = X.T @ (X * w[:, None])
-        beta = np.linalg.solve(A, X.T @ (w * v))
-        score = X * (w * (v - X @ beta))[:, None]
-    elif family == "logistic":
-        if not np.isin(v[m], (0.0, 1.0)).all():
-            raise SurveyError(f"{y} must be 0/1 for a logistic regression")
-        beta = np.zeros(X.shape[1])
+    if family not in ("linear", "logistic"):
+        raise SurveyError(f"family must be 'linear' or 'logistic', not {family!r}")
+    if family == "logistic" and not np.isin(v[m], (0.0, 1.0)).all():
+        raise SurveyError(f"{y} must be 0/1 for a logistic regression")
+
+    def fit(weights, start=None):
+        """The weighted fit: coefficients, the bread A and the scores."""
+        w = weights * m
+        if family == "linear":
+            A = X.T @ (X * w[:, None])
+            beta = np.linalg.solve(A, X.T @ (w * v))
+            return beta, A, X * (w * (v - X @ beta))[:, None]
+        beta = np.zeros(X.shape[1]) if start is None else start.copy()
         for _ in range(max_iter):
             mu = 1 / (1 + np.exp(-(X @ beta)))
-            W = w * mu * (1 - mu)
-            A = X.T @ (X * W[:, None])
+            A = X.T @ (X * (w * mu * (1 - mu))[:, None])
             step = np.linalg.solve(A, X.T @ (w * (v - mu)))
             beta = beta + step
             if np.max(np.abs(step)) < tol:
                 break
         mu = 1 / (1 + np.exp(-(X @ beta)))
-        A = X.T @ (X * (w * mu * (1 - mu))[:, None])
-        score = X * (w * (v - mu))[:, None]
-    else:
-        raise SurveyError(f"family must be 'linear' or 'logistic', not {family!r}")
-    Ainv = np.linalg.inv(A)
-    cov = _recvar(d, score @ Ainv)
+        return beta, X.T @ (X * (w * mu * (1 - mu))[:, None]), X * (w * (v - mu))[:, None]
+
+    beta, A, score = fit(d.weights)
+    # a replicate design refits on every replicate's weights (R's svyglm on a svrepdesign);
+    # otherwise the sandwich with the linearised scores
+    cov = _variance(d, lambda rw: fit(rw, beta)[0], score @ np.linalg.inv(A))
     return RegressionResult(["konstant", *covariates], beta, cov, d.df - len(covariates), family)
 
 
@@ -431,17 +450,23 @@ def likert(d: Design, item: str, groups=((1, 2), (3, 4), (5, 6)), top: tuple = (
     for name, col, scale in ([("snitt", item, 1.0)] + [(f"{g[0]}-{g[-1]}", f"_{i}", 100.0) for i, g in enumerate(groups)]
                              + [("topp", "_top", 100.0)]):
         e = mean(dd, col, domain)
-        lo, hi = e.ci() if col == item else proportion_ci(e, df=d.df)
+        lo, hi = e.ci() if col == item else proportion_ci(e, df=d.domain_df(domain))
         rows.append({"item": item, "statistic": name, "estimate": scale * e.estimate, "se": scale * e.se,
                      "ci_low": scale * lo, "ci_high": scale * hi, "deff": e.deff, "n": e.n, "few": e.n < min_n})
     return pd.DataFrame(rows)
 
 
 def proportion_ci(e: Estimate, level: float = 0.95, df: int | None = None) -> tuple[float, float]:
-    """Interval for a proportion on the logit scale, t with the design's degrees of freedom (R's
-    svyciprop(method = "logit")): it stays inside [0, 1] where the normal interval of a small
-    share would not."""
+    """Interval for a proportion on the logit scale, t with the design's (or the domain's)
+    degrees of freedom (R's svyciprop(method = "logit")): it stays inside [0, 1] where the normal
+    interval of a small share would not. A share of 0 or 1 has no estimable variance, and R
+    returns NaN or a zero-width interval; here it gets the Clopper-Pearson interval on the
+    answers it rests on (design effect taken as 1): 0 of 30 gives 0 to 11.6 %."""
     p = e.estimate
+    alpha = 1 - level
+    if (p <= 0 or p >= 1) and e.n > 0:
+        edge = (alpha / 2) ** (1 / e.n)
+        return (0.0, 1 - edge) if p <= 0 else (edge, 1.0)
     if p <= 0 or p >= 1 or e.se == 0:
         return p, p
     z = stats.norm.ppf(0.5 + level / 2) if df is None else stats.t.ppf(0.5 + level / 2, max(df, 1))
