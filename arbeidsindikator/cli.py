@@ -820,8 +820,8 @@ def analyse_tidsbruk(
     """Årsverk til arbeidsrettet oppfølging per innsatsgruppe og år, endring og årsverk per 1 000 brukere."""
     from .analyses.survey import SurveyError
     from .present.survey_report import write_time_use_report
-    if innsatsteam < 0:
-        _fail("--innsatsteam kan ikke være negativ.")
+    if not (0 <= innsatsteam < 1e6):  # NaN fails every comparison; inf is no number of FTEs
+        _fail(f"--innsatsteam må være et antall årsverk fra 0 og oppover, ikke {innsatsteam}.")
     _data_analysis("Tidsbruksanalysen", data, lambda: write_time_use_report(data, out, innsatsteam), (SurveyError,))
 
 

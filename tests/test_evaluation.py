@@ -219,7 +219,7 @@ def test_panel_from_the_published_indicator_and_a_treatment_table(small_run, tmp
     adoption.to_csv(tmp_path / "t.csv", index=False)
     joined = with_treatment(panel, tmp_path / "t.csv", adoption="start")
     assert len(joined) == len(panel) and joined["start"].notna().any()
-    with pytest.raises(EvaluationError, match="no treatment row"):
+    with pytest.raises(EvaluationError, match="ingen rad i behandlingstabellen"):
         with_treatment(panel, adoption.iloc[1:], adoption="start")
     r = twfe(joined.assign(d=(joined["month"] >= joined["start"]).astype(float)), "indicator", "d", weight="persons")
     assert np.isfinite(r.params[0]) and r.n_clusters == panel["unit"].nunique()
@@ -443,6 +443,24 @@ def test_a_bad_evaluation_config_is_one_line(small_run, tmp_path):
     assert not (tmp_path / "ut").exists()
 
 
+@pytest.mark.parametrize("line, says", [
+    ("bootstrap = 0", "bootstrap må være fra 99 til 99999, ikke 0"),
+    ("bootstrap = 100000000000", "bootstrap må være fra 99"),
+    ("bootstrap = true", "bootstrap må være et heltall, ikke True"),
+    ('placebo_shifts = ["a"]', "placebo_shifts må være en liste med heltall"),
+    ("leads = -2", "leads må være fra 1 til 60"),
+    ('from = "2022-13"', "from må være en måned"),
+])
+def test_every_bad_evaluation_key_is_one_norwegian_sentence(tmp_path, line, says):
+    from arbeidsindikator.analyses.evaluation_run import load_config
+    f = tmp_path / "eval.toml"
+    f.write_text(f'[evaluation]\ntreatment = "t.csv"\ndose = "kutt"\n{line}\n')
+    with pytest.raises(EvaluationError, match=says):
+        load_config(f)
+    with pytest.raises(EvaluationError, match="det er en mappe"):
+        load_config(tmp_path)
+
+
 def test_the_small_sample_and_average_keys_are_checked(tmp_path):
     from arbeidsindikator.analyses.evaluation_run import load_config
     f = tmp_path / "eval.toml"
@@ -451,7 +469,7 @@ def test_the_small_sample_and_average_keys_are_checked(tmp_path):
     c = load_config(f)
     assert (c.small_sample, c.average_by) == ("nested", "cohort_period")
     f.write_text('[evaluation]\ntreatment = "t.csv"\nadoption = "start"\nsmall_sample = "fixest"\naverage_by = "x"\n')
-    with pytest.raises(EvaluationError, match="small_sample must be full or nested; average_by must be"):
+    with pytest.raises(EvaluationError, match="small_sample må være full eller nested; average_by må være"):
         load_config(f)
 
 
@@ -480,10 +498,10 @@ def test_a_treatment_table_with_bad_months_or_doses_is_refused(small_run):
     from arbeidsindikator.analyses.panels import indicator_panel, with_treatment
     panel = indicator_panel(small_run[1], "jobb3", level=2)
     units = sorted(panel["unit"].unique())
-    with pytest.raises(EvaluationError, match="must be a month"):
+    with pytest.raises(EvaluationError, match="må være en måned"):
         with_treatment(panel, pd.DataFrame({"unit": units, "start": ["2023-13"] * len(units)}), adoption="start")
     grid = panel[["unit", "month"]].assign(kutt="mye")
-    with pytest.raises(EvaluationError, match="must be a number"):
+    with pytest.raises(EvaluationError, match="må være et tall"):
         with_treatment(panel, grid, dose="kutt")
 
 

@@ -131,6 +131,9 @@ def test_analysis_and_input_errors_are_norwegian_and_keep_their_table_names(smal
     (tmp_path / "forlop.toml").write_text("[spells]\nage_minn = 30\n")
     (tmp_path / "bad_group.toml").write_text('[spells]\nstart_group = "standart"\n')
     (tmp_path / "tom").mkdir()
+    (tmp_path / "c1.toml").write_text("[spells]\nage_min = true\n")
+    (tmp_path / "c2.toml").write_text("cohorts = 5\n")
+    (tmp_path / "c3.toml").write_text("[cohorts]\nhorizons = [0, -3, 1000]\n")
     cases = [
         (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config",
           str(tmp_path / "forlop.toml")], "[spells]: age_minn"),
@@ -138,6 +141,18 @@ def test_analysis_and_input_errors_are_norwegian_and_keep_their_table_names(smal
           str(tmp_path / "bad_group.toml")], "start_group må være en av"),
         (["analyse", "tidsbruk", "--data", str(tmp_path / "tom"), "--out", str(tmp_path / "t")], "har ingen time_use-tabell"),
         (["synth", "--out", str(tmp_path / "w"), "--employment-observed-to", "2030-01"], "må være mellom 2024-12 og 2025-12"),
+        (["analyse", "tidsbruk", "--data", str(small_world), "--out", str(tmp_path / "t"), "--innsatsteam", "nan"],
+         "--innsatsteam må være et antall årsverk"),
+        (["analyse", "tidsbruk", "--data", str(small_world), "--out", str(tmp_path / "t"), "--innsatsteam", "inf"],
+         "--innsatsteam må være et antall årsverk"),
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config", str(tmp_path / "c1.toml")],
+         "age_min må være et heltall, ikke True"),
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config", str(tmp_path / "c2.toml")],
+         "[cohorts] må være en tabell"),
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config", str(tmp_path / "c3.toml")],
+         "horizons må være en liste med måneder fra 1 til 36"),
+        (["analyse", "forlop", "--data", str(small_world), "--out", str(tmp_path / "f"), "--config", str(tmp_path)],
+         "er en mappe"),
         (["run", "--data", str(small_world), "--db", str(tmp_path / "r.duckdb"), "--config", str(tmp_path / "nei.toml")],
          "finnes ikke"),
     ]

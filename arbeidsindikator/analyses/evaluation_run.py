@@ -24,6 +24,7 @@ written; `present.evaluation_report` writes them).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,31 +68,49 @@ class EvaluationConfig:
     average_by: str = "event_time"  # the imputation variance's smart average: event_time or cohort_period
 
 
+TYPE_NAMES = {str: "tekst", int: "et heltall", bool: "true eller false", list: "en liste"}
+RANGES = {"bootstrap": (99, 99_999), "seed": (0, 2**32 - 1), "leads": (1, 60), "lags": (0, 120), "reference": (-60, -1)}
+
+
 def load_config(path: Path | str) -> EvaluationConfig:
-    """Read and check the [evaluation] table: every problem at once, with the key."""
+    """Read and check the [evaluation] table: every problem at once, with the key and what is
+    valid, in Norwegian (the user reads it)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8")).get("evaluation")
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise EvaluationError(f"cannot read {path}: {e}") from None
+        why = "det er en mappe" if path.is_dir() else ("finnes ikke" if not path.exists() else str(e))
+        raise EvaluationError(f"kan ikke lese konfigurasjonen {path}: {why}") from None
     if not isinstance(raw, dict):
-        raise EvaluationError(f"{path} has no [evaluation] table")
-    problems = [f"unknown key {k!r}" for k in raw if k not in KEYS]
-    problems += [f"{k} must be {KEYS[k].__name__}" for k, v in raw.items() if k in KEYS and not isinstance(v, KEYS[k])]
+        raise EvaluationError(f"{path} har ingen [evaluation]-tabell")
+    problems = [f"ukjent nøkkel {k!r}" for k in raw if k not in KEYS]
+    for k, v in raw.items():
+        want = KEYS.get(k)
+        # TOML's true is a Python int too: a count or a seed must not be a boolean
+        if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):
+            problems.append(f"{k} må være {TYPE_NAMES[want]}, ikke {v!r}")
+        elif k in RANGES and not RANGES[k][0] <= v <= RANGES[k][1]:
+            problems.append(f"{k} må være fra {RANGES[k][0]} til {RANGES[k][1]}, ikke {v}")
     if "treatment" not in raw:
-        problems.append("treatment (the treatment table) is missing")
+        problems.append("treatment (behandlingstabellen) mangler")
     if ("dose" in raw) == ("adoption" in raw):
-        problems.append("give exactly one of dose and adoption")
+        problems.append("oppgi nøyaktig én av dose og adoption")
     if raw.get("bootstrap_weights", "webb") not in ("webb", "rademacher"):
-        problems.append("bootstrap_weights must be webb or rademacher")
-    if not all(isinstance(u, str) and u for u in raw.get("exclude", [])):
-        problems.append("exclude must be a list of unit ids or names")
+        problems.append("bootstrap_weights må være webb eller rademacher")
+    if not isinstance(raw.get("exclude", []), list) or not all(isinstance(u, str) and u for u in raw.get("exclude", [])):
+        problems.append("exclude må være en liste med enhetsnumre eller -navn")
+    shifts = raw.get("placebo_shifts", [6, 12])
+    if not isinstance(shifts, list) or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 120 for x in shifts):
+        problems.append(f"placebo_shifts må være en liste med heltall fra 1 til 120 (måneder), ikke {shifts!r}")
     if raw.get("small_sample", "full") not in SMALL_SAMPLE:
-        problems.append(f"small_sample must be {' or '.join(SMALL_SAMPLE)}")
+        problems.append(f"small_sample må være {' eller '.join(SMALL_SAMPLE)}")
     if raw.get("average_by", "event_time") not in ("event_time", "cohort_period"):
-        problems.append("average_by must be event_time or cohort_period")
+        problems.append("average_by må være event_time eller cohort_period")
     if raw.get("level", 2) not in (2, 3):
-        problems.append("level must be 2 (regions) or 3 (offices)")
+        problems.append("level må være 2 (regioner) eller 3 (kontorer)")
+    for k in ("from", "to"):
+        if k in raw and not (isinstance(raw[k], str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", raw[k])):
+            problems.append(f"{k} må være en måned \"ÅÅÅÅ-MM\", ikke {raw[k]!r}")
     if problems:
         raise EvaluationError(f"{path}: " + "; ".join(problems))
     args = {k: v for k, v in raw.items() if k not in ("from", "to", "treatment")}
@@ -116,14 +135,14 @@ def _panel(db, c: EvaluationConfig, treatment: pd.DataFrame) -> pd.DataFrame:
         out = panel["unit"].str.casefold().isin(left) | panel["unit_name"].astype(str).str.casefold().isin(left)
         unknown = left - set(panel["unit"].str.casefold()) - set(panel["unit_name"].astype(str).str.casefold())
         if unknown:
-            raise EvaluationError(f"exclude names units that are not in the panel: {', '.join(sorted(unknown))}")
+            raise EvaluationError(f"exclude nevner enheter som ikke er i panelet: {', '.join(sorted(unknown))}")
         panel = panel[~out]
     if c.start:
         panel = panel[panel["month"] >= pd.Timestamp(c.start + "-01")]
     if c.end:
         panel = panel[panel["month"] <= pd.Timestamp(c.end + "-01")]
     if panel.empty:
-        raise EvaluationError(f"no published cells between {c.start} and {c.end}")
+        raise EvaluationError(f"ingen publiserte celler mellom {c.start} og {c.end}")
     panel = with_treatment(panel.reset_index(drop=True), treatment, dose=c.dose, adoption=c.adoption)
     panel.attrs["suppressed"] = suppressed
     return panel

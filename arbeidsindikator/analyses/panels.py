@@ -23,7 +23,7 @@ def indicator_panel(db: Path | str, outcome: str = "jobb3", level: int | str = 2
     """One row per unit and month: unit (id), unit_name, month, indicator, actual, expected,
     persons (the weight)."""
     if level not in LEVELS:
-        raise EvaluationError(f"level must be 2 (regions) or 3 (offices), not {level!r}")
+        raise EvaluationError(f"nivået må være 2 (regioner) eller 3 (kontorer), ikke {level!r}")
     res = Results(db)
     try:
         res.check_outcome(outcome)
@@ -31,7 +31,7 @@ def indicator_panel(db: Path | str, outcome: str = "jobb3", level: int | str = 2
     finally:
         res.close()
     if cells.empty:
-        raise EvaluationError(f"no published cells for {outcome}, {breakdown} = {group} at level {level}")
+        raise EvaluationError(f"ingen publiserte celler for {outcome}, {breakdown} = {group} på nivå {level}")
     kept = cells[~cells["PRIKKET"].astype(bool) & cells["INDIKATOR"].notna()]
     panel = pd.DataFrame({"unit": kept["ORG_STED_ID"].astype(str).to_numpy(), "unit_name": kept["ORG_STED"].to_numpy(),
                           "month": pd.to_datetime(kept["BEHOLDNINGSMAANED"]).to_numpy(),
@@ -65,7 +65,7 @@ def home_region_panel(db: Path | str, data_dir: Path | str, outcome: str = "jobb
         has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'res' "
                           "AND table_name = 'person_results'").fetchall()[0][0]
         if not has:
-            raise EvaluationError(f"{db} has no person-level results: run `arbeidsindikator run --person-level`")
+            raise EvaluationError(f"{db} har ingen resultater på personnivå: kjør «arbeidsindikator run --person-level»")
         rid = run_id or con.execute("SELECT run_id FROM res.runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchall()[0][0]
         register_tables(con, Path(data_dir), ["offices", "regions"])
         # outcome names are the package's own (checked above); every value is bound
@@ -90,7 +90,7 @@ def read_treatment(source: pd.DataFrame | Path | str) -> pd.DataFrame:
         return source.copy()
     p = Path(source)
     if not p.exists():
-        raise EvaluationError(f"the treatment table {p} does not exist")
+        raise EvaluationError(f"behandlingstabellen {p} finnes ikke")
     return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype={"unit": str})
 
 
@@ -99,8 +99,8 @@ def _months(values: pd.Series, column: str) -> pd.Series:
     parsed = pd.to_datetime(values.astype("string").str.slice(0, 7), format="%Y-%m", errors="coerce")
     bad = values.notna() & parsed.isna()
     if bad.any():
-        raise EvaluationError(f"{column} in the treatment table must be a month (YYYY-MM); "
-                              f"{int(bad.sum())} rows are not, e.g. {values[bad].iloc[0]!r}")
+        raise EvaluationError(f"{column} i behandlingstabellen må være en måned (ÅÅÅÅ-MM); "
+                              f"{int(bad.sum())} rader er ikke det, f.eks. {values[bad].iloc[0]!r}")
     return parsed
 
 
@@ -110,25 +110,25 @@ def treatment_table(treatment: pd.DataFrame | Path | str, dose: str | None = Non
     `adoption`, rows (unit, adoption month), the month missing for units never treated. Units as
     text, months as dates; a bad month, a missing dose or a duplicate row is an error."""
     if (dose is None) == (adoption is None):
-        raise EvaluationError("give either dose (unit, month, dose) or adoption (unit, adoption month)")
+        raise EvaluationError("oppgi enten dose (enhet, måned, dose) eller adoption (enhet, startmåned)")
     t = read_treatment(treatment)
     keys = ["unit", "month"] if dose else ["unit"]
     need = keys + [dose or adoption]
     missing = [c for c in need if c not in t.columns]
     if missing:
-        raise EvaluationError(f"the treatment table has no column {', '.join(missing)} (needs {', '.join(need)})")
+        raise EvaluationError(f"behandlingstabellen mangler kolonnen {', '.join(missing)} (trenger {', '.join(need)})")
     t = t[need].copy()
     t["unit"] = t["unit"].astype(str)
     for c in ("month",) if dose else (adoption,):
         t[c] = _months(t[c], c)
     if dose:
         if t[dose].isna().any():
-            raise EvaluationError(f"the treatment table has {int(t[dose].isna().sum())} rows without {dose}")
+            raise EvaluationError(f"behandlingstabellen har {int(t[dose].isna().sum())} rader uten {dose}")
         if not pd.api.types.is_numeric_dtype(t[dose]):
-            raise EvaluationError(f"{dose} in the treatment table must be a number (a dose), e.g. not {t[dose].iloc[0]!r}")
+            raise EvaluationError(f"{dose} i behandlingstabellen må være et tall (en dose), f.eks. ikke {t[dose].iloc[0]!r}")
     dup = t.duplicated(keys)
     if dup.any():
-        raise EvaluationError(f"the treatment table has {int(dup.sum())} duplicate rows of {', '.join(keys)}, "
+        raise EvaluationError(f"behandlingstabellen har {int(dup.sum())} doble rader for {', '.join(keys)}, "
                               f"e.g. {t.loc[dup, keys].iloc[0].tolist()}")
     return t
 
@@ -142,7 +142,8 @@ def with_treatment(panel: pd.DataFrame, treatment: pd.DataFrame | Path | str, do
     out = panel.merge(t, how="left", on=keys, indicator=True)
     lost = out[out["_merge"] == "left_only"]
     if len(lost):
-        raise EvaluationError(f"{len(lost)} panel rows have no treatment row, e.g. "
+        raise EvaluationError(f"{len(lost)} rader i panelet har ingen rad i behandlingstabellen (legg dem til, eller ta enheten ut med "
+                              f"exclude), f.eks. "
                               f"{lost[keys].drop_duplicates().head(3).astype(str).values.tolist()}")
     return out.drop(columns="_merge")
 

@@ -35,6 +35,16 @@ DESIGNS = {"naiv": "Naiv før/etter", "justert": "Justert for kjennetegn",
            "ruting": "NOE mot lokalkontor i etter-kohorten, ganger NOEs andel"}
 
 
+TYPE_NAMES = {int: "et heltall", float: "et tall", bool: "true eller false", str: "tekst"}
+
+
+def _is(v, want: type) -> bool:
+    """TOML's value has the rule's type: true is no number, a whole number is a float too."""
+    if want is bool or isinstance(v, bool):
+        return want is bool and isinstance(v, bool)
+    return isinstance(v, (int, float)) if want is float else isinstance(v, want)
+
+
 def load_config(path: Path | str | None) -> CohortConfig:
     """[spells] age_min, age_max, gap_months, after_ikke_vurdert, after_sick_listed,
     work_hours_per_week, work_window; [cohorts] before = ["2021-03", "2021-11"], after = [...],
@@ -44,18 +54,28 @@ def load_config(path: Path | str | None) -> CohortConfig:
     p = Path(path)
     if not p.exists():
         raise SpellError(f"konfigurasjonsfilen {p} finnes ikke")
+    if p.is_dir():
+        raise SpellError(f"konfigurasjonen {p} er en mappe, ikke en fil")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SpellError(f"{p} er ikke gyldig TOML: {e}") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SpellError(f"{p} kan ikke leses som TOML: {e}") from None
     allowed = {f.name for f in fields(SpellRules)}
     rules_raw = raw.get("spells", {})
+    if not isinstance(rules_raw, dict):
+        raise SpellError(f"[spells] må være en tabell, ikke {rules_raw!r}")
     unknown = set(rules_raw) - allowed
     if unknown:
         raise SpellError(f"ukjente nøkler i [spells]: {', '.join(sorted(unknown))} (tillatt: {', '.join(sorted(allowed))})")
+    wrong = [f"{k} må være {TYPE_NAMES[type(getattr(SpellRules(), k))]}, ikke {v!r}" for k, v in rules_raw.items()
+             if not _is(v, type(getattr(SpellRules(), k)))]
+    if wrong:
+        raise SpellError("; ".join(wrong))
     rules = SpellRules(**rules_raw)
     rules.check()
     c = raw.get("cohorts", {})
+    if not isinstance(c, dict):
+        raise SpellError(f"[cohorts] må være en tabell (before, after, horizons), ikke {c!r}")
     unknown = set(c) - {"before", "after", "horizons"}
     if unknown:
         raise SpellError(f"ukjente nøkler i [cohorts]: {', '.join(sorted(unknown))}")
@@ -68,7 +88,10 @@ def load_config(path: Path | str | None) -> CohortConfig:
         cohorts[span[0][:4]] = (span[0], span[1])  # named by the year it starts
     if len(cohorts) != 2:
         raise SpellError("kohortene før og etter må starte i ulike år")
-    horizons = tuple(int(h) for h in c.get("horizons", (3, 6, 12)))
+    horizons = c.get("horizons", [3, 6, 12])
+    if not isinstance(horizons, list | tuple) or not horizons or not all(_is(h, int) and 1 <= h <= 36 for h in horizons):
+        raise SpellError(f"[cohorts] horizons må være en liste med måneder fra 1 til 36, ikke {horizons!r}")
+    horizons = tuple(sorted(set(horizons)))
     return CohortConfig(rules=rules, cohorts=cohorts, horizons=horizons)
 
 
