@@ -26,7 +26,7 @@ def test_analysis_outputs_on_the_demo_world_are_declared_and_kept(small_world, t
     assert rules.problems(out, analysis) == []
     for f in files:  # each file falls under one declaration, and tables under a table's
         o = rules.declaration(analysis, f.relative_to(out).as_posix())
-        assert o is not None and (f.suffix != ".csv" or o.basis != "side" or f.name == "notes.csv")
+        assert o is not None and (f.suffix != ".csv" or o.basis != "side" or f.name == "merknader.csv")
 
 
 def test_an_undeclared_file_stops_the_report(tmp_path):
@@ -46,9 +46,9 @@ def test_small_counts_are_refused_and_withheld_estimates_pass(tmp_path):
     lk = pd.DataFrame({"item": ["a", "a"], "estimate": [4.5, 4.0], "se": [0.3, 0.2], "n": [4, 30]})
     survey = tmp_path / "undersokelse"
     survey.mkdir()
-    lk.to_csv(survey / "likert.csv", index=False)
-    assert rules.problems(survey, "undersokelse") == ["likert.csv: n under 10 i 1 rader (f.eks. 4.0)"]
-    lk.assign(estimate=[np.nan, 4.0], se=[np.nan, 0.2]).to_csv(survey / "likert.csv", index=False)
+    lk.to_csv(survey / "skalaer.csv", index=False)
+    assert rules.problems(survey, "undersokelse") == ["skalaer.csv: n under 10 i 1 rader (f.eks. 4.0)"]
+    lk.assign(estimate=[np.nan, 4.0], se=[np.nan, 0.2]).to_csv(survey / "skalaer.csv", index=False)
     assert rules.problems(survey, "undersokelse") == []
 
 

@@ -328,7 +328,10 @@ def test_survey_commands_and_their_errors(policy_world_dir, tmp_path):
     out2 = tmp_path / "undersokelse"
     r = CliRunner().invoke(app, ["analyse", "undersokelse", "--data", str(policy_world_dir), "--out", str(out2)])
     assert r.exit_code == 0, r.output
-    assert {"likert.csv", "regressions.csv", "response_rates.csv", "rapport.html"} <= {p.name for p in out2.iterdir()}
+    assert {"skalaer.csv", "regresjoner.csv", "svarprosent.csv", "grupper.csv", "rapport.html"} <= {p.name for p in out2.iterdir()}
+    page = (out2 / "rapport.html").read_text()
+    assert "Fornøyd med oppfølgingen (1–6)" in page and "brukerundersøkelsen" in page
+    assert not any(f">{w}<" in page for w in ("plan", "satisfaction", "in_work", "bruker", "kontor"))
     bad = tmp_path / "bad"
     shutil.copytree(policy_world_dir, bad)
     t = pd.read_parquet(bad / "survey_users.parquet")

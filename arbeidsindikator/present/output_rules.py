@@ -81,9 +81,9 @@ DECLARED: dict[str, tuple[Output, ...]] = {
         Output("per_1000.csv", "utvalg"),
     ),
     "undersokelse": (
-        Output("likert.csv", "utvalg", counts=("n",)), Output("groups.csv", "utvalg", counts=("n_group",)),
-        Output("regressions.csv", "modell"), Output("in_work.csv", "utvalg", counts=("n",)),
-        Output("response_rates.csv", "utvalg"), Output("notes.csv", "side"),
+        Output("skalaer.csv", "utvalg", counts=("n",)), Output("grupper.csv", "utvalg", counts=("n_group",)),
+        Output("regresjoner.csv", "modell"), Output("i_arbeid.csv", "utvalg", counts=("n",)),
+        Output("svarprosent.csv", "utvalg"), Output("merknader.csv", "side"),
     ),
 }
 

@@ -24,6 +24,12 @@ ITEMS = {"cooperation": "Samarbeidet med arbeidsgivere fungerer godt", "capacity
          "satisfaction": "Fornøyd med oppfølgingen", "helped": "Oppfølgingen hjalp meg mot arbeid"}
 STATS = {"snitt": "gjennomsnitt (1–6)", "1-2": "andel 1–2 (%)", "3-4": "andel 3–4 (%)", "5-6": "andel 5–6 (%)",
          "topp": "andel 6 (%)"}
+OUTCOMES = {"plan": "Har skriftlig plan (kontor)", "satisfaction": "Fornøyd med oppfølgingen (1–6)",
+            "in_work": "I arbeid (oppfølging)"}
+SURVEYS = {"kontor": "kontorundersøkelsen", "bruker": "brukerundersøkelsen", "oppfolging": "oppfølgingsundersøkelsen"}
+# the tables as written for readers: Norwegian file names
+FILES = {"likert": "skalaer", "groups": "grupper", "regressions": "regresjoner", "in_work": "i_arbeid",
+         "response_rates": "svarprosent", "notes": "merknader"}
 FEW = " *"  # marks an estimate on fewer than MIN_N answers
 WITHHELD = "for få svar"  # an estimate on fewer than MIN_ANSWERS answers is not shown
 
@@ -86,7 +92,7 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
     body = ""
     if "response_rates" in t:
         rr = t["response_rates"]
-        rows = [[r["survey"], norsk.integer(r["respondents"]), norsk.integer(r["refused_or_other"]),
+        rows = [[SURVEYS.get(r["survey"], r["survey"]), norsk.integer(r["respondents"]), norsk.integer(r["refused_or_other"]),
                  norsk.integer(r["not_contacted"]), norsk.number(r["eligible_share"], 2), _num(r["response_rate"]) + " %"]
                 for _, r in rr.iterrows()]
         body += section("svarprosent", "Svarprosent", "Svar / (svar + nektet eller annet frafall + e × ikke nådd), der e er "
@@ -94,7 +100,7 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
                         table(["undersøkelse", "svar", "frafall", "ikke nådd", "e", "svarprosent"], rows))
     if "likert" in t:
         lk = t["likert"]
-        rows = [[esc(r["survey"]), ITEMS.get(r["item"], r["item"]), r["domain"], STATS[r["statistic"]],
+        rows = [[esc(SURVEYS.get(r["survey"], r["survey"])), ITEMS.get(r["item"], r["item"]), r["domain"], STATS[r["statistic"]],
                  *((WITHHELD, "", "") if r["withheld"] else
                    (_num(r["estimate"]) + (FEW if r["few"] else ""), _ci(r["ci_low"], r["ci_high"]), norsk.number(r["deff"], 2))),
                  norsk.integer(r["n"])] for _, r in lk.iterrows()]
@@ -122,7 +128,8 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
         rg = t["regressions"]
         names = {**GROUP_FLAGS, "konstant": "Konstant", "stort_kontor": "Stort kontor (40+ årsverk)",
                  "bemanning": "Bemanning (årsverk per 100 brukere, sentrert)"}
-        rows = [[r["survey"], r["outcome"], names.get(r["term"], r["term"]), norsk.number(r["coef"], 3),
+        rows = [[SURVEYS.get(r["survey"], r["survey"]), OUTCOMES.get(r["outcome"], r["outcome"]),
+                 names.get(r["term"], r["term"]), norsk.number(r["coef"], 3),
                  norsk.number(r["se"], 3),
                  (f"{norsk.number(r['odds_ratio'], 2)} ({_ci(r['or_low'], r['or_high'], 2)})"
                   if "odds_ratio" in r and r["odds_ratio"] == r["odds_ratio"] else ""), norsk.number(r["p"], 3)]
@@ -136,9 +143,9 @@ def write_survey_report(data_dir: Path | str, out: Path | str) -> Path:
         body += f"<p class='meta'>{esc(n)}</p>"
     with atomic.directory(out) as tmp:
         for k, v in t.items():
-            _write(tmp, k, v)
-        (tmp / "resultater.json").write_text(json.dumps({k: json.loads(v.to_json(orient="records")) for k, v in t.items()},
-                                                        ensure_ascii=False, indent=2), encoding="utf-8")
+            _write(tmp, FILES.get(k, k), v)
+        (tmp / "resultater.json").write_text(json.dumps({FILES.get(k, k): json.loads(v.to_json(orient="records"))
+                                                         for k, v in t.items()}, ensure_ascii=False, indent=2), encoding="utf-8")
         (tmp / "rapport.html").write_text(page("Spørreundersøkelser: kontorer, brukere og oppfølging", body), encoding="utf-8")
         check_folder(tmp, "undersokelse")
     return Path(out) / "rapport.html"
