@@ -1,6 +1,7 @@
 """Office resources (issue 6): WLS against statsmodels and pyfixest, weighted quintiles,
 the HR exclusion report, the one-command analysis, and the estimates against the truth."""
 
+import re
 import shutil
 
 import duckdb
@@ -132,6 +133,11 @@ def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, 
                  "Kvintiler av bemanning", "Utvikling per måned", "Utelatte kontor-måneder", "prosentpoeng",
                  "Kontroll mot fasit", "<svg"):
         assert text in page, text
+    # a reader sees words: no codes, no True/False/NaN, no Markdown in a code box; 1 before 1b
+    text = re.sub(r"<[^>]+>", " ", page)
+    for code in ("sit_spes", "sick_leave", "True", "False", "NaN", "None", "ki_nedre", "dekker_sann_effekt", "**"):
+        assert code not in text, code
+    assert "<pre" not in page and page.index("Tabell 1.") < page.index("Tabell 1b.")
     for f in ("tabell1_sit_spes.csv", "tabell2_alle.csv", "tabell1_sit_spes.html", "utelatt.csv", "metode.md",
               "figurer/ressurser/per_aar_alle.png", "figurer/ressurser/kvintiler_staffing_alle.svg"):
         assert (out / f).exists(), f

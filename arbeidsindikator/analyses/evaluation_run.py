@@ -184,7 +184,9 @@ def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput
         out.robustness["randomisering"] = randomization_inference(panel, "indicator", term, weight=w,
                                                                   R=min(c.bootstrap, 2000), seed=c.seed, paths=treatment)
         out.robustness["placebo"] = placebo_dates(panel, "indicator", term, c.placebo_shifts, weight=w)
-    out.robustness["utelat_en"] = leave_one_out(panel, "indicator", term, weight=w)
+    names = panel.drop_duplicates("unit").set_index("unit")["unit_name"].astype(str)
+    loo = leave_one_out(panel, "indicator", term, weight=w)
+    out.robustness["utelat_en"] = loo.assign(left_out_name=loo["left_out"].map(names).fillna(loo["left_out"]))
     out.robustness["mde"] = minimum_detectable_effect(float(fit.bse[0]), fit.n_clusters)
     out.results = pd.DataFrame(rows)[["term", "estimate", "se", "ci_low", "ci_high", "p", "p_bootstrap", "method"]
                                      + [k for k in ("ci_low_bootstrap", "ci_high_bootstrap") if k in rows[0]]]

@@ -51,7 +51,8 @@ def _loo_figure(out: EvaluationOutput, unit: str):
     ax.axhspan(r["ci_low"], r["ci_high"], color=UNIT_COLOUR, alpha=0.12, lw=0, label="95 % KI, alle enheter")
     ax.axhline(r["estimate"], color=UNIT_COLOUR, lw=1, label="estimat, alle enheter")
     ax.plot(x, loo["estimate"], "o", color=COLOURS[1], ms=4, label="uten én enhet")
-    ax.set_xticks(x, [str(u) for u in loo["left_out"]], rotation=90, fontsize=7)
+    labels = loo["left_out_name"] if "left_out_name" in loo else loo["left_out"]
+    ax.set_xticks(x, [str(u) for u in labels], rotation=90, fontsize=7)
     style_axis(ax, unit, dates=False)
     ax.set_title("Estimatet når én enhet utelates")
     legend_below(fig, [ax], ncol=3)
@@ -64,8 +65,8 @@ def _html(out: EvaluationOutput, figure: str, files: dict) -> str:
     s = out.panel_summary
     design = (f"Panelet har {s['units']} {'regioner' if c.level == 2 else 'kontor'} og {s['months']} måneder "
               f"({s['first_month'][:7]} til {s['last_month'][:7]}), {norsk.integer(s['rows'])} celler av "
-              f"indikatoren for {norsk.outcome(c.outcome).lower()} ({norsk.breakdown(c.breakdown)}: "
-              f"{norsk.group(c.group)}). {norsk.integer(s['suppressed_left_out'])} prikkede celler er utelatt, ikke "
+              f"indikatoren for {norsk.outcome(c.outcome).lower()}"
+              f"{'' if c.breakdown == 'Alle' else f' ({norsk.breakdown(c.breakdown)}: {norsk.group(c.group)})'}. {norsk.integer(s['suppressed_left_out'])} prikkede celler er utelatt, ikke "
               f"fylt inn. Cellene er {'vektet med antall personer' if c.weighted else 'ikke vektet'}. Modellen har faste "
               "effekter for enhet og måned; standardfeilene er klynget per enhet (CR1), og fordi det er få klynger er "
               "p-verdi og intervall også regnet med villkluster-bootstrap med nullhypotesen pålagt.")

@@ -8,6 +8,7 @@ HR table; see resources.py for the definitions.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +31,69 @@ th:first-child,td:first-child{text-align:left}figure{margin:0}.note{background:#
 a.csv{font-size:13px}"""
 
 
+# what a reader sees instead of the tables' codes (the CSV files keep the codes, for programs)
+LABELS = {"sit_spes": "situasjonsbestemt og spesielt tilpasset", "alle": "alle brukere", "maaned": "samme måned",
+          "vindu": "snitt over utfallsvinduet", "sick_leave": "sykefravær", "staffing": "bemanning", "const": "konstant",
+          "cluster": "klyngerobuste", "robust": "robuste", "classical": "klassiske",
+          **{o: norsk.outcome(o, short=True) for o in OUTCOMES}}
+HEADERS = {"utvalg": "utvalg", "utfall": "utfall", "spesifikasjon": "spesifikasjon", "variabel": "variabel",
+           "estimat": "estimat", "ki_nedre": "95 % KI nedre", "ki_ovre": "95 % KI øvre", "sann_effekt": "sann effekt",
+           "dekker_sann_effekt": "KI dekker sann effekt", "samme_regresjon_paa_fasit": "samme regresjon på fasit",
+           "se_classical": "SE klassisk", "se_robust": "SE robust", "se_cluster": "SE klynge", "koeffisient": "koeffisient",
+           "n": "N", "grunn": "grunn", "kontormaaneder": "kontor-måneder"}
+
+
 def _html_table(df: pd.DataFrame, index: bool = False, digits: int = 4) -> str:
-    """Numbers in Norwegian format with `digits` significant digits (at least one decimal)."""
+    """Numbers in Norwegian format with `digits` significant digits (at least one decimal); codes,
+    yes/no and missing values in words."""
     def fmt(v, d=digits):
         if pd.isna(v):
             return "–"
         mag = int(np.floor(np.log10(abs(v)))) if v else 0
         return norsk.number(v, max(0, min(6, d - 1 - mag)))
+
+    def word(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "–"
+        if isinstance(v, (bool, np.bool_)):
+            return "ja" if v else "nei"
+        return LABELS.get(v, v) if isinstance(v, str) else v
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype.kind in "bO":
+            df[c] = df[c].map(word)
+    df = df.rename(columns=HEADERS)
     cols = {c: fmt for c in df.columns if df[c].dtype.kind == "f"}
-    return df.to_html(index=index, border=0, formatters=cols, escape=True)
+    return df.to_html(index=index, border=0, formatters=cols, escape=True, na_rep="–")
+
+
+def _markdown_html(text: str) -> str:
+    """The methods note (Markdown: a heading, bullets with continued lines, **bold**, *italic*,
+    `code`) as HTML. Written here because the note uses only these, and a Markdown library is
+    not worth a dependency for one page."""
+    def inline(t: str) -> str:
+        t = html.escape(t)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+        t = re.sub(r"\*(.+?)\*", r"<em>\1</em>", t)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+    out, items, para = [], [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("- "):
+            items.append(line[2:].strip())
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+        elif line.startswith("#"):
+            out.append(f"<h3>{inline(line.lstrip('#').strip())}</h3>")
+        elif line.strip():
+            para.append(line.strip())
+        else:
+            if items:
+                out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+                items = []
+            if para:
+                out.append(f"<p>{inline(' '.join(para))}</p>")
+                para = []
+    return "".join(out)
 
 
 def _yearly_figure(yearly: pd.DataFrame, sample: str):
@@ -186,12 +241,13 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
         wtable = article_table(wfits)
         article_table_long(wfits, sample).assign(spesifikasjon="vindu").to_csv(
             out / f"tabell{k}b_{sample}_vindu.csv", index=False)
-        body.append(f"<h3>Tabell {k}b. Samme, med ressursene i snitt over utfallsvinduet</h3>"
+        window_table = (f"<h3>Tabell {k}b. Samme, med ressursene i snitt over utfallsvinduet</h3>"
                     "<p>Brukernes utfall avhenger av kontorets ressurser mens de følges opp, og sykefraværet "
                     "svinger mye fra måned til måned. Derfor viser samme måneds sykefravær bare en del av "
                     "virkningen av en varig endring. Her er sykefravær og bemanning snittet over månedene "
                     "utfallet måles over (t til t+2 for 3-månedersutfallene, t til t+11 for 12-månedersutfallene); "
                     "kontor-måneder uten HR-data for hele vinduet er utelatt.</p>" + _html_table(wtable, index=True))
+        # Tabell kb after Tabell k
         comp = se_type_comparison(panel, sample)
         comp.to_csv(out / f"standardfeil_{sample}.csv", index=False)
         yearly = pd.concat([yearly_fits(panel, sample, o, se_type) for o in OUTCOMES], ignore_index=True)
@@ -200,6 +256,7 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
                     "<p>WLS av kontor-månedens indikator på sykefravær og bemanning, vektet med antall brukere. "
                     "Standardfeil i parentes.</p>" + _html_table(table, index=True)
                     + _csv_link(long, f"tabell{k}_{sample}", f"tabell {k}"))
+        body.append(window_table)
         body.append(f"<h3>Valg av standardfeil (med månedsdummyer)</h3>{_html_table(comp)}")
         body.append(f"<h3>Per år</h3>{figs.add(_yearly_figure(yearly, sample), f'per_aar_{sample}', 'Koeffisient per år')}"
                     + _csv_link(yearly, f"per_aar_{sample}", "koeffisienter per år"))
@@ -222,14 +279,13 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
         body.append("<h2>Kontroll mot fasit (syntetisk verden)</h2><p>Estimat med månedsdummyer og 95 % "
                     "konfidensintervall mot den sanne gjennomsnittlige marginale effekten av en varig endring, "
                     "og mot samme regresjon kjørt på verdens sanne kontorbidrag i stedet for indikatoren. "
-                    "Spesifikasjon «maaned» er " + SPEC_LABEL["maaned"] + ", «vindu» er " + SPEC_LABEL["vindu"]
+                    "Spesifikasjon «samme måned» er " + SPEC_LABEL["maaned"] + ", «snitt over utfallsvinduet» er " + SPEC_LABEL["vindu"]
                     + ". Sann effekt for bemanning gjelder varianten med alle brukere i nevneren.</p>"
                     + _html_table(truth))
     summary = exclusion_summary(panel.excluded)
     panel.excluded.to_csv(out / "utelatt.csv", index=False)
     body.append("<h2>Utelatte kontor-måneder</h2>" + (_html_table(summary) if len(summary) else "<p>Ingen.</p>"))
-    body.append("<h2>Metode</h2><div class='note'><pre style='white-space:pre-wrap'>"
-                f"{html.escape(note)}</pre></div>")
+    body.append(f"<h2>Metode</h2><div class='note'>{_markdown_html(note)}</div>")
     index = out / "ressurser.html"
     index.write_text(f"<!doctype html><html lang='nb'><meta charset='utf-8'><title>Kontorressurser</title>"
                      f"<style>{CSS}</style><body>{''.join(body)}</body></html>", encoding="utf-8")
