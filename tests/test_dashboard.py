@@ -244,6 +244,35 @@ def test_names_are_shown_as_text_never_run(browser, hostile_world):
         th.join(timeout=10)
 
 
+# every text of every visible chart: its font size in the chart's units times how much the chart
+# is scaled on the screen
+RENDERED_TEXT_PX = """() => [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0)
+  .flatMap(s => { const vb = s.viewBox.baseVal; const k = vb && vb.width ? s.getBoundingClientRect().width / vb.width : 1;
+    return [...s.querySelectorAll('text')].filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0)
+      .map(t => parseFloat(getComputedStyle(t).fontSize) * k); })"""
+
+
+def test_chart_text_is_readable_on_a_phone(server, browser, small_run, tmp_path):
+    """At 390 px every chart's text is at least 11 px on the screen: the dashboard's, the
+    static page's and a report's (which show their phone versions of the figures)."""
+    from arbeidsindikator.present.page import write_page
+    from arbeidsindikator.present.report import write_report
+    page, errors = _open(browser, server, 390, 844)
+    sizes = page.evaluate(RENDERED_TEXT_PX)
+    assert len(sizes) > 20 and min(sizes) >= 11, sorted(sizes)[:5]
+    for path in (write_page(small_run[1], tmp_path / "index.html"), write_report(small_run[1], "Oslo", tmp_path)):
+        p = browser.new_page(viewport={"width": 390, "height": 844})
+        p.goto(path.as_uri())
+        p.wait_for_load_state("load")
+        sizes = p.evaluate(RENDERED_TEXT_PX)
+        assert len(sizes) > 20 and min(sizes) >= 11, (path.name, sorted(sizes)[:5])
+        assert p.evaluate("document.documentElement.scrollWidth") <= 390
+        wide = browser.new_page(viewport={"width": 1280, "height": 900})
+        wide.goto(path.as_uri())
+        assert wide.locator(".fig-wide svg").first.is_visible() and not wide.locator(".fig-phone svg").first.is_visible()
+    assert errors == []
+
+
 def test_report_in_a_real_browser(browser, small_run, tmp_path):
     """A region's report opens offline (no request leaves the file), shows its figures, and
     fits a phone's width (wide tables scroll inside their box)."""

@@ -11,6 +11,7 @@ bytes.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -112,15 +113,77 @@ class Figures:
         return inline_svg(fig, name, alt)
 
 
-def inline_svg(fig, name: str, alt: str) -> str:
+# On a phone a desktop figure (7-12 in wide) shrinks to the screen and its 9 pt text to 4-5 px.
+# Each inline figure therefore also comes in a phone version: PHONE_WIDTH wide with text at least
+# PHONE_FONT pt, which on a 360 px column is at least 11 px; pages show one or the other by CSS
+# (htmlpage.FIGURE_CSS). Panels side by side are stacked in the phone version.
+PHONE_WIDTH = 3.6  # inches: 259 user units, shown on ~360 px
+PHONE_FONT = 9.0  # pt
+# (the CSS that picks one is htmlpage.FIGURE_CSS)
+
+
+def _svg_text(fig, alt: str, prefix: str = "") -> str:
+    import html
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata=SVG_META)
-    plt.close(fig)
     s = buf.getvalue()
     svg = s[s.index("<svg"):]
-    import html
-    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(alt)}" ', 1)
-    return f'<figure id="fig-{name}">{svg}</figure>'
+    if prefix:  # the phone copy's ids must not clash with the desktop copy's on the same page
+        svg = svg.replace('id="', f'id="{prefix}').replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(alt)}" ', 1)
+
+
+def _legend_columns(labels: list[str]) -> int:
+    return 2 if max((len(x) for x in labels), default=0) <= 16 else 1
+
+
+def _phone(fig) -> None:
+    """Lay the figure out for a phone in place: panels stacked in one column (each with its own
+    tick labels), legends in one column, every second year on a date axis, text at least
+    PHONE_FONT."""
+    from matplotlib.text import Text
+    panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None and ax.get_visible()]
+    w, h = fig.get_size_inches()
+    if len(panels) > 1:
+        gs = fig.add_gridspec(len(panels), 1)
+        for i, ax in enumerate(panels):
+            ax.set_subplotspec(gs[i])
+            ax.tick_params(labelleft=True, labelbottom=True)
+        fig.set_size_inches(PHONE_WIDTH, 2.5 * len(panels) + 0.8)
+    else:
+        fig.set_size_inches(PHONE_WIDTH, max(h, 2.8))
+    for ax in panels:
+        if isinstance(ax.xaxis.get_major_locator(), mdates.YearLocator):
+            lo, hi = ax.get_xlim()
+            if hi - lo > 5 * 365:
+                ax.xaxis.set_major_locator(mdates.YearLocator(2))
+        title = ax.get_title(loc="left")
+        if len(title) > 44:  # a long title wraps instead of running off the edge
+            ax.set_title(textwrap.fill(title, 44), loc="left")
+    # a legend's columns are fixed when it is made: make it again, in one or two columns
+    for leg in list(fig.legends):
+        handles, labels = leg.legend_handles, [t.get_text() for t in leg.texts]
+        leg.remove()
+        ncol = _legend_columns(labels)
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=PHONE_FONT)
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + 0.17 * -(-len(labels) // ncol))  # the legend's rows below the panels
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None and len(leg.texts) > 1:
+            handles, labels = leg.legend_handles, [t.get_text() for t in leg.texts]
+            ax.legend(handles, labels, ncol=_legend_columns(labels), fontsize=PHONE_FONT)
+    for t in fig.findobj(Text):
+        if t.get_text() and t.get_fontsize() < PHONE_FONT:
+            t.set_fontsize(PHONE_FONT)
+
+
+def inline_svg(fig, name: str, alt: str) -> str:
+    wide = _svg_text(fig, alt)
+    _phone(fig)
+    phone = f'<div class="fig-phone">{_svg_text(fig, alt, "m-")}</div>'
+    plt.close(fig)
+    return f'<figure id="fig-{name}"><div class="fig-wide">{wide}</div>{phone}</figure>'
 
 
 __all__ = ["COLOURS", "COUNTRY_COLOUR", "Figures", "REGION_COLOUR", "UNIT_COLOUR", "band_line", "ci_patch", "inline_svg",

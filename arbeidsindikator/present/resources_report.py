@@ -17,6 +17,7 @@ import pandas as pd
 from ..data import atomic
 from .. import norsk
 from .charts import Figures, plt
+from .htmlpage import FIGURE_CSS
 from .htmlpage import csv_link as _csv_link
 from .output_rules import check_folder
 from ..analyses.resources import (OUTCOMES, SAMPLES, SE_LABEL, SE_TYPES, Panel, article_fits, article_table,
@@ -288,7 +289,8 @@ def _write(panel: Panel, data_dir, out: Path, se_type: str) -> Path:
     body.append(f"<h2>Metode</h2><div class='note'>{_markdown_html(note)}</div>")
     index = out / "ressurser.html"
     index.write_text(f"<!doctype html><html lang='nb'><meta charset='utf-8'><title>Kontorressurser</title>"
-                     f"<style>{CSS}</style><body>{''.join(body)}</body></html>", encoding="utf-8")
+                     "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                     f"<style>{CSS}{FIGURE_CSS}</style><body>{''.join(body)}</body></html>", encoding="utf-8")
     return index
 
 

@@ -57,9 +57,13 @@ function yScale(lo, hi, height, top, ticks = 5) {
   for (let v = lo; v <= hi + step / 2; v += step) values.push(Math.abs(v) < step / 1e6 ? 0 : v);
   return { y, values, decimals: step >= 1 ? 0 : step >= 0.1 ? 1 : 2 };
 }
+// chart text in px; on a phone a chart may end up a little narrower than it was drawn for (the
+// page settles after drawing), so its text starts larger there to stay at least 11 px
+let FS = 11;
 function frame(svg, height) {
   svg.replaceChildren();
   const W = Math.max(300, Math.round(svg.parentElement.clientWidth - 4));
+  FS = W < 500 ? 12.5 : 11;
   const H = height || (W < 500 ? 240 : 300);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("width", W); svg.setAttribute("height", H);
@@ -68,9 +72,9 @@ function frame(svg, height) {
 function yAxis(svg, f, sc, unit) {
   for (const v of sc.values) {
     svg.appendChild(el("line", { x1: f.L, x2: f.W - f.R, y1: sc.y(v), y2: sc.y(v), stroke: v === 0 ? "#888" : "#eee" }));
-    svg.appendChild(el("text", { x: f.L - 5, y: sc.y(v) + 4, "text-anchor": "end", "font-size": 11 }, num(v, sc.decimals)));
+    svg.appendChild(el("text", { x: f.L - 5, y: sc.y(v) + 4, "text-anchor": "end", "font-size": FS }, num(v, sc.decimals)));
   }
-  svg.appendChild(el("text", { x: 12, y: f.T + (f.H - f.T - f.B) / 2, "font-size": 11, "text-anchor": "middle",
+  svg.appendChild(el("text", { x: 12, y: f.T + (f.H - f.T - f.B) / 2, "font-size": FS, "text-anchor": "middle",
     transform: `rotate(-90 12 ${f.T + (f.H - f.T - f.B) / 2})` }, unit));
 }
 function legend(id, items) {
@@ -96,7 +100,7 @@ function timeChart(svg, series, unit, opts = {}) {
   const every = (t1 - t0) / 12 > 8 && f.W < 500 ? 2 : 1;
   for (let yr = Math.ceil(t0 / 12); yr * 12 <= t1; yr++) {
     if ((yr - Math.ceil(t0 / 12)) % every) continue;
-    svg.appendChild(el("text", { x: x(yr * 12), y: f.H - 8, "text-anchor": "middle", "font-size": 11 }, String(yr)));
+    svg.appendChild(el("text", { x: x(yr * 12), y: f.H - 8, "text-anchor": "middle", "font-size": FS }, String(yr)));
     svg.appendChild(el("line", { x1: x(yr * 12), x2: x(yr * 12), y1: f.H - f.B, y2: f.H - f.B + 4, stroke: "#888" }));
   }
   for (const s of series) {
@@ -121,7 +125,7 @@ function timeChart(svg, series, unit, opts = {}) {
         { cx: x(r[0].t), cy: sc.y(r[0].y), r: 2.5, fill: s.colour, class: s.cls || "line" }));
     }
   }
-  if (opts.zeroLabel) svg.appendChild(el("text", { x: f.W - f.R, y: sc.y(0) - 4, "text-anchor": "end", "font-size": 10, fill: "#666" }, opts.zeroLabel));
+  if (opts.zeroLabel) svg.appendChild(el("text", { x: f.W - f.R, y: sc.y(0) - 4, "text-anchor": "end", "font-size": FS, fill: "#666" }, opts.zeroLabel));
 }
 // categories (years, groups) with points and 95% intervals; several series side by side
 function categoryChart(svg, cats, series, unit, opts = {}) {
@@ -135,7 +139,7 @@ function categoryChart(svg, cats, series, unit, opts = {}) {
   cats.forEach((c, i) => {
     const cx = f.L + band * (i + 0.5);
     const ty = opts.rotate ? f.H - 38 : f.H - 8;
-    const text = el("text", { x: cx, y: ty, "text-anchor": opts.rotate ? "end" : "middle", "font-size": 11 }, c.label);
+    const text = el("text", { x: cx, y: ty, "text-anchor": opts.rotate ? "end" : "middle", "font-size": FS }, c.label);
     if (opts.rotate) text.setAttribute("transform", `rotate(-30 ${cx} ${ty})`);
     svg.appendChild(text);
     series.forEach((s, j) => {
@@ -164,16 +168,16 @@ function funnelChart(svg, rows, markId, unit) {
   yAxis(svg, f, sc, unit);
   for (const k of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1e6, 2e6, 5e6]) {
     if (k < lo || k > hi) continue;
-    svg.appendChild(el("text", { x: x(k), y: f.H - f.B + 14, "text-anchor": "middle", "font-size": 10 }, num(k, 0)));
+    svg.appendChild(el("text", { x: x(k), y: f.H - f.B + 14, "text-anchor": "middle", "font-size": FS }, num(k, 0)));
   }
-  svg.appendChild(el("text", { x: (f.L + f.W) / 2, y: f.H - 6, "text-anchor": "middle", "font-size": 11 }, "personer i perioden (logaritmisk skala)"));
+  svg.appendChild(el("text", { x: (f.L + f.W) / 2, y: f.H - 6, "text-anchor": "middle", "font-size": FS }, "personer i perioden (logaritmisk skala)"));
   for (const [z, dash] of [[1.96, "5,3"], [3.09, "2,3"]]) for (const s of [1, -1]) {
     svg.appendChild(el("polyline", { points: grid.map((k) => `${x(k)},${sc.y(lim(s * z, k))}`).join(" "), fill: "none", stroke: "#777", "stroke-dasharray": dash }));
   }
   for (const r of rows) {
     const mine = r.ORG_STED_ID === markId;
     svg.appendChild(el("circle", { class: mine ? "point mark" : "point", cx: x(r.ANTALL_PERSONER), cy: sc.y(r.INDIKATOR), r: mine ? 6 : 4, fill: mine ? MARK : UNIT }));
-    svg.appendChild(el("text", { x: x(r.ANTALL_PERSONER) + 6, y: sc.y(r.INDIKATOR) - 5, "font-size": 10, fill: mine ? MARK : "#333" }, r.ORG_STED.replace(/^Nav /, "")));
+    svg.appendChild(el("text", { x: x(r.ANTALL_PERSONER) + 6, y: sc.y(r.INDIKATOR) - 5, "font-size": FS, fill: mine ? MARK : "#333" }, r.ORG_STED.replace(/^Nav /, "")));
   }
 }
 
