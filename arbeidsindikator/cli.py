@@ -724,8 +724,8 @@ exclude = ["NOE"]          # NOE follows users nationally: it is no region
 def _demo_evaluation(data: Path, db: Path, out: Path) -> Path | None:
     """The world's programme cuts evaluated as a user would: a treatment table and a
     configuration beside the outputs, and the report. None if the world has no cuts."""
-    from .analyses.evaluation import EvaluationError
-    from .analyses.policy_truth import programme_cut_treatment
+    from .analyses.evaluation.twfe import EvaluationError
+    from .analyses.evaluation.policy_truth import programme_cut_treatment
     from .data import atomic
     from .present.evaluation_report import write_evaluation
     try:
@@ -770,7 +770,7 @@ def analyse_evaluering(
     out: Path = typer.Option(Path("evaluering"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
 ):
     """Effekten av et tiltak på indikatoren med få klynger: TWFE, villkluster-bootstrap, hendelsesstudie, robusthet."""
-    from .analyses.evaluation import EvaluationError
+    from .analyses.evaluation.twfe import EvaluationError
     from .present.evaluation_report import write_evaluation
     if not db.exists():
         _fail(f"Resultatbasen {db} finnes ikke. Kjør først «arbeidsindikator run».")
@@ -803,8 +803,8 @@ def analyse_forlop(
                                        "[cohorts] (før, etter, horisonter); se docs/spells.md."),
 ):
     """Oppfølgingsforløp og NOE-evalueringen: forløp, livstabeller, Cox, før/etter mot fasit."""
-    from .analyses.spells import SpellError
-    from .analyses.survival import SurvivalError
+    from .analyses.spells.build import SpellError
+    from .analyses.spells.survival import SurvivalError
     from .present.spells_report import write_spells_report
     _data_analysis("Forløpsanalysen", data, lambda: write_spells_report(data, out, config), (SpellError, SurvivalError))
 
@@ -818,7 +818,7 @@ def analyse_tidsbruk(
                                       help="Innsatsteamenes årsverk, lagt til det første årets standardinnsats."),
 ):
     """Årsverk til arbeidsrettet oppfølging per innsatsgruppe og år, endring og årsverk per 1 000 brukere."""
-    from .analyses.survey import SurveyError
+    from .analyses.surveys.design import SurveyError
     from .present.survey_report import write_time_use_report
     if not (0 <= innsatsteam < 1e6):  # NaN fails every comparison; inf is no number of FTEs
         _fail(f"--innsatsteam må være et antall årsverk fra 0 og oppover, ikke {innsatsteam}.")
@@ -832,7 +832,7 @@ def analyse_undersokelse(
     out: Path = typer.Option(Path("undersokelse"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
 ):
     """Kontor-, bruker- og oppfølgingsundersøkelsene: skalaer, grupper, regresjoner og svarprosent."""
-    from .analyses.survey import SurveyError
+    from .analyses.surveys.design import SurveyError
     from .present.survey_report import write_survey_report
     _data_analysis("Undersøkelsesanalysen", data, lambda: write_survey_report(data, out), (SurveyError,))
 

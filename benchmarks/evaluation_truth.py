@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from arbeidsindikator.analyses.evaluation import twfe, wild_bootstrap
-from arbeidsindikator.analyses.imputation import imputation
-from arbeidsindikator.analyses.panels import home_region_panel, indicator_panel, with_treatment
-from arbeidsindikator.analyses.policy_truth import (
+from arbeidsindikator.analyses.evaluation.twfe import twfe, wild_bootstrap
+from arbeidsindikator.analyses.evaluation.imputation import imputation
+from arbeidsindikator.analyses.evaluation.panels import home_region_panel, indicator_panel, with_treatment
+from arbeidsindikator.analyses.evaluation.policy_truth import (
     att_truth, noe_adoption, programme_cut_treatment, true_effects, twfe_truth,
 )
 from arbeidsindikator.data.synth.world import generate_world

@@ -40,7 +40,7 @@ cols = [c for c in d.columns if c not in ("time", "event", "person_id")]
 base = status_mb("VmRSS")
 t0 = time.perf_counter()
 if {peer!r} == "ours":
-    from arbeidsindikator.analyses.survival import cox
+    from arbeidsindikator.analyses.spells.survival import cox
     r = cox(d, "time", "event", cols, cluster="person_id")
     params, se, se_model = r.params, r.bse, np.sqrt(np.diag(r.cov_model))
 else:
@@ -73,9 +73,9 @@ def main() -> None:
                     help="seconds; if lifelines has not finished on all spells, both fit a sample instead")
     ap.add_argument("--sample", type=float, default=0.1, help="share of persons in that sample")
     a = ap.parse_args()
-    from arbeidsindikator.analyses.cohorts import COVARIATES, design_matrix
-    from arbeidsindikator.analyses.spells import build_spells
-    from arbeidsindikator.analyses.survival import cox, life_table
+    from arbeidsindikator.analyses.spells.cohorts import COVARIATES, design_matrix
+    from arbeidsindikator.analyses.spells.build import build_spells
+    from arbeidsindikator.analyses.spells.survival import cox, life_table
     if not (a.world / "stock.parquet").exists():
         from arbeidsindikator.data.synth import generate_world
         generate_world(a.world, scale="national", seed=1)

@@ -22,7 +22,7 @@ import statsmodels.api as sm
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, status_mb  # noqa: E402
 
-from arbeidsindikator.analyses.evaluation import WEBB, _Design, _WildBootstrap, wild_bootstrap  # noqa: E402
+from arbeidsindikator.analyses.evaluation.twfe import WEBB, _Design, _WildBootstrap, wild_bootstrap  # noqa: E402
 
 
 def panel(G=12, T=96, seed=1) -> pd.DataFrame:

@@ -161,10 +161,21 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     """Desktop: every view drawn for an office, with its band, the region and country lines,
     the groups side by side, the index and the funnel with the office marked; readable axes."""
     page, errors = _open(browser, server, 1280, 900)
+    assert not page.is_visible("#s-groups")  # no breakdown: nothing to set side by side
+    assert page.input_value("#from") and page.input_value("#to") and page.input_value("#reference")  # the defaults shown
     office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
     _choose(page, "#unit", office)
     _choose(page, "#outcome", "jobb3")
     _choose(page, "#breakdown", "Innsatsgruppe")
+    assert page.is_visible("#s-groups")
+    link = page.url  # the view is in the address: the same view opens from it
+    assert f"unit={office}" in link and "breakdown=Innsatsgruppe" in link and "outcome=jobb3" in link
+    again = browser.new_page(viewport={"width": 1280, "height": 900})
+    again.goto(link)
+    again.wait_for_selector("body[data-loaded='1']", timeout=30_000)
+    assert (again.input_value("#unit"), again.input_value("#outcome"), again.input_value("#breakdown")) == (
+        office, "jobb3", "Innsatsgruppe")
+    assert re.search(r"[\u2212-]0,0+(?![0-9])", page.locator("main").inner_text()) is None  # no "−0,00"
     assert page.locator("#chart-month .ci-band").count() >= 1 and page.locator("#chart-month .line-unit").count() >= 1
     assert page.locator("#chart-month .compare-line").count() >= 1  # the region's and the country's lines
     assert page.locator("#legend-month").inner_text().count("Nav") >= 1

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from arbeidsindikator.analyses.evaluation import EvaluationError, twfe, wild_bootstrap
+from arbeidsindikator.analyses.evaluation.twfe import EvaluationError, twfe, wild_bootstrap
 
 
 def _panel(G=12, T=30, seed=0, effect=0.5, hetero=True):
@@ -143,7 +143,7 @@ def test_bad_panels_are_refused_with_the_column_named():
 
 def test_joint_bootstrap_equals_refitting_every_sign_vector():
     """The joint statistic (sum of squared CR1 t's) under H0: dose = other = 0, brute force."""
-    from arbeidsindikator.analyses.evaluation import wild_bootstrap_joint
+    from arbeidsindikator.analyses.evaluation.twfe import wild_bootstrap_joint
     p = _panel(G=7, T=14, seed=8)
     X = _dummies(p)
     groups = pd.factorize(p["unit"])[0]
@@ -185,7 +185,7 @@ def _staggered(G=12, T=36, seed=0, effect=1.0, pre_trend=0.0):
 
 
 def test_event_terms_bin_the_end_points_and_leave_out_the_reference():
-    from arbeidsindikator.analyses.evaluation import event_terms
+    from arbeidsindikator.analyses.evaluation.twfe import event_terms
     p = pd.DataFrame({"unit": [1] * 8 + [2] * 8, "month": list(range(8)) * 2, "adopt": [4] * 8 + [None] * 8})
     d, terms, k = event_terms(p, "adopt", leads=2, lags=2, reference=-1)
     assert terms == ["em2", "ep0", "ep1", "ep2"]
@@ -200,7 +200,7 @@ def test_event_terms_bin_the_end_points_and_leave_out_the_reference():
 
 
 def test_event_study_recovers_the_effect_and_tests_pre_trends_with_more_leads_than_clusters():
-    from arbeidsindikator.analyses.evaluation import event_study
+    from arbeidsindikator.analyses.evaluation.twfe import event_study
     flat = event_study(_staggered(seed=1), "y", "adopt", leads=14, lags=5, weight="w", B=999, seed=2)
     lags = flat.table[flat.table["event_time"] >= 0]
     assert ((lags["ci_low"] < 1.0) & (1.0 < lags["ci_high"])).mean() >= 0.8
@@ -210,7 +210,7 @@ def test_event_study_recovers_the_effect_and_tests_pre_trends_with_more_leads_th
 
 
 def test_panel_from_the_published_indicator_and_a_treatment_table(small_run, tmp_path):
-    from arbeidsindikator.analyses.panels import indicator_panel, with_treatment
+    from arbeidsindikator.analyses.evaluation.panels import indicator_panel, with_treatment
     _, db = small_run
     panel = indicator_panel(db, "jobb3", level=2)
     assert panel["unit"].nunique() >= 12 and panel["persons"].min() >= 1 and panel.attrs["suppressed"] >= 0
@@ -248,7 +248,7 @@ def test_imputation_equals_two_stage_did_on_public_data(weighted):
     for each event time (pyfixest demeans iteratively, hence 1e-5)."""
     import pyfixest as pf
 
-    from arbeidsindikator.analyses.imputation import imputation
+    from arbeidsindikator.analyses.evaluation.imputation import imputation
     df = _df_het()
     df = df[df["unit"] <= 600].assign(w=lambda x: 1.0 + x["state"] % 5)
     w = "w" if weighted else None
@@ -294,7 +294,7 @@ def _bjs_se(df, y, adopt, unit, time, cluster, w, by):
 def test_imputation_variance_uses_the_smart_average_of_did_imputation(by):
     """The conservative SE equals did_imputation's formula written out independently (weighted,
     state clusters), and with equal weights and unit clusters the smart average is the plain one."""
-    from arbeidsindikator.analyses.imputation import imputation
+    from arbeidsindikator.analyses.evaluation.imputation import imputation
     df = _df_het()
     df = df[df["unit"] <= 120].assign(w=lambda x: 1.0 + x["unit"] % 7)
     r = imputation(df, "dep_var", "adopt", unit="unit", time="year", cluster="state", weight="w", average_by=by)
@@ -305,7 +305,7 @@ def test_imputation_variance_uses_the_smart_average_of_did_imputation(by):
     # equal weights, unit clusters, one row per unit and group: the smart average is the plain mean
     t = r1.tau.assign(g=r1.tau["event_time"] if by == "event_time" else r1.tau["period"])
     plain = t["tau"] - t.groupby(["g"] if by == "event_time" else ["g", t["period"] - t["event_time"]])["tau"].transform("mean")
-    from arbeidsindikator.analyses import imputation as imp
+    from arbeidsindikator.analyses.evaluation import imputation as imp
     g = pd.factorize(t["g"] if by == "event_time" else t["g"].astype(str) + "_" + (t["period"] - t["event_time"]).astype(str))[0]
     unit_code = pd.factorize(t["unit"])[0]
     smart = t["tau"] - imp._smart_average(t["tau"].to_numpy(), np.ones(len(t)), g, unit_code * (g.max() + 1) + g)
@@ -319,7 +319,7 @@ def test_imputation_recovers_dynamic_effects_where_twfe_does_not():
     coefficient is pulled away from the average effect on the treated (it uses early adopters
     as controls for late ones); the imputation estimate is on the truth, and its 95% interval
     covers it."""
-    from arbeidsindikator.analyses.imputation import imputation
+    from arbeidsindikator.analyses.evaluation.imputation import imputation
     rng = np.random.default_rng(4)
     rows, truth = [], []
     for i in range(40):
@@ -341,7 +341,7 @@ def test_imputation_recovers_dynamic_effects_where_twfe_does_not():
 
 
 def test_imputation_refuses_what_the_untreated_rows_cannot_identify():
-    from arbeidsindikator.analyses.imputation import imputation
+    from arbeidsindikator.analyses.evaluation.imputation import imputation
     p = pd.DataFrame({"unit": [1, 1, 2, 2], "month": [0, 1, 0, 1], "adopt": [0, 0, None, None], "y": [1.0, 2, 3, 4]})
     with pytest.raises(EvaluationError, match="never observed untreated"):
         imputation(p, "y", "adopt")
@@ -350,7 +350,7 @@ def test_imputation_refuses_what_the_untreated_rows_cannot_identify():
 # -- robustness ------------------------------------------------------------------------------
 
 def test_randomization_inference_enumerates_whole_paths_like_a_brute_force():
-    from arbeidsindikator.analyses.robustness import randomization_inference
+    from arbeidsindikator.analyses.evaluation.robustness import randomization_inference
     p = _panel(G=5, T=12, seed=21)
     r = randomization_inference(p, "y", "dose", weight="w", R=999)
     assert r["exact"] and r["draws"] == 120
@@ -370,7 +370,7 @@ def test_randomization_inference_enumerates_whole_paths_like_a_brute_force():
 
 
 def test_placebo_dates_find_anticipation_and_leave_one_out_and_mde():
-    from arbeidsindikator.analyses.robustness import leave_one_out, minimum_detectable_effect, placebo_dates
+    from arbeidsindikator.analyses.evaluation.robustness import leave_one_out, minimum_detectable_effect, placebo_dates
     def world(anticipation):
         rng = np.random.default_rng(3)
         rows = []
@@ -400,7 +400,7 @@ def test_the_evaluation_command_writes_results_figure_and_report(small_run, tmp_
 
     from typer.testing import CliRunner
 
-    from arbeidsindikator.analyses.panels import indicator_panel
+    from arbeidsindikator.analyses.evaluation.panels import indicator_panel
     from arbeidsindikator.cli import app
     _, db = small_run
     panel = indicator_panel(db, "jobb3", level=2)
@@ -452,7 +452,7 @@ def test_a_bad_evaluation_config_is_one_line(small_run, tmp_path):
     ('from = "2022-13"', "from må være en måned"),
 ])
 def test_every_bad_evaluation_key_is_one_norwegian_sentence(tmp_path, line, says):
-    from arbeidsindikator.analyses.evaluation_run import load_config
+    from arbeidsindikator.analyses.evaluation.run import load_config
     f = tmp_path / "eval.toml"
     f.write_text(f'[evaluation]\ntreatment = "t.csv"\ndose = "kutt"\n{line}\n')
     with pytest.raises(EvaluationError, match=says):
@@ -462,7 +462,7 @@ def test_every_bad_evaluation_key_is_one_norwegian_sentence(tmp_path, line, says
 
 
 def test_the_small_sample_and_average_keys_are_checked(tmp_path):
-    from arbeidsindikator.analyses.evaluation_run import load_config
+    from arbeidsindikator.analyses.evaluation.run import load_config
     f = tmp_path / "eval.toml"
     f.write_text('[evaluation]\ntreatment = "t.csv"\nadoption = "start"\nsmall_sample = "nested"\n'
                  'average_by = "cohort_period"\n')
@@ -479,7 +479,7 @@ def test_placebo_policies_on_the_published_indicator_are_rejected_at_about_five_
     effect is zero by construction. The weighted WCR test at 5 % rejects 0-11 % of them (the
     policies share one panel, so this is a check of calibration on realistic correlation, not
     an independent simulation)."""
-    from arbeidsindikator.analyses.panels import indicator_panel
+    from arbeidsindikator.analyses.evaluation.panels import indicator_panel
     panel = indicator_panel(small_run[1], "jobb3", level=2)
     panel = panel[panel["unit"] != "NOE"]  # NOE exists only from 2022-09
     units = np.array(sorted(panel["unit"].unique()))
@@ -495,7 +495,7 @@ def test_placebo_policies_on_the_published_indicator_are_rejected_at_about_five_
 
 
 def test_a_treatment_table_with_bad_months_or_doses_is_refused(small_run):
-    from arbeidsindikator.analyses.panels import indicator_panel, with_treatment
+    from arbeidsindikator.analyses.evaluation.panels import indicator_panel, with_treatment
     panel = indicator_panel(small_run[1], "jobb3", level=2)
     units = sorted(panel["unit"].unique())
     with pytest.raises(EvaluationError, match="må være en måned"):

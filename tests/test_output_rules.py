@@ -72,7 +72,7 @@ def test_a_life_table_stops_before_a_small_number_follows_by_difference(tmp_path
 
 
 def test_survey_estimates_on_few_answers_are_withheld():
-    from arbeidsindikator.analyses.survey_tables import MIN_ANSWERS, _withhold
+    from arbeidsindikator.analyses.surveys.tables import MIN_ANSWERS, _withhold
     df = pd.DataFrame({"estimate": [1.0, 2.0], "ci_low": [0.5, 1.5], "n": [MIN_ANSWERS - 1, MIN_ANSWERS]})
     out = _withhold(df, "n")
     assert out["withheld"].tolist() == [True, False]

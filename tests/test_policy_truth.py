@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 import arbeidsindikator as ai
-from arbeidsindikator.analyses.evaluation import EvaluationError, twfe, wild_bootstrap
-from arbeidsindikator.analyses.imputation import imputation
-from arbeidsindikator.analyses.panels import home_region_panel, indicator_panel, with_treatment
-from arbeidsindikator.analyses.policy_truth import (
+from arbeidsindikator.analyses.evaluation.twfe import EvaluationError, twfe, wild_bootstrap
+from arbeidsindikator.analyses.evaluation.imputation import imputation
+from arbeidsindikator.analyses.evaluation.panels import home_region_panel, indicator_panel, with_treatment
+from arbeidsindikator.analyses.evaluation.policy_truth import (
     att_truth, noe_adoption, programme_cut_treatment, true_effects, twfe_truth,
 )
 from arbeidsindikator.data.synth.params import PROGRAMME_CUTS

@@ -105,7 +105,7 @@ def test_unknown_engine_is_refused(small_world, tmp_path):
 def test_spells_on_spark_equal_duckdb(small_world):
     """The follow-up spells' SQL runs unchanged on the Spark engine: every spell, exit and time
     as DuckDB builds them."""
-    from arbeidsindikator.analyses.spells import SpellRules, build_spells
+    from arbeidsindikator.analyses.spells.build import SpellRules, build_spells
     from arbeidsindikator.pipeline.spark import SparkConnection, local_session
     rules = SpellRules(age_min=25, age_max=66)
     ours = build_spells(small_world, rules)

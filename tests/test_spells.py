@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from arbeidsindikator.analyses.spells import SpellRules, build_spells
-from arbeidsindikator.analyses.survival import (
+from arbeidsindikator.analyses.spells.build import SpellRules, build_spells
+from arbeidsindikator.analyses.spells.survival import (
     SurvivalError, cox, cumulative_incidence, kaplan_meier, life_table,
 )
 from arbeidsindikator.cli import app
@@ -248,7 +248,7 @@ def test_fine_gray_equals_r(tmp_path):
     """Monthly (tied) times: R's finegray() + coxph(..., cluster) to 1e-6. Untied times: the
     coefficients of cmprsk::crr as well (its variance adds the censoring weights' own
     uncertainty, so only the estimates are compared)."""
-    from arbeidsindikator.analyses.survival import fine_gray
+    from arbeidsindikator.analyses.spells.survival import fine_gray
     for tied in (True, False):
         df = _competing(tied=tied)
         f = tmp_path / f"fg{tied}.csv"
@@ -268,7 +268,7 @@ def test_fine_gray_equals_r(tmp_path):
 
 @needs_r
 def test_proportional_hazards_test_equals_cox_zph(tmp_path):
-    from arbeidsindikator.analyses.survival import ph_test
+    from arbeidsindikator.analyses.spells.survival import ph_test
     rng = np.random.default_rng(2)
     n = 2000
     df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.binomial(1, 0.4, n).astype(float), "st": rng.integers(0, 2, n)})
@@ -293,7 +293,7 @@ def test_noe_cohorts_against_the_truth(policy_world_dir):
     without NOE: the naive difference splits exactly into NOE's effect and everything else, and
     the design that compares like with like (NOE's users against the same kind of users at
     local offices in the same cohort, as good as random in this world) covers NOE's effect."""
-    from arbeidsindikator.analyses.cohorts import analyse_cohorts
+    from arbeidsindikator.analyses.spells.cohorts import analyse_cohorts
     r = analyse_cohorts(policy_world_dir)
     t = r.truth.set_index(["outcome", "month"])
     np.testing.assert_allclose(t["actual"] - t["before"], t["noe_effect"] + t["other_change"], atol=1e-9)
@@ -308,7 +308,7 @@ def test_noe_cohorts_against_the_truth(policy_world_dir):
 
 
 def test_spell_rules_are_checked_at_the_door(tmp_path):
-    from arbeidsindikator.analyses.spells import SpellError
+    from arbeidsindikator.analyses.spells.build import SpellError
     d = _register(tmp_path / "reg")
     with pytest.raises(SpellError, match="start_group må være en av"):
         build_spells(d, SpellRules(start_group="standart"))

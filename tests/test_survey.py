@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from arbeidsindikator.analyses import survey as sv
-from arbeidsindikator.analyses.survey_tables import followup_design, user_design
-from arbeidsindikator.analyses.time_use import change_table, fte_estimates, per_thousand
+from arbeidsindikator.analyses.surveys import design as sv
+from arbeidsindikator.analyses.surveys.tables import followup_design, user_design
+from arbeidsindikator.analyses.surveys.time_use import change_table, fte_estimates, per_thousand
 from arbeidsindikator.cli import app
 from arbeidsindikator.data.synth.surveys import time_use_survey
 

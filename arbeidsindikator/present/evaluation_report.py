@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import norsk
-from ..analyses.evaluation_run import EvaluationOutput, load_config, run_evaluation
+from ..analyses.evaluation.run import EvaluationOutput, load_config, run_evaluation
 from ..data import atomic
 from .charts import COLOURS, UNIT_COLOUR, Figures, legend_below, plt, style_axis
 from .htmlpage import csv_link, esc, page, section, table

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analyses.survey_tables import ESTIMATE_COLUMNS, MIN_ANSWERS
+from ..analyses.surveys.tables import ESTIMATE_COLUMNS, MIN_ANSWERS
 from ..pipeline.audit import DisclosureError
 
 MIN_COUNT = 10  # persons or spells: as the indicator's threshold for persons

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import norsk
-from ..analyses.cohorts import OUTCOMES, CohortConfig, CohortResult, analyse_cohorts
-from ..analyses.spells import SpellError, SpellRules
+from ..analyses.spells.cohorts import OUTCOMES, CohortConfig, CohortResult, analyse_cohorts
+from ..analyses.spells.build import SpellError, SpellRules
 from ..data import atomic
 from .charts import COLOURS, Figures, legend_below, plt, style_axis
 from .htmlpage import csv_link, esc, page, section, table

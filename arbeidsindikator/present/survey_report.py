@@ -9,8 +9,8 @@ from functools import partial
 from pathlib import Path
 
 from .. import norsk
-from ..analyses.survey_tables import GROUP_FLAGS, MIN_ANSWERS, MIN_N, survey_tables
-from ..analyses.time_use import USER_GROUPS, time_use_tables
+from ..analyses.surveys.tables import GROUP_FLAGS, MIN_ANSWERS, MIN_N, survey_tables
+from ..analyses.surveys.time_use import USER_GROUPS, time_use_tables
 from ..data import atomic
 from .htmlpage import csv_link, esc, page, section, table
 from .output_rules import check_folder

@@ -13,8 +13,9 @@ let META = null, UNITS = [], LAST = null;
 const fmt = (d) => new Intl.NumberFormat("nb-NO", { minimumFractionDigits: d, maximumFractionDigits: d });
 function num(v, d = 1, sign = false) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  const s = fmt(d).format(v);
-  return sign && v > 0 ? "+" + s : s;
+  let s = fmt(d).format(v);
+  if (/^[\u2212-]0(,0+)?$/.test(s)) s = s.slice(1);  // a value that rounds to zero has no sign
+  return sign && v > 0 && /[1-9]/.test(s) ? "+" + s : s;
 }
 const monthIndex = (m) => { const [y, mo] = m.split("-").map(Number); return y * 12 + mo - 1; };
 const monthName = (m) => { const [y, mo] = m.split("-").map(Number); return `${MONTHS[mo - 1]} ${y}`; };
@@ -182,8 +183,11 @@ function funnelChart(svg, rows, markId, unit) {
 }
 
 // -- the views --------------------------------------------------------------------------------
+// a month field the user has not set shows the default in use (data-auto) and is not sent
+const chosen = (id) => ($(id).dataset.auto === "1" ? "" : $(id).value);
 const state = () => ({ unit: $("unit").value, outcome: $("outcome").value, breakdown: $("breakdown").value,
-  group: $("group").value, from: $("from").value, to: $("to").value, reference: $("reference").value });
+  group: $("group").value, from: chosen("from"), to: chosen("to"), reference: chosen("reference") });
+function setAuto(id, value) { $(id).value = value; $(id).dataset.auto = "1"; }
 const outcomeMeta = (o) => META.outcomes.find((x) => x.id === o);
 const unitRow = (id) => UNITS.find((u) => u.id === id);
 const label = (g) => META.group_labels[g] || g;
@@ -244,11 +248,8 @@ async function drawYears(s, om) {
 async function drawGroups(s, om) {
   const bd = META.breakdowns.find((x) => x.name === s.breakdown);
   const u = unitRow(s.unit);
-  if (!bd || bd.name === "Alle") {
-    $("h-groups").textContent = "Gruppene side om side";
-    $("groups-explain").textContent = "Velg en nedbrytning (for eksempel Innsatsgruppe) for å se gruppene side om side.";
-    return;
-  }
+  $("s-groups").hidden = !bd || bd.name === "Alle";  // nothing to set side by side
+  if (!bd || bd.name === "Alle") return;
   const year = lastFullYear(u);
   if (!bd.in_model) {
     const rows = await api("/api/groups_period", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, period: year });
@@ -286,6 +287,7 @@ async function drawIndex(s, om, seriesP) {
     const before = shown.filter((m) => m <= target);
     ref = before.length ? before[before.length - 1] : shown[0];
     if (!ref) throw new Error("Ingen publiserte måneder for dette valget: alle er prikket.");
+    setAuto("reference", ref.slice(0, 7));
   }
   $("h-index").textContent = `Endringsindeks fra ${monthName(ref)}: ${om.label.toLowerCase()}`;
   const idx = await api("/api/index", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: s.group, reference: ref });
@@ -328,6 +330,9 @@ async function refresh() {
   showError("");
   clearAll();
   const s = state(), om = outcomeMeta(s.outcome), u = unitRow(s.unit);
+  // the view is in the address, so a leader can send a link to it
+  const q = new URLSearchParams(Object.entries(s).filter(([k, v]) => v && !(k === "group" && v === "Alle")));
+  history.replaceState(null, "", location.pathname + "?" + q.toString());
   show("unit-note", noteFor(u));
   $("report-link").href = "rapport?" + new URLSearchParams({ unit: s.unit }).toString();
   $("report-link").textContent = `Rapport for ${u.name}`;
@@ -355,7 +360,18 @@ async function init() {
     for (const b of META.breakdowns) option($("breakdown"), b.name, b.label + (b.in_model ? " (i modellen)" : ""));
     $("breakdown").value = "Alle";
     for (const id of ["from", "to", "reference"]) { $(id).min = META.months[0]; $(id).max = META.months[1]; }
+    setAuto("from", META.months[0]); setAuto("to", META.months[1]);
+    // a link to a view: its choices from the address, where they are valid
+    const asked = new URLSearchParams(location.search);
+    const pick = (id, v) => { if (v && [...$(id).options].some((o) => o.value === v)) $(id).value = v; };
+    pick("unit", asked.get("unit")); pick("outcome", asked.get("outcome")); pick("breakdown", asked.get("breakdown"));
     fillGroups();
+    pick("group", asked.get("group"));
+    for (const id of ["from", "to", "reference"]) {
+      const v = asked.get(id);
+      if (v && /^\d{4}-\d{2}$/.test(v)) { $(id).value = v; $(id).dataset.auto = "0"; }
+      $(id).addEventListener("change", () => { $(id).dataset.auto = $(id).value ? "0" : "1"; });
+    }
     for (const id of ["unit", "outcome", "group", "from", "to", "reference"]) $(id).addEventListener("change", refresh);
     $("breakdown").addEventListener("change", () => { fillGroups(); refresh(); });
     let timer = null;

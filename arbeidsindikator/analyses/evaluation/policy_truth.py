@@ -22,9 +22,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ..data.synth.params import NOE_NATIONAL_START, NOE_PILOT_REGIONS, NOE_PILOT_START, month_date
-from ..data.validate import table_file, validate
-from .evaluation import EvaluationError, twfe
+from ...data.synth.params import NOE_NATIONAL_START, NOE_PILOT_REGIONS, NOE_PILOT_START, month_date
+from ...data.validate import table_file, validate
+from .twfe import EvaluationError, twfe
 
 POLICIES = {"programme_cut": "programme_cut_effects", "noe": "noe_effects"}
 

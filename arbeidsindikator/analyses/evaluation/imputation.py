@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from .evaluation import EvaluationError, _period_index
+from .twfe import EvaluationError, _period_index
 
 
 @dataclass

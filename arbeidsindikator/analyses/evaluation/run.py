@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluation import SMALL_SAMPLE, EvaluationError, event_study, twfe, wild_bootstrap
+from .twfe import SMALL_SAMPLE, EvaluationError, event_study, twfe, wild_bootstrap
 from .imputation import imputation
 from .panels import indicator_panel, treatment_table, with_treatment
 from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference

@@ -27,8 +27,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..data.validate import table_file, validate
-from . import survey as sv
+from ...data.validate import table_file, validate
+from . import design as sv
 
 GROUPS = ("standard", "situasjonsbestemt", "spesielt_tilpasset", "varig_tilpasset", "ikke_fastsatt", "ikke_knyttet")
 USER_GROUPS = ("standard", "situasjonsbestemt", "spesielt_tilpasset", "varig_tilpasset")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..pipeline.uncertainty import month_numbers
+from ...pipeline.uncertainty import month_numbers
 
 TIE_RTOL = 1e-9  # a bootstrap statistic this close (relatively) to the observed one is a tie, and counts
 

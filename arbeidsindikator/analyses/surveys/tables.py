@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.validate import table_file, validate
-from . import survey as sv
+from ...data.validate import table_file, validate
+from . import design as sv
 
 MIN_N = 30
 MIN_ANSWERS = 10  # fewer answers than this: the estimate is withheld (present/output_rules.py checks it)

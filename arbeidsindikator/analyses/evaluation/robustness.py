@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .evaluation import EvaluationError, _Design, _period_index, at_least, twfe
+from .twfe import EvaluationError, _Design, _period_index, at_least, twfe
 
 
 def randomization_inference(panel: pd.DataFrame, y: str, dose: str, unit: str = "unit", time: str = "month",

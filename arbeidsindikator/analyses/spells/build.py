@@ -42,8 +42,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..data.contract import INNSATSGRUPPE, WEEKS_PER_MONTH
-from ..data.validate import register_tables, table_file, validate
+from ...data.contract import INNSATSGRUPPE, WEEKS_PER_MONTH
+from ...data.validate import register_tables, table_file, validate
 
 EXITS = ("tiltak", "situasjonsbestemt", "annen_innsats", "overfort_fra_noe", "arbeid", "avsluttet",
          "avsluttet_uobservert")

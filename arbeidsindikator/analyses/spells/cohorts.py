@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.contract import WEEKS_PER_MONTH
-from .spells import ENDED, SpellError, SpellRules, build_spells
+from ...data.contract import WEEKS_PER_MONTH
+from .build import ENDED, SpellError, SpellRules, build_spells
 from .survival import cox, cumulative_incidence, fine_gray, kaplan_meier, life_table, ph_test
 
 COHORTS = {"2021": ("2021-03", "2021-11"), "2023": ("2023-03", "2023-11")}
@@ -287,7 +287,7 @@ def _truth(data_dir: Path, s: pd.DataFrame, after: str, before: str, config: Coh
 
 
 def _employment_observed_to(data_dir: Path) -> pd.Timestamp:
-    from ..data.validate import table_file
+    from ...data.validate import table_file
     p = table_file(data_dir, "extract")
     t = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
     return pd.Timestamp(t["employment_observed_to"].max())

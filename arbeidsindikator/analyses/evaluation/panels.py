@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ..pipeline.results import Results
-from .evaluation import EvaluationError
+from ...pipeline.results import Results
+from .twfe import EvaluationError
 
 LEVELS = {"region": 2, "kontor": 3, 2: 2, 3: 3}
 
@@ -50,8 +50,8 @@ def home_region_panel(db: Path | str, data_dir: Path | str, outcome: str = "jobb
     Users followed by NOE count in the region they would otherwise have been followed in, which
     is what an evaluation of NOE's rollout across regions needs. Internal: the cells are not
     disclosure-protected and must not be published."""
-    from ..data.validate import register_tables, validate
-    from ..pipeline.results import Results
+    from ...data.validate import register_tables, validate
+    from ...pipeline.results import Results
     res = Results(db)
     try:
         res.check_outcome(outcome)
