@@ -237,6 +237,10 @@ def test_a_closed_office_is_named_with_its_successor(small_run, tmp_path):
     html = next((tmp_path / "rap").glob("*.html")).read_text()
     assert "lagt ned" in html
     assert str(row["ETTERFOLGER"]) in html
+    # its work volume after the closing month says where its users went
+    r = _cli("arbeidsvolum", "--db", str(db), "--unit", row["ORG_STED"], "--month", "2024-06")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "lagt ned" in said and str(row["ETTERFOLGER"]) in said, r.output
 
 
 def test_coefficients_in_norwegian_format():

@@ -323,6 +323,10 @@ def test_survey_commands_and_their_errors(policy_world_dir, tmp_path):
                                  "--innsatsteam", "0.5"])
     assert r.exit_code == 0, r.output
     fte = pd.read_csv(out / "aarsverk.csv")
+    ch = pd.read_csv(out / "endring.csv").set_index("group")
+    # the innsatsteam counts in the total as in the standard row; without it in its own column
+    assert ch.loc["oppfolging", "team"] == ch.loc["standard", "team"] == 0.5
+    assert ch.loc["oppfolging", "difference"] == pytest.approx(ch.loc["oppfolging", "difference_without_team"] - 0.5)
     assert set(fte["year"]) == {2022, 2023} and (fte["ci_low"] <= fte["fte"]).all()
     assert "tabell 4-2" in (out / "rapport.html").read_text()
     out2 = tmp_path / "undersokelse"

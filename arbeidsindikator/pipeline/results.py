@@ -242,7 +242,12 @@ class Results:
         c = self.published(ORG_NIVAA=level, ORG_STED_ID=uid, UTFALL=outcome, NEDBRYTNING="Alle")
         c = c[pd.to_datetime(c["BEHOLDNINGSMAANED"]) == m]
         if c.empty or pd.isna(c["INDIKATOR"].iloc[0]):
-            raise LookupError(f"Ingen publisert verdi for {self.unit(unit)['ORG_STED']} i {norsk.month(m.date())}.")
+            u = self.unit(unit)
+            closed = ""
+            if bool(u.get("NEDLAGT", False)) and pd.Timestamp(u["SISTE_MAANED"]) < m:  # a closed office: say where its users went
+                closed = (f" Kontoret ble lagt ned etter {norsk.month(pd.Timestamp(u['SISTE_MAANED']).date())}"
+                          + (f"; brukerne ble overført til {u['ETTERFOLGER']}." if u.get("ETTERFOLGER") else "."))
+            raise LookupError(f"Ingen publisert verdi for {u['ORG_STED']} i {norsk.month(m.date())}.{closed}")
         return {"unit": c["ORG_STED"].iloc[0], "month": m.strftime("%Y-%m")} | work_volume(
             float(c["INDIKATOR"].iloc[0]), float(c["ANTALL_PERSONER"].iloc[0]))
 

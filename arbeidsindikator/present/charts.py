@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .. import norsk  # noqa: E402
 
-COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#b8860b", "#5b6f7b", "#c0392b", "#2c8c99"]
+COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#9aa01f", "#5b6f7b", "#c0392b", "#2c8c99"]  # no two oranges
 UNIT_COLOUR, REGION_COLOUR, COUNTRY_COLOUR = "#1f5f8b", "#d9822b", "#555555"
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "arbeidsindikator", "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 9.5,

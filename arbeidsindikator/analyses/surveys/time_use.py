@@ -115,7 +115,9 @@ def time_use_tables(data_dir: Path | str, team: float = 0.0) -> dict[str, pd.Dat
     if len(years) >= 2:
         a, b = years[-2], years[-1]
         ea, eb = est[est["year"] == a].set_index("group"), est[est["year"] == b].set_index("group")
-        changes = change_table(ea["fte"].to_dict(), eb["fte"].to_dict(), team)
+        # the innsatsteam's FTEs count for standard users and so for the total too (the total
+        # without them, as Proba prints its "i alt", is difference_without_team)
+        changes = change_table(ea["fte"].to_dict(), eb["fte"].to_dict(), team, team_groups=("standard", "oppfolging"))
         se = np.sqrt(ea["se"] ** 2 + eb["se"] ** 2).reindex(changes["group"]).to_numpy()
         changes["se_difference"] = se
         changes["ci_low"] = changes["difference"] - sv.Z95 * se

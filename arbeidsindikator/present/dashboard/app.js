@@ -5,7 +5,8 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const NS = "http://www.w3.org/2000/svg";
-const COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#b8860b", "#5b6f7b", "#c0392b", "#2c8c99"];
+// distinct hues (the fifth was a second orange beside the second: situasjonsbestemt and sykmeldt)
+const COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#9aa01f", "#5b6f7b", "#c0392b", "#2c8c99"];
 const UNIT = "#1f5f8b", REGION = "#d9822b", COUNTRY = "#555555", MARK = "#c0392b";
 const MONTHS = ["jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des."];
 let META = null, UNITS = [], LAST = null;
@@ -212,8 +213,8 @@ async function drawMonth(s, om, seriesP) {
   const series = [{ label: data.unit, colour: UNIT, band: true, data: pts(data.rows), cls: "line-unit", width: 2 }];
   const items = [[data.unit, UNIT, ""], ["95 % konfidensintervall", UNIT, "band"]];
   const [t0, t1] = [Math.min(...series[0].data.map((p) => p.t)), Math.max(...series[0].data.map((p) => p.t))];
-  Object.entries(data.compare).forEach(([name, rows], i) => {
-    const colour = i ? COUNTRY : REGION;
+  Object.entries(data.compare).forEach(([name, rows]) => {
+    const colour = name === "Norge" ? COUNTRY : REGION;  // the same colour means the same kind of unit in every view
     series.push({ label: name, colour, dash: name === "Norge", cls: "compare-line", width: 1.3,
       data: rows.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED), y: r.INDIKATOR })).filter((p) => p.t >= t0 && p.t <= t1) });
     items.push([name, colour, name === "Norge" ? "dash" : ""]);
@@ -239,10 +240,11 @@ async function drawYears(s, om) {
   const data = await api("/api/years", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: s.group });
   const years = [...new Set(Object.values(data.series).flatMap((rows) => rows.map((r) => r.PERIODE)))].sort();
   const names = Object.keys(data.series);
-  const series = names.map((name, i) => ({ colour: [UNIT, REGION, COUNTRY][i], data: data.series[name].map((r) => ({
+  const colourOf = (name, i) => (i === 0 ? UNIT : name === "Norge" ? COUNTRY : REGION);
+  const series = names.map((name, i) => ({ colour: colourOf(name, i), data: data.series[name].map((r) => ({
     key: r.PERIODE, y: r.PRIKKET ? null : r.INDIKATOR, lo: r.INDIKATOR_KI_NEDRE, hi: r.INDIKATOR_KI_OVRE })) }));
   categoryChart($("chart-year"), years.map((y) => ({ key: y, label: y })), series, om.indicator_unit);
-  legend("legend-year", names.map((n, i) => [n, [UNIT, REGION, COUNTRY][i], ""]));
+  legend("legend-year", names.map((n, i) => [n, colourOf(n, i), ""]));
 }
 
 async function drawGroups(s, om) {
