@@ -182,6 +182,10 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     assert page.locator("#chart-year .point").count() >= 3
     assert page.locator("#chart-groups .point").count() >= 3
     assert page.locator("#chart-funnel .point.mark").count() == 1
+    boxes = page.eval_on_selector_all("#chart-funnel text.point-label", "els => els.map(e => { const b = e.getBBox(); "
+                                      "return [b.x, b.y, b.x + b.width, b.y + b.height]; })")
+    assert boxes and not any(a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
+                             for i, a in enumerate(boxes) for b in boxes[i + 1:])  # no name covers another
     assert page.locator("#chart-index polyline, #chart-index circle").count() >= 1
     ticks = page.eval_on_selector_all("#chart-month text", "els => els.map(e => e.textContent)")
     assert "0" in ticks and any("−" in t for t in ticks)  # zero labelled, a real minus sign

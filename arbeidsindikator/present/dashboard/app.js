@@ -179,7 +179,25 @@ function funnelChart(svg, rows, markId, unit) {
   for (const r of rows) {
     const mine = r.ORG_STED_ID === markId;
     svg.appendChild(el("circle", { class: mine ? "point mark" : "point", cx: x(r.ANTALL_PERSONER), cy: sc.y(r.INDIKATOR), r: mine ? 6 : 4, fill: mine ? MARK : UNIT }));
-    svg.appendChild(el("text", { x: x(r.ANTALL_PERSONER) + 6, y: sc.y(r.INDIKATOR) - 5, "font-size": FS, fill: mine ? MARK : "#333" }, r.ORG_STED.replace(/^Nav /, "")));
+  }
+  // names where they fit: the marked unit first, then the units farthest from the target; a name
+  // that would cover another is left out (the table and the hover title still name every point)
+  const placed = [];
+  const order = [...rows].sort((a, b) => (b.ORG_STED_ID === markId) - (a.ORG_STED_ID === markId)
+    || Math.abs(b.INDIKATOR - target) - Math.abs(a.INDIKATOR - target));
+  for (const r of order) {
+    const mine = r.ORG_STED_ID === markId, name = r.ORG_STED.replace(/^Nav /, "");
+    const px = x(r.ANTALL_PERSONER), py = sc.y(r.INDIKATOR);
+    const t = svg.appendChild(el("text", { class: "point-label", x: px + 6, y: py - 5, "font-size": FS, fill: mine ? MARK : "#333" }, name));
+    let b = t.getBBox();  // measured as drawn
+    if (b.x + b.width > f.W - f.R) { t.setAttribute("x", px - 6 - b.width); b = t.getBBox(); }  // near the right edge: to the left
+    const box = { x0: b.x, x1: b.x + b.width, y0: b.y, y1: b.y + b.height };
+    if (placed.some((q) => q.x0 < box.x1 && box.x0 < q.x1 && q.y0 < box.y1 && box.y0 < q.y1)) { t.remove(); continue; }
+    placed.push(box);
+  }
+  for (const c of svg.querySelectorAll("circle.point")) {  // every point named on hover
+    const r = rows[[...svg.querySelectorAll("circle.point")].indexOf(c)];
+    c.appendChild(el("title", {}, `${r.ORG_STED}: ${num(r.INDIKATOR, 2, true)} (${num(r.ANTALL_PERSONER, 0)} personer)`));
   }
 }
 
