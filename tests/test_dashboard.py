@@ -34,6 +34,12 @@ def test_series_has_confidence_bands_and_comparison_lines(client):
     assert client.get("/api/series", params={"unit": office["id"], "outcome": "atid3", "from": "2020-01", "to": "2020-12"}).status_code == 200
 
 
+def test_the_api_page_is_norwegian(client):
+    text = re.sub(r"<[^>]+>", " ", client.get("/docs").text)
+    english = [w for w in (" the ", " with ", " and ", " of ", "unit's", "refused", "Successful") if w in text]
+    assert not english, english
+
+
 def test_bad_requests_get_clear_4xx(client):
     assert client.get("/api/series", params={"unit": "Atlantis"}).status_code == 404
     assert "Ukjent enhet" in client.get("/api/series", params={"unit": "Atlantis"}).json()["detail"]

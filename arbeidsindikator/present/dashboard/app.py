@@ -203,7 +203,8 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     def series(unit: str = UNIT, outcome: str = OUTCOME, breakdown: str = BREAKDOWN, group: str = GROUP,
                start: str | None = Query(None, alias="from", description="Første måned, ÅÅÅÅ-MM."),
                end: str | None = Query(None, alias="to", description="Siste måned, ÅÅÅÅ-MM.")):
-        """A unit's monthly series, with the region's and the country's indicator for comparison."""
+        # a unit's monthly series, with the region's and the country's indicator for comparison
+        # (a comment, not a docstring: FastAPI would show a docstring in /docs, which is Norwegian)
         start = month_param(start, "from")
         end = month_param(end, "to")
         check_outcome(outcome)
@@ -250,7 +251,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     @app.get("/api/groups", summary="Gruppene i en nedbrytning side om side (avvises for nedbrytninger i modellen)")
     def groups(unit: str = UNIT, month: str | None = Query(None, description="Måned, ÅÅÅÅ-MM."), outcome: str = OUTCOME,
                breakdown: str = Query("Innsatsgruppe", description="Nedbrytning som ikke er med i modellen.")):
-        """The groups of a breakdown side by side in a month (YYYY-MM); refused (409) for breakdowns in the model."""
+        # the groups of a breakdown side by side in a month; refused (409) for breakdowns in the model
         month = month_param(month, "month", required=True)
         u = comparable_groups(unit, outcome, breakdown)
         df = q("""SELECT GRUPPE, ANTALL_PERSONER, faktisk, forventet, INDIKATOR, INDIKATOR_KI_NEDRE, INDIKATOR_KI_OVRE, PRIKKET
@@ -297,7 +298,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/years", summary="En enhets kalenderår (periodeceller) med 95 % konfidensintervall, mot region og land")
     def years(unit: str = UNIT, outcome: str = OUTCOME, breakdown: str = BREAKDOWN, group: str = GROUP):
-        """The unit's calendar-year cells (each person's months clustered), with the region's and the country's."""
+        # the unit's calendar-year cells (each person's months clustered), with the region's and the country's
         check_outcome(outcome)
         check_breakdown(breakdown, group)
         u = unit_row(unit)
