@@ -3,6 +3,7 @@ releases with final and provisional cells, and revision tables that explain ever
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import duckdb
@@ -102,6 +103,24 @@ def test_releases_append_mark_final_cells_and_revisions_explain_every_difference
     r = _cli("revisjoner", "--fra", first, "--til", second, "--db", db, "--out", tmp_path / "rev.csv")
     assert r.exit_code == 0 and "ny celle" in " ".join(r.output.split()), r.output
     assert len(pd.read_csv(tmp_path / "rev.csv")) == len(rev)
+    # what people see: the release in the export's manifest, the report and the dashboard
+    r = _cli("export", "--db", db, "--out", tmp_path / "pub")
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "pub.manifest.json").read_text())
+    assert man["publisering"]["as_of"] == "2023-09" and man["publisering"]["model_version"] == run.run_id
+    assert "ENDELIG" in pd.read_csv(tmp_path / "pub.csv", nrows=5).columns
+    from arbeidsindikator.present.report import write_report
+    page = write_report(db, "Norge", tmp_path / "rap").read_text()
+    assert "Publisering per 2023-09" in page and run.run_id in page
+    from fastapi.testclient import TestClient
+
+    from arbeidsindikator.present.dashboard.app import create_app
+    shutil.copy(db, tmp_path / "kopi.duckdb")  # the app keeps its connection open: not on the shared store
+    client = TestClient(create_app(tmp_path / "kopi.duckdb"))
+    meta = client.get("/api/meta").json()
+    assert meta["release"]["as_of"] == "2023-09" and "Publisering per 2023-09" in meta["release_text"]
+    rows = client.get("/api/series", params={"unit": "Norge", "outcome": "jobb12"}).json()["rows"]
+    assert {r["ENDELIG"] for r in rows} == {True, False}
     r = _cli("publiseringer", "--db", db)
     assert r.exit_code == 0 and "2023-09" in r.output and "2023-06" in r.output, r.output
 

@@ -500,6 +500,8 @@ def export_run(db: Path | str, out: Path | str, run_id: str | None = None, table
         if rid is None or not run_exists(con, rid):
             raise LookupError(f"fant ingen kjøring {run_id or ''} i {db}".replace("  ", " "))
         run = con.execute("SELECT * FROM runs WHERE run_id = ?", [rid]).df().iloc[0]
+        from .versions import release_info
+        release = release_info(con, rid)
         files, manifest_files = [], {}
         for t in tables:
             table, time_col, suffix = EXPORT_TABLES[t]
@@ -515,7 +517,9 @@ def export_run(db: Path | str, out: Path | str, run_id: str | None = None, table
     manifest = {"run_id": rid, "created_at": str(run["created_at"]), "model_name": run["model_name"],
                 "package_version": run["package_version"], "engine": run["engine"],
                 "input_fingerprints": json.loads(run["input_fingerprints"]), "config_toml": run["config_toml"],
-                "desimaler": DECIMALS, "filer": manifest_files}
+                "desimaler": DECIMALS, "filer": manifest_files,
+                "publisering": release, "endelig": "ENDELIG: cellens utfallsvindu lukket seg minst to måneder før "
+                                                  "uttrekkets arbeidstimer slutter; ellers foreløpig"}
     path = atomic.write_text(out.with_name(out.name + ".manifest.json"), json.dumps(manifest, ensure_ascii=False, indent=2))
     return files + [path]
 

@@ -151,6 +151,27 @@ def list_releases(db: Path | str) -> pd.DataFrame:
                            "FROM releases ORDER BY created_at").df()
 
 
+def release_info(con, run_id: str) -> dict | None:
+    """A release's as-of month, model version and time (None for a run that estimated its model),
+    read on an open connection to the store."""
+    if not _has(con, "releases"):
+        return None
+    row = con.execute("SELECT as_of, employment_observed_to, model_version, created_at FROM releases WHERE release_id = ?",
+                      [run_id]).fetchall()
+    if not row:
+        return None
+    as_of, emp, ver, at = row[0]
+    return {"as_of": as_of, "employment_observed_to": emp, "model_version": ver, "created_at": str(at)[:16]}
+
+
+def release_text(info: dict | None, run_id: str) -> str:
+    """One Norwegian sentence naming what a reader sees: the release, or the estimation run."""
+    if info is None:
+        return f"Kjøring {run_id}: modellen er estimert i kjøringen selv."
+    return (f"Publisering per {info['as_of']} (arbeidstimer til {info['employment_observed_to']}) med modellversjon "
+            f"{info['model_version']}, laget {info['created_at']}. Tall merket foreløpig kan endres i senere publiseringer.")
+
+
 def final_month_index(employment_observed_to: dt.date, horizon: int) -> int:
     """The last stock month (as a month index, year x 12 + month - 1) whose K-month outcome is
     final: its window closed REVISION_MONTHS before the end of the employment data."""
@@ -220,5 +241,5 @@ def mark_final(con, outcomes: list[str], employment_observed_to: dt.date) -> Non
     con.execute("DROP TABLE __horizon")
 
 
-__all__ = ["REVISION_CAUSES", "REVISION_MONTHS", "mark_final", "revisions", "SCHEMA", "STATUSES", "VersionError", "final_month_index", "insert", "libraries",
+__all__ = ["release_info", "release_text", "REVISION_CAUSES", "REVISION_MONTHS", "mark_final", "revisions", "SCHEMA", "STATUSES", "VersionError", "final_month_index", "insert", "libraries",
            "list_releases", "list_versions", "load_version", "set_status", "version_row"]

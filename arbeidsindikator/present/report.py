@@ -19,6 +19,7 @@ from .charts import (COLOURS, COUNTRY_COLOUR, REGION_COLOUR, UNIT_COLOUR, Figure
                      log_axis, monthly, plt, style_axis)
 from .htmlpage import csv_link, esc, page, section, table
 from ..pipeline.reading import ReadingRuleError
+from ..pipeline.versions import release_info, release_text
 from ..pipeline.results import Results
 from ..pipeline.shrinkage import NOE_ID, funnel_curve
 
@@ -204,8 +205,10 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
         "prosent, og indikatoren for den i prosentpoeng. Tall for grupper som er med i modellen (alder, kjønn, landbakgrunn) "
         "kan bare sammenlignes over tid. Små enheter har brede konfidensintervaller; celler med for få personer er prikket, "
         "og antallet personer i dem vises ikke. Indikatoren er ikke laget for å rangere kontorer.", ""))
+    release = release_info(res.con, rid)  # a release names its as-of month and model version
     lead = (f"<p class='meta'>Rapport for {esc(LEVEL_NAME[level])} fra de publiserte tabellene (kjøring {esc(rid)}), "
-            f"{esc(norsk.month(first))} til {esc(norsk.month(last))}. Alle tall er aggregerte.</p>" + _closure_note(u))
+            f"{esc(norsk.month(first))} til {esc(norsk.month(last))}. Alle tall er aggregerte."
+            f"{' ' + esc(release_text(release, rid)) if release else ''}</p>" + _closure_note(u))
     return atomic.write_text(out / f"{slug}.html", page(f"Arbeidsindikatoren: {name}", "".join(sections), lead))
 
 

@@ -241,8 +241,9 @@ async function drawMonth(s, om, seriesP) {
   legend("legend-month", items);
   $("h-month").textContent = `Indikatoren per måned: ${om.label.toLowerCase()} (${om.indicator_unit})`;
   const head = ["Måned", "Personer", `Faktisk (${om.level_unit})`, "Forventet", `Indikator (${om.indicator_unit})`, "95 % KI", "Krympet¹"];
+  const provisional = (r) => (r.ENDELIG === false ? " (foreløpig)" : "");
   const rows = data.rows.slice(-12).reverse().map((r) => r.PRIKKET ? [monthName(r.BEHOLDNINGSMAANED), "", "prikket", "", "", "", ""] : [
-    monthName(r.BEHOLDNINGSMAANED), num(r.ANTALL_PERSONER, 0), num(r.faktisk, 1), num(r.forventet, 1), num(r.INDIKATOR, 2, true),
+    monthName(r.BEHOLDNINGSMAANED) + provisional(r), num(r.ANTALL_PERSONER, 0), num(r.faktisk, 1), num(r.forventet, 1), num(r.INDIKATOR, 2, true),
     `${num(r.INDIKATOR_KI_NEDRE, 2)} til ${num(r.INDIKATOR_KI_OVRE, 2)}`, num(r.INDIKATOR_KRYMPET, 2, true)]);
   table("table-month", head, rows, "¹ Krympet: kontorets indikator trukket mot gjennomsnittet av kontorene (empirisk Bayes), mer jo mer usikker den er.");
 }
@@ -369,6 +370,7 @@ async function refresh() {
 async function init() {
   try {
     META = await api("/api/meta");
+    $("release").textContent = META.release_text || "";
     UNITS = await api("/api/units");
     const levelName = { 1: "Land", 2: "Regioner", 3: "Kontor" };
     for (const lvl of [1, 2, 3]) {

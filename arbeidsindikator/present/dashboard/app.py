@@ -117,6 +117,12 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
     store.close()
     by_id = {r.id: r for r in units.itertuples()}
     by_name = {str(r.name).casefold(): r for r in units.itertuples()}
+    from ...pipeline.versions import release_info, release_text
+    release = release_info(con, run_id)
+    release_line = release_text(release, run_id)
+    has_final = bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'published' "
+                                 "AND column_name = 'ENDELIG'").fetchall()[0][0])  # a store from before releases has none
+    series_cols = SERIES_COLS + (["ENDELIG"] if has_final else [])
     breakdowns = dict(con.execute("SELECT NEDBRYTNING, any_value(I_MODELLEN) FROM published WHERE run_id = ? GROUP BY 1",
                                   [run_id]).fetchall())
     group_rows = con.execute("SELECT DISTINCT NEDBRYTNING, GRUPPE FROM published WHERE run_id = ? ORDER BY 1, 2", [run_id]).fetchall()
@@ -187,7 +193,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/meta", summary="Utfall, nedbrytninger, grupper og perioder i den publiserte kjøringen")
     def meta():
-        return {"run_id": run_id,
+        return {"run_id": run_id, "release": release, "release_text": release_line,
                 "outcomes": [{"id": o, "label": norsk.OUTCOME[o], "level_unit": norsk.LEVEL_UNIT[o],
                               "indicator_unit": norsk.INDICATOR_UNIT[o]} for o in OUTCOMES],
                 "breakdowns": [{"name": b, "label": norsk.breakdown(b), "in_model": bool(v)} for b, v in breakdowns.items()],
@@ -222,7 +228,7 @@ def create_app(db: Path | str, token: str | None = None) -> FastAPI:
         if end:
             where += " AND BEHOLDNINGSMAANED <= CAST(? AS DATE)"
             args.append(f"{end}-01")
-        df = q(f"SELECT {', '.join(SERIES_COLS)} FROM published WHERE {where} ORDER BY BEHOLDNINGSMAANED", args)
+        df = q(f"SELECT {', '.join(series_cols)} FROM published WHERE {where} ORDER BY BEHOLDNINGSMAANED", args)
         if df.empty:
             raise HTTPException(404, f"Ingen tall for {u.name}, {outcome}, {breakdown}={group} i de valgte månedene.")
         compare = {}
