@@ -701,7 +701,8 @@ def demo(
         console.print(f"  Rapport:                            {rp}")
     if evaluation:
         console.print(f"  Evaluering (kutt i tiltaksplasser): {evaluation}  (oppsett: {out / 'evaluering.toml'})")
-    console.print(f"\nLag rapport for en annen enhet: arbeidsindikator report --db {db} --unit <navn> --out {out / 'rapporter'}")
+    console.print(f"\nLag rapport for en annen enhet: .venv/bin/arbeidsindikator report --db {db} --unit <navn> "
+                  f"--out {out / 'rapporter'}")
     console.print(f"Start dashbordet: .venv/bin/arbeidsindikator serve --db {db}   (åpne http://127.0.0.1:8000/)")
 
 
