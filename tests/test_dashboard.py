@@ -218,6 +218,10 @@ def test_dashboard_on_a_phone_and_after_an_error(server, browser):
     _choose(page, "#group", page.eval_on_selector("#group option:last-child", "o => o.value"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("#chart-month .line-unit").count() >= 2  # split at suppressed months
+    # the last months' table shows the indicator and its interval without scrolling sideways
+    for col in ("Indikator", "95 % KI"):
+        box = page.locator("#table-month th", has_text=col).bounding_box()
+        assert box and box["x"] + box["width"] <= 390, (col, box)
     _screenshot(page, "dashboard-phone.png")
     page.route("**/api/**", lambda route: route.fulfill(status=503, body='{"detail": "Tjenesten er nede."}',
                                                           content_type="application/json"))

@@ -242,7 +242,7 @@ async function drawMonth(s, om, seriesP) {
   $("h-month").textContent = `Indikatoren per måned: ${om.label.toLowerCase()} (${om.indicator_unit})`;
   const head = ["Måned", "Personer", `Faktisk (${om.level_unit})`, "Forventet", `Indikator (${om.indicator_unit})`, "95 % KI", "Krympet¹"];
   const provisional = (r) => (r.ENDELIG === false ? " (foreløpig)" : "");
-  const rows = data.rows.slice(-12).reverse().map((r) => r.PRIKKET ? [monthName(r.BEHOLDNINGSMAANED), "", "prikket", "", "", "", ""] : [
+  const rows = data.rows.slice(-12).reverse().map((r) => r.PRIKKET ? [monthName(r.BEHOLDNINGSMAANED), "", "", "", "prikket", "", ""] : [
     monthName(r.BEHOLDNINGSMAANED) + provisional(r), num(r.ANTALL_PERSONER, 0), num(r.faktisk, 1), num(r.forventet, 1), num(r.INDIKATOR, 2, true),
     `${num(r.INDIKATOR_KI_NEDRE, 2)} til ${num(r.INDIKATOR_KI_OVRE, 2)}`, num(r.INDIKATOR_KRYMPET, 2, true)]);
   table("table-month", head, rows, "¹ Krympet: kontorets indikator trukket mot gjennomsnittet av kontorene (empirisk Bayes), mer jo mer usikker den er.");
