@@ -178,7 +178,8 @@ function funnelChart(svg, rows, markId, unit) {
   }
   for (const r of rows) {
     const mine = r.ORG_STED_ID === markId;
-    svg.appendChild(el("circle", { class: mine ? "point mark" : "point", cx: x(r.ANTALL_PERSONER), cy: sc.y(r.INDIKATOR), r: mine ? 6 : 4, fill: mine ? MARK : UNIT }));
+    const c = svg.appendChild(el("circle", { class: mine ? "point mark" : "point", cx: x(r.ANTALL_PERSONER), cy: sc.y(r.INDIKATOR), r: mine ? 6 : 4, fill: mine ? MARK : UNIT }));
+    c.appendChild(el("title", {}, `${r.ORG_STED}: ${num(r.INDIKATOR, 2, true)} (${num(r.ANTALL_PERSONER, 0)} personer)`));  // every point named on hover
   }
   // names where they fit: the marked unit first, then the units farthest from the target; a name
   // that would cover another is left out (the table and the hover title still name every point)
@@ -194,10 +195,6 @@ function funnelChart(svg, rows, markId, unit) {
     const box = { x0: b.x, x1: b.x + b.width, y0: b.y, y1: b.y + b.height };
     if (placed.some((q) => q.x0 < box.x1 && box.x0 < q.x1 && q.y0 < box.y1 && box.y0 < q.y1)) { t.remove(); continue; }
     placed.push(box);
-  }
-  for (const c of svg.querySelectorAll("circle.point")) {  // every point named on hover
-    const r = rows[[...svg.querySelectorAll("circle.point")].indexOf(c)];
-    c.appendChild(el("title", {}, `${r.ORG_STED}: ${num(r.INDIKATOR, 2, true)} (${num(r.ANTALL_PERSONER, 0)} personer)`));
   }
 }
 
