@@ -188,6 +188,7 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     assert page.locator("#chart-year .point").count() >= 3
     assert page.locator("#chart-groups .point").count() >= 3
     assert page.locator("#chart-funnel .point.mark").count() == 1
+    assert _selects_fit(page) == []
     boxes = page.eval_on_selector_all("#chart-funnel text.point-label", "els => els.map(e => { const b = e.getBBox(); "
                                       "return [b.x, b.y, b.x + b.width, b.y + b.height]; })")
     assert boxes and not any(a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
@@ -204,7 +205,45 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     href = page.get_attribute("#report-link", "href")
     assert href.startswith("rapport?unit=")
     _screenshot(page, "dashboard.png")
+    # a breakdown in the model: one small chart per group, the group highlighted over the others
+    _choose(page, "#breakdown", "Aldersgruppe")
+    assert not page.is_visible("#chart-groups")
+    cells = page.locator("#multiples-groups svg")
+    assert cells.count() >= 3 and page.locator("#multiples-groups h3").count() == cells.count()
+    names = page.eval_on_selector_all("#multiples-groups h3", "els => els.map(e => e.textContent)")
+    assert len(set(names)) == len(names)  # each group once, however often the view was redrawn
+    for i in range(cells.count()):
+        assert cells.nth(i).locator(".line-unit").count() >= 1 and cells.nth(i).locator(".other-line").count() >= 1
+        assert page.evaluate(OVERLAPPING_TEXT, f"#multiples-groups div:nth-child({i + 1}) svg") == []
+    page.locator("#s-groups").scroll_into_view_if_needed()
+    _screenshot(page, "dashboard-groups.png")
     assert errors == []
+
+
+# each choice's longest option fits its field (the chosen name is never cut off): text width by
+# the field's own font, plus the arrow and padding
+SELECTS_FIT = """() => [...document.querySelectorAll('select')].flatMap(s => {
+  const c = document.createElement('canvas').getContext('2d'), st = getComputedStyle(s);
+  c.font = `${st.fontSize} ${st.fontFamily}`;
+  return [...s.options].filter(o => c.measureText(o.textContent).width + 28 > s.clientWidth).map(o => [s.id, o.textContent]); })"""
+
+
+def _selects_fit(page):
+    return page.evaluate(SELECTS_FIT)
+
+
+# pairs of a chart's texts that cover each other (axis labels too close)
+OVERLAPPING_TEXT = """(sel) => { const r = [...document.querySelector(sel).querySelectorAll('text')]
+    .map(t => [t.textContent, t.getBoundingClientRect()]);
+  return r.flatMap(([a, p], i) => r.slice(i + 1).filter(([, q]) => p.left < q.right - 0.5 && q.left < p.right - 0.5
+    && p.top < q.bottom - 0.5 && q.top < p.bottom - 0.5).map(([b]) => [a, b])); }"""
+
+
+# texts of a chart drawn outside its box (clipped on the screen)
+CLIPPED_TEXT = """(sel) => { const svg = document.querySelector(sel), b = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()])
+    .filter(([, r]) => r.left < b.left - 0.5 || r.right > b.right + 0.5 || r.top < b.top - 0.5 || r.bottom > b.bottom + 0.5)
+    .map(([s]) => s); }"""
 
 
 def test_dashboard_on_a_phone_and_after_an_error(server, browser):
@@ -214,9 +253,16 @@ def test_dashboard_on_a_phone_and_after_an_error(server, browser):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
     _choose(page, "#unit", office)
+    assert _selects_fit(page) == []
+    _choose(page, "#breakdown", "Innsatsgruppe")  # long group names: one row each, nothing clipped
+    assert page.locator("#chart-groups .point").count() >= 3
+    assert page.evaluate(CLIPPED_TEXT, "#chart-groups") == []
     _choose(page, "#breakdown", "Innvandrerkategori")
     _choose(page, "#group", page.eval_on_selector("#group option:last-child", "o => o.value"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#multiples-groups svg").count() >= 1  # a small office: groups without a reference value are named
+    for i in range(page.locator("#multiples-groups svg").count()):
+        assert page.evaluate(CLIPPED_TEXT, f"#multiples-groups div:nth-child({i + 1}) svg") == []
     assert page.locator("#chart-month .line-unit").count() >= 2  # split at suppressed months
     # the last months' table shows the indicator and its interval without scrolling sideways
     for col in ("Indikator", "95 % KI"):

@@ -48,9 +48,9 @@ def monthly(df: pd.DataFrame, columns: list[str], time: str = "BEHOLDNINGSMAANED
     return d.reindex(full)
 
 
-def style_axis(ax, unit: str, decimals: int = 1, zero: bool = True, dates: bool = True) -> None:
+def style_axis(ax, unit: str, decimals: int = 1, zero: bool = True, dates: bool = True, ticks: int = 5) -> None:
     """Norwegian ticks, a nice number of them, zero drawn and among the ticks, the unit as label."""
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=ticks, steps=[1, 2, 2.5, 5, 10]))
     ax.yaxis.set_major_formatter(norsk.axis_formatter(decimals))
     if zero:
         lo, hi = ax.get_ylim()
@@ -149,7 +149,8 @@ def _phone(fig) -> None:
         for i, ax in enumerate(panels):
             ax.set_subplotspec(gs[i])
             ax.tick_params(labelleft=True, labelbottom=True)
-        fig.set_size_inches(PHONE_WIDTH, 2.5 * len(panels) + 0.8)
+        # small multiples (more than four panels) get lower panels, so the page stays short
+        fig.set_size_inches(PHONE_WIDTH, (2.5 if len(panels) <= 4 else 1.9) * len(panels) + 0.8)
     else:
         fig.set_size_inches(PHONE_WIDTH, max(h, 2.8))
     for ax in panels:

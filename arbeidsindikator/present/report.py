@@ -105,20 +105,11 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
 
     # 2. actual vs expected by innsatsgruppe (levels: innsatsgruppe is not in the model)
     ig = res.published(ORG_NIVAA=level, ORG_STED_ID=uid, NEDBRYTNING="Innsatsgruppe")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
-    for ax, o in zip(axes, ("atid3", "jobb12")):
-        for i, (g, gd) in enumerate(ig[ig["UTFALL"] == o].groupby("GRUPPE")):
-            d = monthly(gd, ["faktisk", "forventet"])
-            ax.plot(d.index, d["faktisk"], color=COLOURS[i], lw=1.4, label=norsk.group(g))
-            ax.plot(d.index, d["forventet"], color=COLOURS[i], lw=1.0, ls="--")
-        ax.set_title(f"{norsk.outcome(o)}: faktisk (heltrukket) og forventet (stiplet)")
-        style_axis(ax, norsk.LEVEL_UNIT[o], 0, zero=False)
-    legend_below(fig, axes, ncol=3)
     sections.append(section(
         "innsatsgruppe", "Faktisk og forventet etter innsatsgruppe",
         "Innsatsgruppe er ikke med i modellen, så nivåene kan sammenlignes mellom gruppene. Forskjellen mellom faktisk og "
-        "forventet er indikatoren for gruppen.",
-        figs.add(fig, "innsatsgruppe", f"Faktisk og forventet etter innsatsgruppe, {name}")
+        "forventet er indikatoren for gruppen. Ett lite diagram per gruppe og utfall, med samme skala for hvert utfall.",
+        _groups_small_multiples(ig, ("atid3", "jobb12"), figs, f"Faktisk og forventet etter innsatsgruppe, {name}")
         + csv_link(ig, f"{slug}-innsatsgruppe", "innsatsgrupper")))
 
     # 3. breakdowns, each with the reading rule that applies to it
@@ -210,6 +201,29 @@ def _write(res: Results, unit: str, out: Path, reference_month: str | None) -> P
             f"{esc(norsk.month(first))} til {esc(norsk.month(last))}. Alle tall er aggregerte."
             f"{' ' + esc(release_text(release, rid)) if release else ''}</p>" + _closure_note(u))
     return atomic.write_text(out / f"{slug}.html", page(f"Arbeidsindikatoren: {name}", "".join(sections), lead))
+
+
+def _groups_small_multiples(rows: pd.DataFrame, outcomes: tuple[str, ...], figs: Figures, alt: str) -> str:
+    """Actual and expected per group as small multiples: a row per group, a column per outcome,
+    one y scale per outcome (the levels are compared across groups). Five groups' actual and
+    expected lines in one chart were ten tangled lines."""
+    order = list(norsk.GROUP)  # the groups in their usual order (standard first), unknown codes last
+    groups = sorted(rows["GRUPPE"].dropna().unique(), key=lambda g: (order.index(g) if g in order else len(order), g))
+    if not groups:
+        return "<p>Ingen publiserte tall for innsatsgruppene.</p>"
+    fig, axes = plt.subplots(len(groups), len(outcomes), figsize=(10, 1.55 * len(groups) + 0.9), sharex=True,
+                             sharey="col", squeeze=False)
+    for r, g in enumerate(groups):
+        for c, o in enumerate(outcomes):
+            ax = axes[r, c]
+            d = monthly(rows[(rows["GRUPPE"] == g) & (rows["UTFALL"] == o)], ["faktisk", "forventet"])
+            if not d.empty:
+                ax.plot(d.index, d["faktisk"], color=UNIT_COLOUR, lw=1.4, label="faktisk")
+                ax.plot(d.index, d["forventet"], color=COUNTRY_COLOUR, lw=1.0, ls="--", label="forventet")
+            ax.set_title(f"{norsk.group(g)}: {norsk.outcome(o, short=True).lower()}")
+            style_axis(ax, norsk.LEVEL_UNIT[o], 0, zero=False, ticks=3)
+    legend_below(fig, axes, ncol=2)
+    return figs.add(fig, "innsatsgruppe", alt)
 
 
 def _closure_note(u: pd.Series) -> str:

@@ -9,7 +9,7 @@ const NS = "http://www.w3.org/2000/svg";
 const COLOURS = ["#1f5f8b", "#d9822b", "#4b8b3b", "#8b3b7a", "#9aa01f", "#5b6f7b", "#c0392b", "#2c8c99"];
 const UNIT = "#1f5f8b", REGION = "#d9822b", COUNTRY = "#555555", MARK = "#c0392b";
 const MONTHS = ["jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des."];
-let META = null, UNITS = [], LAST = null;
+let META = null, UNITS = [], GEN = 0;  // GEN: the view being drawn; an older one stops adding to the page
 
 const fmt = (d) => new Intl.NumberFormat("nb-NO", { minimumFractionDigits: d, maximumFractionDigits: d });
 function num(v, d = 1, sign = false) {
@@ -90,19 +90,23 @@ function legend(id, items) {
   }));
 }
 // lines over months with a band; a missing value breaks the line (suppressed months are gaps)
+// (opts.range: [lo, hi] shared by small multiples, so their levels can be read across them)
+const valuesOf = (series) => series.flatMap((s) => s.data.flatMap((p) => [p.y, p.lo, p.hi])).filter((v) => v !== null && v !== undefined);
 function timeChart(svg, series, unit, opts = {}) {
-  const f = frame(svg);
+  const f = frame(svg, opts.height);
   const all = series.flatMap((s) => s.data);
   if (!all.length) return;
   const t0 = Math.min(...all.map((p) => p.t)), t1 = Math.max(...all.map((p) => p.t));
-  const vals = all.flatMap((p) => [p.y, p.lo, p.hi]).filter((v) => v !== null && v !== undefined);
-  const sc = yScale(Math.min(...vals), Math.max(...vals), f.H - f.T - f.B, f.T);
+  const vals = opts.range || valuesOf(series);
+  const sc = yScale(Math.min(...vals), Math.max(...vals), f.H - f.T - f.B, f.T, opts.height && opts.height < 220 ? 3 : 5);
   const x = (t) => f.L + (f.W - f.L - f.R) * (t - t0) / Math.max(1, t1 - t0);
   yAxis(svg, f, sc, unit);
-  const every = (t1 - t0) / 12 > 8 && f.W < 500 ? 2 : 1;
+  const every = Math.max(1, Math.ceil(FS * 3.2 / ((f.W - f.L - f.R) * 12 / Math.max(12, t1 - t0))));  // years whose labels fit
   for (let yr = Math.ceil(t0 / 12); yr * 12 <= t1; yr++) {
     if ((yr - Math.ceil(t0 / 12)) % every) continue;
-    svg.appendChild(el("text", { x: x(yr * 12), y: f.H - 8, "text-anchor": "middle", "font-size": FS }, String(yr)));
+    // each year named just right of its first month (the year runs to the right), so the first
+    // label stays clear of the y axis' numbers; one with no room before the edge is left out
+    if (x(yr * 12) + 2 + FS * 2.4 <= f.W) svg.appendChild(el("text", { x: x(yr * 12) + 2, y: f.H - 8, "font-size": FS }, String(yr)));
     svg.appendChild(el("line", { x1: x(yr * 12), x2: x(yr * 12), y1: f.H - f.B, y2: f.H - f.B + 4, stroke: "#888" }));
   }
   for (const s of series) {
@@ -132,24 +136,48 @@ function timeChart(svg, series, unit, opts = {}) {
 // categories (years, groups) with points and 95% intervals; several series side by side
 function categoryChart(svg, cats, series, unit, opts = {}) {
   const f = frame(svg, opts.height);
-  const vals = series.flatMap((s) => s.data.flatMap((p) => [p.y, p.lo, p.hi])).filter((v) => v !== null && v !== undefined);
+  const vals = valuesOf(series);
   if (!vals.length) return;
-  if (opts.rotate) { f.B += 30; f.L = Math.max(f.L, 80); }
   const sc = yScale(Math.min(...vals), Math.max(...vals), f.H - f.T - f.B, f.T);
   yAxis(svg, f, sc, unit);
   const band = (f.W - f.L - f.R) / cats.length;
   cats.forEach((c, i) => {
     const cx = f.L + band * (i + 0.5);
-    const ty = opts.rotate ? f.H - 38 : f.H - 8;
-    const text = el("text", { x: cx, y: ty, "text-anchor": opts.rotate ? "end" : "middle", "font-size": FS }, c.label);
-    if (opts.rotate) text.setAttribute("transform", `rotate(-30 ${cx} ${ty})`);
-    svg.appendChild(text);
+    svg.appendChild(el("text", { x: cx, y: f.H - 8, "text-anchor": "middle", "font-size": FS }, c.label));
     series.forEach((s, j) => {
       const p = s.data.find((d) => d.key === c.key);
       if (!p || p.y === null || p.y === undefined) return;
       const px = cx + (j - (series.length - 1) / 2) * Math.min(14, band / (series.length + 1));
       if (p.lo !== null && p.lo !== undefined) svg.appendChild(el("line", { x1: px, x2: px, y1: sc.y(p.lo), y2: sc.y(p.hi), stroke: s.colour, "stroke-width": 2, opacity: 0.6 }));
       svg.appendChild(el("circle", { class: "point", cx: px, cy: sc.y(p.y), r: 4, fill: s.colour }));
+    });
+  });
+}
+// the same as rows, for long names on a narrow screen: each category's name on its own line above
+// its point and interval, the values along a horizontal axis (no rotated names to clip)
+function rowChart(svg, cats, series, unit) {
+  const vals = valuesOf(series);
+  if (!vals.length) return;
+  const row = 2 * FS + 18, top = 6;
+  const f = frame(svg, top + row * cats.length + 2 * FS + 16);
+  f.L = 8;
+  const x0 = f.L, x1 = f.W - f.R, axisY = top + row * cats.length;
+  const sc = yScale(Math.min(...vals), Math.max(...vals), x1 - x0, 0, 4);
+  const x = (v) => x0 + x1 - sc.y(v);  // yScale runs downwards; the axis runs to the right
+  for (const v of sc.values) {
+    svg.appendChild(el("line", { x1: x(v), x2: x(v), y1: top, y2: axisY, stroke: v === 0 ? "#888" : "#eee" }));
+    svg.appendChild(el("text", { x: x(v), y: axisY + FS + 2, "text-anchor": "middle", "font-size": FS }, num(v, sc.decimals)));
+  }
+  svg.appendChild(el("text", { x: (x0 + x1) / 2, y: axisY + 2 * FS + 10, "text-anchor": "middle", "font-size": FS }, unit));
+  cats.forEach((c, i) => {
+    const y = top + row * i;
+    svg.appendChild(el("text", { x: x0, y: y + FS, "font-size": FS }, c.label));
+    series.forEach((s, j) => {
+      const p = s.data.find((d) => d.key === c.key);
+      if (!p || p.y === null || p.y === undefined) return;
+      const py = y + FS + 10 + j * 6;
+      if (p.lo !== null && p.lo !== undefined) svg.appendChild(el("line", { x1: x(p.lo), x2: x(p.hi), y1: py, y2: py, stroke: s.colour, "stroke-width": 2, opacity: 0.6 }));
+      svg.appendChild(el("circle", { class: "point", cx: x(p.y), cy: py, r: 4, fill: s.colour }));
     });
   });
 }
@@ -218,7 +246,7 @@ function fillGroups() {
 
 function clearAll() {
   for (const id of ["chart-month", "chart-year", "chart-groups", "chart-index", "chart-funnel", "table-month",
-    "legend-month", "legend-year", "legend-groups"]) $(id).replaceChildren();
+    "legend-month", "legend-year", "legend-groups", "multiples-groups"]) $(id).replaceChildren();
 }
 
 async function drawMonth(s, om, seriesP) {
@@ -274,28 +302,52 @@ async function drawGroups(s, om) {
     $("h-groups").textContent = `${bd.label}: gruppene side om side (${year})`;
     $("groups-explain").textContent = `${bd.label} er ikke med i modellen, så nivåene kan sammenlignes mellom gruppene. Punktene er indikatoren for ${year} med 95 % konfidensintervall.`;
     const cats = rows.map((r) => ({ key: r.GRUPPE, label: label(r.GRUPPE) }));
-    categoryChart($("chart-groups"), cats, [{ colour: UNIT, data: rows.map((r) => ({ key: r.GRUPPE, y: r.PRIKKET ? null : r.INDIKATOR, lo: r.INDIKATOR_KI_NEDRE, hi: r.INDIKATOR_KI_OVRE })) }],
-      om.indicator_unit, { rotate: $("chart-groups").parentElement.clientWidth < 700, height: 320 });
+    const series = [{ colour: UNIT, data: rows.map((r) => ({ key: r.GRUPPE, y: r.PRIKKET ? null : r.INDIKATOR, lo: r.INDIKATOR_KI_NEDRE, hi: r.INDIKATOR_KI_OVRE })) }];
+    $("chart-groups").style.display = "";
+    if ($("chart-groups").parentElement.clientWidth < 700) rowChart($("chart-groups"), cats, series, om.indicator_unit);
+    else categoryChart($("chart-groups"), cats, series, om.indicator_unit, { height: 320 });
     legend("legend-groups", [[`Indikator ${year}`, UNIT, ""]]);
   } else {
     const ref = s.reference || defaultReference(u);
     $("h-groups").textContent = `${bd.label}: utviklingen fra ${monthName(ref)}`;
-    $("groups-explain").textContent = `${bd.label} er med i modellen, så bare utviklingen kan sammenlignes: endringsindeks i prosent fra ${monthName(ref)}.`;
-    const series = [], items = [], missing = [];
-    for (const [i, g] of (META.groups[s.breakdown] || []).entries()) {
+    $("groups-explain").textContent = `${bd.label} er med i modellen, så bare utviklingen kan sammenlignes: endringsindeks i prosent fra ${monthName(ref)}. Hvert lite diagram viser én gruppe med 95 % konfidensintervall, og de andre gruppene i grått, på samme skala.`;
+    const series = [], missing = [];
+    for (const g of META.groups[s.breakdown] || []) {
       try {
         const idx = await api("/api/index", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: g, reference: ref });
-        series.push({ colour: COLOURS[i % COLOURS.length], band: false, difference: idx.length > 0 && idx[0].ENDRING_ENHET === "differanse",
-                      data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED), y: r.ENDRINGSINDEKS })) });
-        items.push([label(g), COLOURS[i % COLOURS.length], ""]);
+        series.push({ group: g, difference: idx.length > 0 && idx[0].ENDRING_ENHET === "differanse",
+                      data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED), y: r.ENDRINGSINDEKS, lo: r.ENDRINGSINDEKS_KI_NEDRE, hi: r.ENDRINGSINDEKS_KI_OVRE })) });
       } catch (e) { missing.push(label(g)); }  // no published value in the reference month
     }
-    if (missing.length) $("groups-explain").textContent += ` Uten publisert verdi i referansemåneden: ${missing.join(", ")}.`;
-    timeChart($("chart-groups"), series, series.some((x) => x.difference) ? "endring (prosent, eller differanse der nivået er nær null)" : "endring i prosent");
-    legend("legend-groups", items);
+    if (s.gen !== GEN) return;  // a newer view has started drawing (a change, or the window resized)
+    if (missing.length) $("groups-explain").textContent += ` Uten publisert verdi i referansemåneden: ${missing.join(", ").replace(/\.?$/, ".")}`;  // "mv." ends the sentence too
+    $("chart-groups").style.display = "none";  // the small multiples instead
+    const differences = series.some((x) => x.difference);
+    if (differences) $("groups-explain").textContent += ` For grupper der nivået er nær null, er endringen en differanse (${om.indicator_unit}), ikke prosent.`;
+    groupMultiples(series, differences ? "endring" : "endring i prosent");
+    legend("legend-groups", [["gruppen", UNIT, ""], ["95 % konfidensintervall", UNIT, "band"]].concat(
+      series.length > 1 ? [["de andre gruppene", "#c8c8c8", ""]] : []));
   }
 }
 
+// one small chart per group on a shared scale: the group with its interval, the others in grey
+// behind it (ten lines in one chart are a tangle; this reads on a phone too)
+function groupMultiples(series, unit) {
+  const box = $("multiples-groups"), range = valuesOf(series);
+  for (const s of series) {
+    const cell = document.createElement("div"), h = document.createElement("h3"), svg = document.createElementNS(NS, "svg");
+    h.textContent = label(s.group);
+    svg.setAttribute("class", "chart small-multiple");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `Endringsindeks for ${label(s.group)}`);
+    cell.append(h, svg);
+    box.appendChild(cell);
+    const others = series.filter((o) => o !== s).map((o) => ({ colour: "#c8c8c8", width: 1, cls: "other-line", data: o.data.map((p) => ({ t: p.t, y: p.y })) }));
+    timeChart(svg, [...others, { colour: UNIT, band: true, width: 2, cls: "line-unit", data: s.data }], unit, { range, height: 190 });
+  }
+}
+
+const INDEX_EXPLAIN = "Utviklingen fra referansemåneden (der indeksen er null), i prosent, med 95 % konfidensintervall. Kan brukes for alle grupper, også dem som er med i modellen.";
 async function drawIndex(s, om, seriesP) {
   const u = unitRow(s.unit);
   let ref = s.reference;
@@ -309,9 +361,11 @@ async function drawIndex(s, om, seriesP) {
   }
   $("h-index").textContent = `Endringsindeks fra ${monthName(ref)}: ${om.label.toLowerCase()}`;
   const idx = await api("/api/index", { unit: s.unit, outcome: s.outcome, breakdown: s.breakdown, group: s.group, reference: ref });
+  const difference = idx.length > 0 && idx[0].ENDRING_ENHET === "differanse";
   timeChart($("chart-index"), [{ colour: COLOURS[2], band: true, width: 2, data: idx.map((r) => ({ t: monthIndex(r.BEHOLDNINGSMAANED),
     y: r.ENDRINGSINDEKS, lo: r.ENDRINGSINDEKS_KI_NEDRE, hi: r.ENDRINGSINDEKS_KI_OVRE })) }],
-    idx.length && idx[0].ENDRING_ENHET === "differanse" ? `endring fra ${monthName(ref)} (${om.indicator_unit}; nivået er for nær null for prosent)` : "endring i prosent");
+    difference ? `endring (${om.indicator_unit})` : "endring i prosent");
+  $("index-explain").textContent = INDEX_EXPLAIN + (difference ? ` Nivået i ${monthName(ref)} er for nær null for prosent, så endringen vises som differanse i ${om.indicator_unit}.` : "");
 }
 
 async function drawFunnel(s, om) {
@@ -347,9 +401,9 @@ function noteFor(u) {
 async function refresh() {
   showError("");
   clearAll();
-  const s = state(), om = outcomeMeta(s.outcome), u = unitRow(s.unit);
+  const s = { ...state(), gen: ++GEN }, om = outcomeMeta(s.outcome), u = unitRow(s.unit);
   // the view is in the address, so a leader can send a link to it
-  const q = new URLSearchParams(Object.entries(s).filter(([k, v]) => v && !(k === "group" && v === "Alle")));
+  const q = new URLSearchParams(Object.entries(state()).filter(([k, v]) => v && !(k === "group" && v === "Alle")));
   history.replaceState(null, "", location.pathname + "?" + q.toString());
   show("unit-note", noteFor(u));
   $("report-link").href = "rapport?" + new URLSearchParams({ unit: s.unit }).toString();
