@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from arbeidsindikator.present.dashboard import create_app, is_loopback
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from conftest import RENDERED_TEXT_PX
+
 
 
 @pytest.fixture(scope="module")
@@ -124,21 +125,6 @@ def server(small_run):
     yield url
     srv.should_exit = True
     th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI; .ci/run installs Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def _open(browser, url, width, height):
@@ -315,15 +301,7 @@ def test_names_are_shown_as_text_never_run(browser, hostile_world):
         th.join(timeout=10)
 
 
-# every text of every visible chart: its font size in the chart's units times how much the chart
-# is scaled on the screen
-RENDERED_TEXT_PX = """() => [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0)
-  .flatMap(s => { const vb = s.viewBox.baseVal; const k = vb && vb.width ? s.getBoundingClientRect().width / vb.width : 1;
-    return [...s.querySelectorAll('text')].filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0)
-      .map(t => parseFloat(getComputedStyle(t).fontSize) * k); })"""
-
-
-def test_chart_text_is_readable_on_a_phone(server, browser, small_run, tmp_path):
+def test_chart_text_is_readable_on_a_phone(server, browser, readable_on_a_phone, small_run, tmp_path):
     """At 390 px every chart's text is at least 11 px on the screen: the dashboard's, the
     static page's and a report's (which show their phone versions of the figures)."""
     from arbeidsindikator.present.page import write_page
@@ -332,12 +310,7 @@ def test_chart_text_is_readable_on_a_phone(server, browser, small_run, tmp_path)
     sizes = page.evaluate(RENDERED_TEXT_PX)
     assert len(sizes) > 20 and min(sizes) >= 11, sorted(sizes)[:5]
     for path in (write_page(small_run[1], tmp_path / "index.html"), write_report(small_run[1], "Oslo", tmp_path)):
-        p = browser.new_page(viewport={"width": 390, "height": 844})
-        p.goto(path.as_uri())
-        p.wait_for_load_state("load")
-        sizes = p.evaluate(RENDERED_TEXT_PX)
-        assert len(sizes) > 20 and min(sizes) >= 11, (path.name, sorted(sizes)[:5])
-        assert p.evaluate("document.documentElement.scrollWidth") <= 390
+        assert readable_on_a_phone(path) > 20
         wide = browser.new_page(viewport={"width": 1280, "height": 900})
         wide.goto(path.as_uri())
         assert wide.locator(".fig-wide svg").first.is_visible() and not wide.locator(".fig-phone svg").first.is_visible()

@@ -395,7 +395,7 @@ def test_placebo_dates_find_anticipation_and_leave_one_out_and_mde():
 # -- the command ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("design", ["dose", "adoption"])
-def test_the_evaluation_command_writes_results_figure_and_report(small_run, tmp_path, design):
+def test_the_evaluation_command_writes_results_figure_and_report(small_run, tmp_path, design, readable_on_a_phone):
     import json
 
     from typer.testing import CliRunner
@@ -425,6 +425,7 @@ def test_the_evaluation_command_writes_results_figure_and_report(small_run, tmp_
     summary = json.loads((tmp_path / "ut" / "resultater.json").read_text())
     assert summary["panel"]["units"] == len(units)
     html = (tmp_path / "ut" / "rapport.html").read_text()
+    assert readable_on_a_phone(tmp_path / "ut" / "rapport.html") > 10
     assert "parallelle trender" in html and "<svg" in html and "Traceback" not in html
     assert (tmp_path / "ut" / "figurer" / "evaluering.png").exists()
     if design == "adoption":

@@ -105,7 +105,7 @@ def _world_with_bad_hr(small_world, tmp_path):
     return d, hr, missing
 
 
-def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, tmp_path):
+def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, tmp_path, readable_on_a_phone):
     _, db = small_run
     world, hr, missing = _world_with_bad_hr(small_world, tmp_path)
     panel = office_month_panel(db, world)
@@ -129,6 +129,7 @@ def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, 
     res = CliRunner().invoke(app, ["analyse", "ressurser", "--db", str(db), "--data", str(world), "--out", str(out)])
     assert res.exit_code == 0, res.output
     page = (out / "ressurser.html").read_text()
+    assert readable_on_a_phone(out / "ressurser.html") > 20
     for text in ("Tabell 1", "Tabell 2", "Justert R²", "Valg av standardfeil", "Per år", "Kvintiler av sykefravær",
                  "Kvintiler av bemanning", "Utvikling per måned", "Utelatte kontor-måneder", "prosentpoeng",
                  "Kontroll mot fasit", "<svg"):

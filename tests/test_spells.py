@@ -208,7 +208,7 @@ def test_bad_survival_input_is_refused():
         kaplan_meier([1, -2, 3], [1, 0, 1])
 
 
-def test_forlop_command_writes_aggregates_only(tmp_path, policy_world_dir):
+def test_forlop_command_writes_aggregates_only(tmp_path, policy_world_dir, readable_on_a_phone):
     out = tmp_path / "forlop"
     r = CliRunner().invoke(app, ["analyse", "forlop", "--data", str(policy_world_dir), "--out", str(out)])
     assert r.exit_code == 0, r.output
@@ -218,6 +218,7 @@ def test_forlop_command_writes_aggregates_only(tmp_path, policy_world_dir):
     for p in out.glob("*.csv"):
         assert "person_id" not in pd.read_csv(p).columns
     html = (out / "rapport.html").read_text()
+    assert readable_on_a_phone(out / "rapport.html") > 20
     assert "Forløpsregler" in html and "Fasit" in html
     assert not re.search(r"(src|href)=[\"']?https?:", html)  # self-contained: nothing loaded from elsewhere
     empty = tmp_path / "empty.toml"

@@ -317,7 +317,7 @@ def test_published_arithmetic_is_reproduced():
     assert round(got, 3) == rr["result"]
 
 
-def test_survey_commands_and_their_errors(policy_world_dir, tmp_path):
+def test_survey_commands_and_their_errors(policy_world_dir, tmp_path, readable_on_a_phone):
     out = tmp_path / "tidsbruk"
     r = CliRunner().invoke(app, ["analyse", "tidsbruk", "--data", str(policy_world_dir), "--out", str(out),
                                  "--innsatsteam", "0.5"])
@@ -329,11 +329,13 @@ def test_survey_commands_and_their_errors(policy_world_dir, tmp_path):
     assert ch.loc["oppfolging", "difference"] == pytest.approx(ch.loc["oppfolging", "difference_without_team"] - 0.5)
     assert set(fte["year"]) == {2022, 2023} and (fte["ci_low"] <= fte["fte"]).all()
     assert "tabell 4-2" in (out / "rapport.html").read_text()
+    readable_on_a_phone(out / "rapport.html")
     out2 = tmp_path / "undersokelse"
     r = CliRunner().invoke(app, ["analyse", "undersokelse", "--data", str(policy_world_dir), "--out", str(out2)])
     assert r.exit_code == 0, r.output
     assert {"skalaer.csv", "regresjoner.csv", "svarprosent.csv", "grupper.csv", "rapport.html"} <= {p.name for p in out2.iterdir()}
     page = (out2 / "rapport.html").read_text()
+    readable_on_a_phone(out2 / "rapport.html")
     assert "Fornøyd med oppfølgingen (1–6)" in page and "brukerundersøkelsen" in page
     assert not any(f">{w}<" in page for w in ("plan", "satisfaction", "in_work", "bruker", "kontor"))
     bad = tmp_path / "bad"

@@ -29,7 +29,7 @@ VAR_LABEL = {"sick_leave": "Sykefravær (prosentpoeng)", "staffing": "Bemanning 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}figure{margin:0}.note{background:#f5f7fa;padding:.6em 1em;border-left:4px solid #3e6fb0}
-a.csv{font-size:13px}"""
+a.csv{font-size:13px}.scroll{overflow-x:auto;max-width:100%}"""
 
 
 # what a reader sees instead of the tables' codes (the CSV files keep the codes, for programs)
@@ -65,7 +65,8 @@ def _html_table(df: pd.DataFrame, index: bool = False, digits: int = 4) -> str:
             df[c] = df[c].map(word)
     df = df.rename(columns=HEADERS)
     cols = {c: fmt for c in df.columns if df[c].dtype.kind == "f"}
-    return df.to_html(index=index, border=0, formatters=cols, escape=True, na_rep="–")
+    # a wide table scrolls in its own box, so the page keeps a phone's width
+    return f"<div class='scroll'>{df.to_html(index=index, border=0, formatters=cols, escape=True, na_rep='–')}</div>"
 
 
 def _markdown_html(text: str) -> str:
