@@ -392,6 +392,36 @@ def test_placebo_dates_find_anticipation_and_leave_one_out_and_mde():
     assert minimum_detectable_effect(1.0, 12) == pytest.approx(2.2010 + 0.8755, abs=1e-3)
 
 
+def test_shorter_pre_periods_expose_a_level_that_shifts_with_the_treated_units():
+    """Six treated units whose contribution drops in the year of the policy (nothing to do with
+    the policy, whose effect is 0): the whole panel finds an "effect", a pre-period in the same
+    year does not, and the Hausman comparison flags the difference. Without the shift the
+    estimates agree. Each row equals statsmodels on the truncated panel."""
+    from arbeidsindikator.analyses.evaluation.robustness import shorter_pre_periods
+
+    def world(shift, seed=5):
+        rng = np.random.default_rng(seed)
+        rows = []
+        for i in range(12):
+            treated, size = i < 6, float(rng.integers(500, 4000))
+            for t in range(36):  # three years; the policy from month 33, its year from month 24
+                level = -shift if treated and t >= 24 else 0.0
+                rows.append({"unit": f"r{i:02d}", "month": t, "dose": 0.4 * (treated and t >= 33), "w": size,
+                             "y": 0.3 * i + 0.05 * t + level + rng.normal(0, 0.1)})
+        return pd.DataFrame(rows)
+
+    p = world(1.0)
+    fp = shorter_pre_periods(p, "y", "dose", weight="w")
+    assert fp["pre_periods"].tolist() == [33, 24, 12, 6] and fp["first_period"].tolist() == ["0", "9", "21", "27"]
+    assert fp["estimate"].iloc[0] < -1.0  # the shift, per unit of dose
+    assert abs(fp["estimate"].iloc[-1]) < 3 * fp["se"].iloc[-1] and fp["p_difference"].iloc[-1] < 0.01
+    six = p[p["month"] >= 27]
+    m = sm.WLS(six["y"], _dummies(six.assign(other=0.0)).drop(columns="other"), weights=six["w"]).fit()
+    assert fp["estimate"].iloc[-1] == pytest.approx(m.params["dose"], rel=1e-8)
+    same = shorter_pre_periods(world(0.0), "y", "dose", weight="w")
+    assert (same["p_difference"].dropna() > 0.01).all()
+
+
 # -- the command ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("design", ["dose", "adoption"])

@@ -59,6 +59,31 @@ def _loo_figure(out: EvaluationOutput, unit: str):
     return fig
 
 
+def _warnings(out: EvaluationOutput) -> list[str]:
+    """What the checks say an evaluator must watch for in this evaluation, in plain words."""
+    w = []
+    months = out.panel_summary.get("treated_months")
+    if months is not None and months < 6:
+        w.append(f"Bare {months} {'måned' if months == 1 else 'måneder'} etter innføring har utfall. Estimatet sammenligner "
+                 "dem med gjennomsnittet av alle månedene før, så en endring i enhetenes bidrag som ikke har med tiltaket å "
+                 "gjøre (for eksempel mellom to år) kan se ut som en effekt. Vent på flere måneder, og se tabellen over "
+                 "kortere forperioder.")
+    fp = out.robustness.get("forperiode")
+    if fp is not None and (fp["p_difference"] < 0.05).any():
+        x = fp[fp["p_difference"] < 0.05].iloc[0]
+        w.append(f"Med forperiode på {x['pre_periods']} måneder blir estimatet {_num(x['estimate'])} mot {_num(fp['estimate'].iloc[0])} "
+                 f"på hele panelet (p for forskjellen {_p(x['p_difference'])}). Enhetenes nivå har trolig endret seg over tid "
+                 "i takt med behandlingen; forutsetningen om parallelle trender holder neppe for hele panelet.")
+    pl = out.robustness.get("placebo")
+    if pl is not None and (pl["p"] < 0.10).any():
+        x = pl[pl["p"] < 0.10].iloc[0]
+        w.append(f"Dosen flyttet {x['shift']} måneder tidligere gir en «effekt» på {_num(x['estimate'])} (p = {_p(x['p'])}) "
+                 "før tiltaket fantes: tegn på ulike trender eller forventningseffekter.")
+    if out.pretrend and out.pretrend["p"] < 0.10:
+        w.append(f"Leddene før innføring er til sammen ulik null (p = {_p(out.pretrend['p'])}): parallelle trender er tvilsomt.")
+    return w
+
+
 def _html(out: EvaluationOutput, figure: str, files: dict) -> str:
     c, r = out.config, out.results.iloc[0]
     unit = norsk.INDICATOR_UNIT.get(c.outcome, "")
@@ -80,6 +105,10 @@ def _html(out: EvaluationOutput, figure: str, files: dict) -> str:
                    + f"<p>Bootstrap-intervall (testinversjon): {_num(r.get('ci_low_bootstrap'))} til "
                      f"{_num(r.get('ci_high_bootstrap'))}. Minste effekt som kan oppdages med 80 % styrke (5 % nivå): "
                      f"{_num(out.robustness['mde'])} {esc(unit)}.</p>" + csv_link(out.results, "resultater", "resultatene"))
+    warnings = _warnings(out)
+    if warnings:
+        body += section("advarsler", "Vær oppmerksom på", "",
+                        "".join(f"<p class='rule'>{esc(w)}</p>" for w in warnings))
     body += section("figur", "Figur", "", figure)
     if out.pretrend:
         pt = out.pretrend
@@ -94,6 +123,16 @@ def _html(out: EvaluationOutput, figure: str, files: dict) -> str:
                         "noen ble behandlet. En effekt her tyder på forventningseffekter eller ulike trender.",
                         table(["flyttet (mnd)", "estimat", "SE", "p"], [[str(x["shift"]), _num(x["estimate"]), _num(x["se"]),
                                                                           _p(x["p"])] for _, x in pl.iterrows()]))
+    if "forperiode" in out.robustness and len(out.robustness["forperiode"]) > 1:
+        fp = out.robustness["forperiode"]
+        body += section("forperiode", "Kortere forperiode",
+                        "Estimatet igjen med panelet startet 24, 12 og 6 måneder før første behandlede måned. Med parallelle "
+                        "trender anslår alle det samme, og den lange forperioden er den mest presise; en forskjell større enn "
+                        "tilfeldig variasjon (p for forskjellen, en Hausman-sammenligning) tyder på at enhetenes nivå har "
+                        "endret seg over tid på en måte som følger behandlingen.",
+                        table(["forperiode (mnd)", "fra", "estimat", "SE", "forskjell fra hele panelet", "p (forskjell)"],
+                              [[str(x["pre_periods"]), x["first_period"][:7], _num(x["estimate"]), _num(x["se"]),
+                                _num(x["difference"]), _p(x["p_difference"])] for _, x in fp.iterrows()]))
     if "randomisering" in out.robustness:
         ri = out.robustness["randomisering"]
         body += section("ri", "Randomiseringsinferens", f"Hele dosebaner fordelt tilfeldig på enhetene "

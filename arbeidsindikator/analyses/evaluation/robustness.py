@@ -95,6 +95,41 @@ def placebo_dates(panel: pd.DataFrame, y: str, dose: str, shifts: list[int], uni
     return pd.DataFrame(rows)
 
 
+def shorter_pre_periods(panel: pd.DataFrame, y: str, term: str, lengths: tuple[int, ...] = (24, 12, 6),
+                        unit: str = "unit", time: str = "month", weight: str | None = None) -> pd.DataFrame:
+    """The estimate again with the panel starting `L` periods before the first treated period,
+    for each L shorter than the panel's own pre-period, beside the estimate on the whole panel.
+
+    Why: with few periods after the policy, TWFE compares them with the mean of every period
+    before it, so a unit's level that shifts between years (a new leader, staffing, a shock
+    that lasts) loads on the treatment when it shifts with the treated units. A pre-period
+    close to the policy is less exposed to that and less precise. Under parallel trends both
+    estimate the same thing and the long one is the more efficient, so their difference has a
+    variance of about se_short^2 - se_long^2 (a Hausman comparison); `p_difference` tests it."""
+    t = _period_index(panel[time])
+    treated = panel[term].to_numpy(float) != 0
+    if not treated.any():
+        raise EvaluationError(f"{term} is 0 everywhere: there is no treated period")
+    first = int(t[treated].min())
+    full = twfe(panel, y, term, unit, time, weight)
+    est, se = float(full.params[0]), float(full.bse[0])
+    def label(v):  # a month as YYYY-MM-DD, any other period as it is
+        return str(pd.Timestamp(v).date()) if isinstance(v, (pd.Timestamp, np.datetime64)) else str(v)
+    rows = [{"pre_periods": int(first - t.min()), "first_period": label(panel[time].min()),
+             "estimate": est, "se": se, "difference": 0.0, "p_difference": np.nan}]
+    for L in sorted(set(lengths), reverse=True):
+        if L >= first - t.min() or L < 1:
+            continue
+        d = panel[t >= first - L]
+        r = twfe(d, y, term, unit, time, weight)
+        e, s_ = float(r.params[0]), float(r.bse[0])
+        var = s_ ** 2 - se ** 2
+        p = float(2 * stats.norm.sf(abs(e - est) / math.sqrt(var))) if var > 0 else np.nan
+        rows.append({"pre_periods": L, "first_period": label(d[time].min()), "estimate": e, "se": s_,
+                     "difference": e - est, "p_difference": p})
+    return pd.DataFrame(rows)
+
+
 def minimum_detectable_effect(se: float, n_clusters: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest true effect a two-sided test at `alpha` detects with `power`, given the
     estimate's standard error (t with G-1 degrees of freedom)."""

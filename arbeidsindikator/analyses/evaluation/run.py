@@ -35,7 +35,8 @@ import pandas as pd
 from .twfe import SMALL_SAMPLE, EvaluationError, event_study, twfe, wild_bootstrap
 from .imputation import imputation
 from .panels import indicator_panel, treatment_table, with_treatment
-from .robustness import leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference
+from .robustness import (leave_one_out, minimum_detectable_effect, placebo_dates, randomization_inference,
+                         shorter_pre_periods)
 
 KEYS = {"name": str, "outcome": str, "level": int, "breakdown": str, "group": str, "from": str, "to": str,
         "treatment": str, "dose": str, "adoption": str, "weighted": bool, "bootstrap": int, "bootstrap_weights": str,
@@ -184,6 +185,9 @@ def run_evaluation(db: Path | str, config: EvaluationConfig) -> EvaluationOutput
         out.robustness["randomisering"] = randomization_inference(panel, "indicator", term, weight=w,
                                                                   R=min(c.bootstrap, 2000), seed=c.seed, paths=treatment)
         out.robustness["placebo"] = placebo_dates(panel, "indicator", term, c.placebo_shifts, weight=w)
+    out.robustness["forperiode"] = shorter_pre_periods(panel, "indicator", term, weight=w)
+    post = panel.loc[panel[term].to_numpy(float) != 0, "month"]
+    out.panel_summary["treated_months"] = int(post.nunique())
     names = panel.drop_duplicates("unit").set_index("unit")["unit_name"].astype(str)
     loo = leave_one_out(panel, "indicator", term, weight=w)
     out.robustness["utelat_en"] = loo.assign(left_out_name=loo["left_out"].map(names).fillna(loo["left_out"]))
