@@ -365,6 +365,37 @@ def modell_status(
     console.print(f"Modellversjon {versjon} har status {status}.", highlight=False)
 
 
+@modell_app.command("sammenlign")
+@friendly
+def modell_sammenlign(
+    data: list[Path] = typer.Option(..., "--data", metavar="MAPPE", help="Dataene (gjenta for flere syntetiske "
+                                    "verdener: målene får da spredning mellom verdenene)."),
+    spesifikasjon: list[Path] = typer.Option(None, "--spesifikasjon", metavar="FIL", help="En modellspesifikasjon "
+                                             "(TOML; gjenta), eller navnet på en som følger med (default, "
+                                             "tilstromming-12m, ledige-stillinger, ledighet). Standard: alle disse."),
+    out: Path = typer.Option(Path("modellsammenligning"), metavar="MAPPE", help="Mappen resultatene skrives til "
+                             "(erstattes helt)."),
+):
+    """Tilpass flere modellspesifikasjoner på de samme dataene og sammenlign dem: Navs akseptmål (stramhet,
+    rangstabilitet, volatilitet, nasjonal SD) og, på en syntetisk verden, målene mot fasit."""
+    from .analyses.model_comparison import ComparisonError
+    from .present.model_comparison_report import write_model_comparison
+    shipped = {p.stem: p for p in shipped_specs()}
+    specs = [p if p.exists() or str(p) not in shipped else shipped[str(p)] for p in spesifikasjon or []] or list(shipped.values())
+    try:  # a bad specification or data: the decorator's Norwegian messages
+        path = write_model_comparison(specs, data, out, progress=lambda t: console.print(f"  {t}", highlight=False))
+    except ComparisonError as e:
+        _fail(f"Sammenligningen kan ikke kjøres: {e}")
+    console.print(f"Skrev {path}", highlight=False)
+
+
+def shipped_specs() -> list[Path]:
+    """The specifications that come with the package: Nav's model first, then its variants."""
+    from importlib import resources
+    folder = Path(str(resources.files("arbeidsindikator.pipeline").joinpath("configs")))
+    return sorted(folder.glob("*.toml"), key=lambda p: (p.name != "default.toml", p.name))
+
+
 @command()
 def export(
     db: Path = DB,

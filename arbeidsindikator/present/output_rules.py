@@ -65,6 +65,8 @@ DECLARED: dict[str, tuple[Output, ...]] = {
         Output("utelatt.csv", "modell"),  # office-months left out and why: no person counts
         Output("fasit.csv", "fasit"),
     ),
+    # measures over the published cells of each model variant: correlations, SDs, shares
+    "modellsammenligning": (Output("sammenligning.csv", "modell"), Output("per_verden.csv", "modell")),
     "evaluering": (
         Output("resultater.csv", "modell"), Output("hendelsesstudie.csv", "modell"), Output("robusthet_*.csv", "modell"),
     ),
