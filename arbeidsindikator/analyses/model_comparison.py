@@ -39,7 +39,7 @@ from ..pipeline.config import ModelSpec, load_spec
 from ..pipeline.run import run_indicator
 from ..pipeline.runs import latest_run_id
 from ..pipeline.shrinkage import NOE_ID
-from .validity import coverage, office_year_correlations
+from .validity import coverage, office_year_correlations, weighted_correlation
 
 # the measures, in the report's order: (column, Norwegian label, which direction is better)
 MEASURES = (
@@ -94,13 +94,9 @@ def _office_frames(db: Path, data_dir: Path, run_id: str) -> tuple[pd.DataFrame,
 
 
 def _wcorr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """validity's weighted correlation over the rows where all three are known."""
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
-    x, y, w = x[ok], y[ok], w[ok]
-    if len(x) < 3:
-        return float("nan")
-    mx, my = np.average(x, weights=w), np.average(y, weights=w)
-    cov = np.average((x - mx) * (y - my), weights=w)
-    return float(cov / np.sqrt(np.average((x - mx) ** 2, weights=w) * np.average((y - my) ** 2, weights=w)))
+    return float(weighted_correlation(x[ok], y[ok], w[ok])) if ok.sum() >= 3 else float("nan")
 
 
 def nav_measures(offices: pd.DataFrame, national: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,8 @@ def office_year_frame(data_dir: Path | str, db: Path | str, run_id: str | None =
     return df
 
 
-def _wcorr(x, y, w):
+def weighted_correlation(x, y, w):
+    """Pearson's correlation with weights (office-years weighted by persons)."""
     mx, my = np.average(x, weights=w), np.average(y, weights=w)
     cov = np.average((x - mx) * (y - my), weights=w)
     return cov / np.sqrt(np.average((x - mx) ** 2, weights=w) * np.average((y - my) ** 2, weights=w))
@@ -58,7 +59,8 @@ def office_year_correlations(data_dir, db, run_id=None) -> dict:
             "office_years": len(g),
             "r_indicator": float(np.corrcoef(g["indicator"], g["truth"])[0, 1]),
             "r_actual": float(np.corrcoef(g["actual"], g["truth"])[0, 1]),
-            "r_indicator_weighted": float(_wcorr(g["indicator"].to_numpy(), g["truth"].to_numpy(), g["n"].to_numpy())),
+            "r_indicator_weighted": float(weighted_correlation(g["indicator"].to_numpy(), g["truth"].to_numpy(),
+                                                               g["n"].to_numpy())),
             "rmse_indicator": float(np.sqrt(np.average((g["indicator"] - g["truth"]) ** 2, weights=g["n"]))),
         }
     return out
