@@ -389,6 +389,26 @@ def modell_sammenlign(
     console.print(f"Skrev {path}", highlight=False)
 
 
+@modell_app.command("overgang")
+@friendly
+def modell_overgang(
+    fra: str = typer.Option("forrige", "--fra", metavar="KJØRING", help="Den gamle modellens kjøring eller publisering "
+                            "(«forrige»: den nest nyeste)."),
+    til: str = typer.Option("siste", "--til", metavar="KJØRING", help="Den nye modellens kjøring (en tilbakeberegning av "
+                            "hele historikken; «siste»: den nyeste)."),
+    db: Path = DB,
+    out: Path = typer.Option(Path("modellovergang"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+):
+    """Gammel og ny modell side om side: landets serie under begge og hvor mye endringen flytter tallene."""
+    from .pipeline.versions import VersionError
+    from .present.model_transition_report import write_model_transition
+    try:
+        path = write_model_transition(db, fra, til, out)
+    except VersionError as e:
+        _fail(f"Overgangen kan ikke lages: {e}.")
+    console.print(f"Skrev {path}", highlight=False)
+
+
 def shipped_specs() -> list[Path]:
     """The specifications that come with the package: Nav's model first, then its variants."""
     from importlib import resources

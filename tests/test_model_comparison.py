@@ -81,3 +81,36 @@ def test_the_command_compares_two_models_and_refuses_twins(small_world, tmp_path
     assert twin.exit_code == 2 and "ulike navn" in twin.output and not (tmp_path / "t").exists()
     with pytest.raises(Exception, match="finnes ikke"):
         compare_models([specs["default.toml"]], [tmp_path / "nowhere"])
+
+
+def test_a_model_transition_sets_the_new_back_cast_beside_the_old_series(small_world, small_run, tmp_path,
+                                                                        readable_on_a_phone):
+    import shutil
+
+    import arbeidsindikator as ai
+    db = tmp_path / "store.duckdb"
+    shutil.copy(small_run[1], db)
+    old = small_run[0].run_id
+    new = ai.run_indicator(small_world, config=dict((p.stem, p) for p in shipped_specs())["ledighet"], db=db).run_id
+    out = tmp_path / "overgang"
+    r = CliRunner().invoke(app, ["modell", "overgang", "--db", str(db), "--out", str(out)])  # forrige -> siste
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(out / "overgang.csv")
+    with duckdb.connect(str(db), read_only=True) as con:
+        cells = con.execute("""SELECT a.ORG_NIVAA, a.UTFALL, a.INDIKATOR AS old, b.INDIKATOR AS new
+            FROM published a JOIN published b USING (BEHOLDNINGSMAANED, ORG_NIVAA, ORG_STED_ID, UTFALL, NEDBRYTNING, GRUPPE)
+            WHERE a.run_id = ? AND b.run_id = ? AND a.NEDBRYTNING = 'Alle' AND NOT a.PRIKKET AND NOT b.PRIKKET""",
+                            [old, new]).df()
+    for (lvl, o), g in cells.groupby(["ORG_NIVAA", "UTFALL"]):
+        row = s[(s["level"] == lvl) & (s["outcome"] == o)].iloc[0]
+        assert row["cells"] == len(g) and row["mean_diff"] == pytest.approx((g["new"] - g["old"]).mean(), abs=1e-12)
+        assert row["r"] == pytest.approx(np.corrcoef(g["old"], g["new"])[0, 1], rel=1e-9)
+    assert s.loc[s["level"] == 3, "spearman"].between(0, 1).all() and (s["mean_abs_diff"] > 0).any()
+    nat = pd.read_csv(out / "nasjonal_serie.csv")
+    assert len(nat) == len(cells[cells["ORG_NIVAA"] == 1])
+    assert readable_on_a_phone(out / "rapport.html") > 10
+    same = CliRunner().invoke(app, ["modell", "overgang", "--db", str(db), "--fra", old, "--til", old, "--out",
+                                    str(tmp_path / "x")])
+    assert same.exit_code == 2 and "samme" in same.output and not (tmp_path / "x").exists()
+    gone = CliRunner().invoke(app, ["modell", "overgang", "--db", str(db), "--fra", "nope", "--out", str(tmp_path / "y")])
+    assert gone.exit_code == 2 and "finnes ikke" in gone.output

@@ -67,6 +67,8 @@ DECLARED: dict[str, tuple[Output, ...]] = {
     ),
     # measures over the published cells of each model variant: correlations, SDs, shares
     "modellsammenligning": (Output("sammenligning.csv", "modell"), Output("per_verden.csv", "modell")),
+    # two runs' published national series, and differences summarised over their published cells
+    "modellovergang": (Output("nasjonal_serie.csv", "publisert"), Output("overgang.csv", "modell")),
     "evaluering": (
         Output("resultater.csv", "modell"), Output("hendelsesstudie.csv", "modell"), Output("robusthet_*.csv", "modell"),
     ),
