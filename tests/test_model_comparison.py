@@ -64,13 +64,15 @@ def test_nav_measures_equal_an_independent_computation(small_world, small_run):
 
 def test_the_command_compares_two_models_and_refuses_twins(small_world, tmp_path, readable_on_a_phone):
     specs = {p.name: p for p in shipped_specs()}
-    assert list(specs)[0] == "default.toml" and {"ledige-stillinger.toml", "ledighet.toml"} <= set(specs)
+    # Nav's production model, its four candidates (78-81) and the 12-month inflow variant
+    assert list(specs)[0] == "default.toml" and len(specs) == 6 and {
+        "ledige-stillinger.toml", "skift-andel.toml", "ledighet.toml", "ungdomsledighet.toml", "tilstromming-12m.toml"} <= set(specs)
     out = tmp_path / "ms"
-    r = CliRunner().invoke(app, ["modell", "sammenlign", "--data", str(small_world), "--spesifikasjon", "ledighet",
-                                 "--out", str(out)])  # a shipped specification by its name
+    r = CliRunner().invoke(app, ["modell", "sammenlign", "--data", str(small_world), "--spesifikasjon", "ungdomsledighet",
+                                 "--out", str(out)])  # a shipped specification by its name, with the optional measures
     assert r.exit_code == 0, r.output
     s = pd.read_csv(out / "sammenligning.csv")
-    assert set(s["spec"]) == {"nav-ledighet"} and s["outcome"].tolist() == ["atid3", "atid12", "jobb3", "jobb12"]
+    assert set(s["spec"]) == {"nav-ungdomsledighet"} and s["outcome"].tolist() == ["atid3", "atid12", "jobb3", "jobb12"]
     assert s[["tightness_r", "rank_stability", "truth_r", "coverage"]].notna().all().all()
     page = (out / "rapport.html").read_text()
     assert "rangstabilitet" in page and "dekning" in page and "Traceback" not in page

@@ -142,6 +142,26 @@ LABOUR_MARKET = Table(
     key=("commuting_region_id", "month"),
 )
 
+LABOUR_MARKET_MEASURES = Table(
+    "labour_market_measures",
+    "Further labour-market measures per commuting region and month, as in Nav's candidate models (79: a "
+    "shift-share index, 81: youth unemployment). Optional: a model specification may use them as terms.",
+    (
+        Column("commuting_region_id", "str", "Commuting region."),
+        _month("month", "Calendar month."),
+        Column("youth_unemployment_rate", "float", "Registered unemployment among 16-29-year-olds as a share of their "
+               "labour force.", min=0, max=1),
+        Column("shift_share_index", "float", "Employment growth over 12 months predicted from the region's industry mix "
+               "and each industry's national growth, in per cent.", min=-100, max=100),
+    ),
+    key=("commuting_region_id", "month"),
+    references=(Reference(("commuting_region_id", "month"), "labour_market", ("commuting_region_id", "month"),
+                          description="the region and month are in the labour market table"),),
+    empty_severity="warning",
+    empty_note="the candidate models that use these measures need it",
+    required=False,
+)
+
 MUNICIPALITIES = Table(
     "municipalities",
     "Municipality -> commuting region and municipality -> office, valid from/to (municipality mergers, office changes).",
@@ -345,7 +365,7 @@ SURVEY_FIELDWORK = Table(
 
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT,
+    for t in (PERSONS, STOCK, EMPLOYMENT, LABOUR_MARKET, LABOUR_MARKET_MEASURES, MUNICIPALITIES, OFFICES, REGIONS, OFFICE_HR, EXTRACT,
               PROGRAMME_PARTICIPATION, PROGRAMME_PLACES, TIME_USE, SURVEY_OFFICES, SURVEY_USERS, SURVEY_FOLLOWUP,
               SURVEY_POPULATION, SURVEY_FIELDWORK)
 }

@@ -22,7 +22,7 @@ from . import atomic
 from .contract import TABLES
 from .validate import table_file
 
-MONTHLY = ("stock", "labour_market", "office_hr", "programme_participation", "programme_places")
+MONTHLY = ("stock", "labour_market", "labour_market_measures", "office_hr", "programme_participation", "programme_places")
 VALID = ("offices", "municipalities")
 
 

@@ -96,12 +96,19 @@ def labour_market_sql() -> str:
                FROM labour_market"""
 
 
-def analysis_sql(outcomes: str = "outcomes") -> str:
+MEASURES = ("youth_unemployment_rate", "shift_share_index")  # from the optional labour_market_measures
+
+
+def analysis_sql(outcomes: str = "outcomes", measures: bool = False) -> str:
     """The person-month table the model reads: the stock with the person's characteristics,
     the organisation (following office, its type and region; home office of the municipality),
     the commuting region's labour market in the month, and the outcomes. Office and region
     names are labels, not variables: they are looked up when the results are labelled
-    (national: writing them for 35 million rows cost 11 of 54 s)."""
+    (national: writing them for 35 million rows cost 11 of 54 s). `measures`: the extract has the
+    optional labour_market_measures (Nav's candidate models' terms); they are added where it does."""
+    extra = "".join(f", x.{c}" for c in MEASURES) if measures else ""
+    join = ("LEFT JOIN labour_market_measures x ON x.commuting_region_id = m.commuting_region_id AND x.month = s.month"
+            if measures else "")
     return f"""
     SELECT s.person_id, s.month,
            s.office_id, f.office_type, f.region_id,
@@ -110,18 +117,19 @@ def analysis_sql(outcomes: str = "outcomes") -> str:
            p.sex, p.education, p.immigrant_category,
            s.innsatsgruppe, s.months_since_registration, s.benefit, s.laid_off, s.youth_guarantee,
            s.work_hours_12m, s.work_hours_24m, s.reduced_work_capacity,
-           l.inflow_rate, l.inflow_rate_12m, l.unemployment_rate, l.vacancy_rate,
+           l.inflow_rate, l.inflow_rate_12m, l.unemployment_rate, l.vacancy_rate{extra},
            o.atid3, o.atid12, o.jobb3, o.jobb12
     FROM stock s
     JOIN persons p USING (person_id)
     JOIN offices f ON s.office_id = f.office_id AND {valid_sql('f', 's.month')}
     JOIN municipalities m ON s.municipality_id = m.municipality_id AND {valid_sql('m', 's.month')}
     JOIN ({labour_market_sql()}) l ON l.commuting_region_id = m.commuting_region_id AND l.month = s.month
+    {join}
     LEFT JOIN {outcomes} o ON o.person_id = s.person_id AND o.month = s.month
     """
 
 
-def build_analysis(con: duckdb.DuckDBPyConnection, target: str = "analysis") -> None:
+def build_analysis(con: duckdb.DuckDBPyConnection, target: str = "analysis", measures: bool = False) -> None:
     """Outcomes and the analysis table, materialised in the (working) connection."""
     compute_outcomes(con, "outcomes")
-    con.execute(f"CREATE OR REPLACE TABLE {target} AS {analysis_sql('outcomes')}")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {analysis_sql('outcomes', measures)}")

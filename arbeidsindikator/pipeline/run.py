@@ -118,10 +118,10 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
         if limits:
             work.execute("SET memory_limit = ?", [limits[0] if yes else limits[1]])
 
-    register_tables(work, data_dir)
+    found = register_tables(work, data_dir)
     report("utfall", 0.05)
     alone(True)
-    build_analysis(work)
+    build_analysis(work, measures="labour_market_measures" in found)
     alone(False)
     lap("outcomes")
     cols = {r[0] for r in work.execute("DESCRIBE analysis").fetchall()}

@@ -266,3 +266,33 @@ def build_labour_market(geo: Geography, rng: np.random.Generator, clean: bool = 
     spring = 1 + 0.12 * noisy * np.sin(2 * np.pi * ((months % 12) - 1) / 12)
     vacancy = np.clip((0.032 - 0.45 * (u - 0.025)) * spring * np.exp(rng.normal(0, 0.05, u.shape) * noisy), 0.004, 0.08)
     return {"unemployment_rate": u, "inflow_rate": inflow, "vacancy_rate": vacancy}
+
+
+def labour_market_measures(geo: Geography, lm: dict[str, np.ndarray], rng: np.random.Generator,
+                           clean: bool = False) -> dict[str, np.ndarray]:
+    """The measures of Nav's candidate models per commuting region x month ([n_cr, NT]), made
+    from the world's own labour market with known relations (they do not enter the true model of
+    work; a model that uses them can only gain by describing the same labour market better):
+
+    - youth unemployment: 2.2 times the region's unemployment, more cyclical (elasticity 1.2 to
+      the region's own unemployment relative to its mean), with its own AR(1) noise;
+    - a shift-share index: the 12-month employment growth predicted from the region's mix of
+      five industries (Dirichlet shares) and each industry's national growth, which follows the
+      national cycle (minus the change in national unemployment) with its own loading and noise.
+
+    The clean world's are flat, as its labour market is."""
+    u = lm["unemployment_rate"]
+    n_cr, nt = u.shape
+    if clean:
+        return {"youth_unemployment_rate": np.clip(2.2 * u, 0, 1), "shift_share_index": np.full((n_cr, nt), 1.0)}
+    rel = u / u.mean(axis=1, keepdims=True)
+    noise = np.zeros((n_cr, nt))
+    for k in range(1, nt):
+        noise[:, k] = 0.7 * noise[:, k - 1] + rng.normal(0, 0.05, n_cr)
+    youth = np.clip(2.2 * u.mean(axis=1, keepdims=True) * rel ** 1.2 * np.exp(noise), 0.005, 0.4)
+    shares = rng.dirichlet(np.full(5, 2.0), n_cr)  # five industries
+    u_nat = u.mean(axis=0)
+    cycle = -(u_nat - np.r_[np.full(12, u_nat[0]), u_nat[:-12]]) / u_nat.mean()  # falling unemployment: growth
+    loading = rng.uniform(0.5, 2.0, 5)
+    growth = 1.2 + 4.0 * loading[:, None] * cycle[None, :] + rng.normal(0, 0.4, (5, nt))  # per cent, per industry
+    return {"youth_unemployment_rate": youth, "shift_share_index": np.clip(shares @ growth, -30, 30)}

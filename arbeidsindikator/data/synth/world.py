@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from .. import atomic
 from ..contract import BENEFIT, EDUCATION, IMMIGRANT_CATEGORY, INNSATSGRUPPE
 from .employment import OUTCOMES, indicator_population, simulate_chunk
-from .geography import NT, T0, build_geography, build_labour_market
+from .geography import NT, T0, build_geography, build_labour_market, labour_market_measures
 from .offices import make_office_hr, make_theta, office_valid
 from .params import HORIZON, NOE_REGION, SCALES, STOCK_FIRST, STOCK_LAST, TrueModel, month_date
 from .params import PROGRAMMES
@@ -71,9 +71,10 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     report = progress or (lambda step, frac: None)
     out_dir = Path(out_dir)
     ss = np.random.SeedSequence(seed)
-    # a seventh stream for what was added later (NOE's extension, programmes): the first six
-    # children are the same as before, so the rest of the world did not move
-    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks, s_policy = ss.spawn(7)
+    # a seventh stream for what was added later (NOE's extension, programmes), an eighth for the
+    # candidate models' labour-market measures: the first children are the same as before, so
+    # the rest of the world did not move
+    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks, s_policy, s_measures = ss.spawn(8)
     from .params import month_index
     emp_end = month_index(employment_observed_to)
     if not STOCK_LAST <= emp_end <= HORIZON:
@@ -83,6 +84,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     report("geografi og arbeidsmarked", 0.0)
     geo = build_geography(sc, np.random.default_rng(s_geo))
     lm = build_labour_market(geo, np.random.default_rng(s_lm), clean=clean)
+    lm_more = labour_market_measures(geo, lm, np.random.default_rng(s_measures), clean=clean)
     loginf = np.log(lm["inflow_rate"])
     period = slice(STOCK_FIRST - T0, STOCK_LAST - T0 + 1)
     spread = loginf[:, period].std()
@@ -127,7 +129,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
 
     with atomic.directory(out_dir) as tmp:
         (tmp / "truth").mkdir()
-        _write_static_tables(tmp, geo, lm, hr, emp_end)
+        _write_static_tables(tmp, geo, lm | lm_more, hr, emp_end)
         _write_persons(tmp, persons)
         # pass 2: stock, employment and truth, chunk by chunk of persons
         stock_w = emp_w = truth_w = prog_w = nn_w = None
@@ -279,6 +281,12 @@ def _write_static_tables(tmp: Path, geo, lm, hr, emp_end: int) -> None:
         "unemployment_rate": pa.array(np.round(lm["unemployment_rate"][:, obs].ravel(), 6)),
         "vacancy_rate": pa.array(np.round(lm["vacancy_rate"][:, obs].ravel(), 6)),
     }), tmp / "labour_market.parquet")
+    _write(pa.table({
+        "commuting_region_id": pa.array(np.repeat(geo.cr_ids, len(months))),
+        "month": _dates(np.tile(months, n_cr)),
+        "youth_unemployment_rate": pa.array(np.round(lm["youth_unemployment_rate"][:, obs].ravel(), 6)),
+        "shift_share_index": pa.array(np.round(lm["shift_share_index"][:, obs].ravel(), 4)),
+    }), tmp / "labour_market_measures.parquet")
     _write(pa.table({"region_id": geo.region_ids + [NOE_REGION],
                      "region_name": geo.region_names + ["Nasjonal oppfølgingsenhet"]}), tmp / "regions.parquet")
     # offices: valid from/to; open-ended offices have no valid_to
