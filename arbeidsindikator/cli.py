@@ -372,7 +372,8 @@ def modell_sammenlign(
                                     "verdener: målene får da spredning mellom verdenene)."),
     spesifikasjon: list[Path] = typer.Option(None, "--spesifikasjon", metavar="FIL", help="En modellspesifikasjon "
                                              "(TOML; gjenta), eller navnet på en som følger med (default, "
-                                             "tilstromming-12m, ledige-stillinger, ledighet). Standard: alle disse."),
+                                             "tilstromming-12m, ledige-stillinger, skift-andel, ledighet, "
+                                             "ungdomsledighet). Standard: alle disse."),
     out: Path = typer.Option(Path("modellsammenligning"), metavar="MAPPE", help="Mappen resultatene skrives til "
                              "(erstattes helt)."),
 ):
@@ -381,7 +382,8 @@ def modell_sammenlign(
     from .analyses.model_comparison import ComparisonError
     from .present.model_comparison_report import write_model_comparison
     shipped = {p.stem: p for p in shipped_specs()}
-    specs = [p if p.exists() or str(p) not in shipped else shipped[str(p)] for p in spesifikasjon or []] or list(shipped.values())
+    # a file that exists is taken as given; otherwise a shipped specification's name
+    specs = [shipped.get(str(p), p) if not p.exists() else p for p in spesifikasjon or []] or list(shipped.values())
     try:  # a bad specification or data: the decorator's Norwegian messages
         path = write_model_comparison(specs, data, out, progress=lambda t: console.print(f"  {t}", highlight=False))
     except ComparisonError as e:

@@ -9,7 +9,8 @@ from scipy import stats
 from statsmodels.stats.weightstats import DescrStatsW
 from typer.testing import CliRunner
 
-from arbeidsindikator.analyses.model_comparison import _office_frames, compare_models, nav_measures, truth_measures
+from arbeidsindikator.analyses.model_comparison import (ComparisonError, _office_frames, compare_models, nav_measures,
+                                                         truth_measures)
 from arbeidsindikator.analyses.validity import office_year_correlations
 from arbeidsindikator.cli import app, shipped_specs
 from arbeidsindikator.pipeline.runs import latest_run_id
@@ -81,7 +82,7 @@ def test_the_command_compares_two_models_and_refuses_twins(small_world, tmp_path
                                     str(specs["default.toml"]), "--spesifikasjon", str(specs["default.toml"]),
                                     "--out", str(tmp_path / "t")])
     assert twin.exit_code == 2 and "ulike navn" in twin.output and not (tmp_path / "t").exists()
-    with pytest.raises(Exception, match="finnes ikke"):
+    with pytest.raises(ComparisonError, match="finnes ikke"):
         compare_models([specs["default.toml"]], [tmp_path / "nowhere"])
 
 

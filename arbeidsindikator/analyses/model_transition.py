@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..pipeline.versions import VersionError
+from ..pipeline.versions import VersionError, resolve_runs
 
 LEVELS = {1: "landet", 2: "regioner", 3: "kontor"}
 
@@ -38,21 +38,11 @@ class Transition:
     national: pd.DataFrame  # month, outcome, old, new
 
 
-def _resolve(con, name: str) -> str:
-    """A run id, or 'siste' / 'forrige' (the newest run and the one before it)."""
-    ids = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 2").fetchall()]
-    alias = {"siste": ids[0] if ids else None, "forrige": ids[1] if len(ids) > 1 else None}
-    rid = alias.get(name, name)
-    if rid is None or not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [rid]).fetchall()[0][0]:
-        raise VersionError(f"kjøringen {name} finnes ikke")
-    return rid
-
-
 def model_transition(db: Path | str, old: str, new: str) -> Transition:
     if not Path(db).exists():
         raise VersionError(f"resultatbasen {db} finnes ikke")
     with duckdb.connect(str(db), read_only=True) as con:
-        old, new = _resolve(con, old), _resolve(con, new)
+        old, new = resolve_runs(con, [old, new], db)
         if old == new:
             raise VersionError("den gamle og den nye kjøringen er den samme")
         cells = con.execute("""

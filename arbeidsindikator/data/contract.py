@@ -129,12 +129,13 @@ EMPLOYMENT = Table(
     empty_note="nobody would have worked: every outcome would be 0",
 )
 
+_REGION_MONTH = (Column("commuting_region_id", "str", "Commuting region."), _month("month", "Calendar month."))
+
 LABOUR_MARKET = Table(
     "labour_market",
     "Local labour market per commuting region (bo- og arbeidsmarkedsregion) and month.",
     (
-        Column("commuting_region_id", "str", "Commuting region."),
-        _month("month", "Calendar month."),
+        *_REGION_MONTH,
         Column("inflow_rate", "float", "Inflow of newly unemployed as a share of the labour force.", min=0, max=1),
         Column("unemployment_rate", "float", "Registered unemployment as a share of the labour force.", min=0, max=1),
         Column("vacancy_rate", "float", "New vacancies as a share of the labour force.", min=0, max=1),
@@ -147,8 +148,7 @@ LABOUR_MARKET_MEASURES = Table(
     "Further labour-market measures per commuting region and month, as in Nav's candidate models (79: a "
     "shift-share index, 81: youth unemployment). Optional: a model specification may use them as terms.",
     (
-        Column("commuting_region_id", "str", "Commuting region."),
-        _month("month", "Calendar month."),
+        *_REGION_MONTH,
         Column("youth_unemployment_rate", "float", "Registered unemployment among 16-29-year-olds as a share of their "
                "labour force.", min=0, max=1),
         Column("shift_share_index", "float", "Employment growth over 12 months predicted from the region's industry mix "

@@ -189,6 +189,19 @@ REVISION_CAUSES = {
 _KEYS = ("BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE")
 
 
+def resolve_runs(con, names: list[str], db: Path | str = "") -> list[str]:
+    """Run ids for `names`, where 'siste' is the newest run of the store and 'forrige' the one
+    before it; a run the store does not hold is refused (all named at once)."""
+    ids = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 2").fetchall()]
+    alias = {"siste": ids[0] if ids else "siste", "forrige": ids[1] if len(ids) > 1 else "forrige"}
+    rids = [alias.get(n, n) for n in names]
+    have = {r[0] for r in con.execute(f"SELECT run_id FROM runs WHERE run_id IN ({', '.join('?' * len(rids))})",
+                                      rids).fetchall()}
+    if missing := sorted(set(rids) - have):
+        raise VersionError(f"kjøringen {', '.join(missing)} finnes ikke{f' i {db}' if db else ''}")
+    return rids
+
+
 def revisions(db: Path | str, old: str, new: str) -> pd.DataFrame:
     """Every monthly cell whose published value differs between runs `old` and `new` ('siste' and
     'forrige': the newest run and the one before it) (a cell
@@ -196,12 +209,7 @@ def revisions(db: Path | str, old: str, new: str) -> pd.DataFrame:
     the old and new values and the cause (REVISION_CAUSES)."""
     keys = ", ".join(_KEYS)
     with _connect(db) as con:
-        ids = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 2").fetchall()]
-        alias = {"siste": ids[0] if ids else "siste", "forrige": ids[1] if len(ids) > 1 else "forrige"}
-        old, new = alias.get(old, old), alias.get(new, new)
-        have = {r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_id IN (?, ?)", [old, new]).fetchall()}
-        if have != {old, new}:
-            raise VersionError(f"kjøringen {', '.join(sorted({old, new} - have))} finnes ikke i {db}")
+        old, new = resolve_runs(con, [old, new], db)
         model = dict(con.execute("""SELECT r.run_id, coalesce(x.model_version, r.run_id) FROM runs r
                                     LEFT JOIN releases x ON x.release_id = r.run_id WHERE r.run_id IN (?, ?)""",
                                  [old, new]).fetchall()) if _has(con, "releases") else {old: old, new: new}
@@ -242,4 +250,4 @@ def mark_final(con, outcomes: list[str], employment_observed_to: dt.date) -> Non
 
 
 __all__ = ["release_info", "release_text", "REVISION_CAUSES", "REVISION_MONTHS", "mark_final", "revisions", "SCHEMA", "STATUSES", "VersionError", "final_month_index", "insert", "libraries",
-           "list_releases", "list_versions", "load_version", "set_status", "version_row"]
+           "list_releases", "list_versions", "load_version", "resolve_runs", "set_status", "version_row"]
