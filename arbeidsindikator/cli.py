@@ -486,6 +486,7 @@ def revisjon(
                           f"median bredde {norsk.number(float((iv['ovre'] - iv['nedre']).median()), 1)} (sum av faktisk utfall).",
                           highlight=False)
     bounded = _bounded_summary(res, rid)
+    history = _history_summary(res, rid)
     if not result.passed:
         det = result.determined
         console.print(f"[red]{norsk.integer(len(det))} prikkede celler kan regnes ut fra de publiserte tabellene.[/] De første:")
@@ -494,8 +495,31 @@ def revisjon(
     if bounded:
         console.print(f"[red]{norsk.integer(bounded)} prikkede celler avgrenses for snevert av en angriper som kjenner grensene.[/]")
         raise typer.Exit(1)
+    if history:
+        console.print(f"[red]{norsk.integer(history)} celler er publisert i én publisering og prikket i en annen; "
+                      "revisjonen dekker ikke publiseringene samlet.[/]")
+        raise typer.Exit(1)
     console.print("[green]Ingen prikket verdi følger av de publiserte tabellene, heller ikke med grensene "
                   "(hele tall, 0 <= i jobb <= antall).[/]")
+
+
+def _history_summary(res, rid: str) -> int:
+    """A release against every release before it (carry.py): it must hold their published cells
+    unchanged and keep their suppressed cells suppressed, so that this audit covers them all.
+    Returns how many cells break that."""
+    from .pipeline.carry import history_check
+    h = history_check(res.con, rid)
+    if h.empty:
+        return 0
+    bad = int(h["skjult_senere"].sum() + h["vist_senere"].sum())
+    if not bad:
+        console.print(f"Publiseringen holder alle {len(h)} tidligere publiseringer: hver celle de publiserte, er publisert "
+                      "med samme verdi, og hver celle de prikket, er prikket.", highlight=False)
+    else:
+        console.print(f"Mot {len(h)} tidligere publiseringer: {norsk.integer(int(h['skjult_senere'].sum()))} celler "
+                      f"publisert før er prikket eller endret nå, {norsk.integer(int(h['vist_senere'].sum()))} prikket "
+                      "før er publisert nå.", highlight=False)
+    return bad
 
 
 def _bounded_summary(res, rid: str) -> int:

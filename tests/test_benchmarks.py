@@ -59,3 +59,13 @@ def test_evaluation_truth(tmp_path):
     out = tmp_path / "evaluation_truth.csv"
     _run(["benchmarks/evaluation_truth.py", "--seeds", "1", "--bootstrap", "99", "--out", str(out)], 900)
     assert len(pd.read_csv(out)) and (tmp_path / "evaluation_truth_summary.csv").exists()
+
+
+def test_release_cycle(small_world, tmp_path):
+    _run(["benchmarks/release_cycle.py", "--scale", "small", "--world", str(small_world), "--releases", "2",
+          "--out", str(tmp_path)], 900)
+    res = json.loads((tmp_path / "release_cycle_small.json").read_text())
+    second = res["releases"][1]
+    assert second["carried_monthly"]["published"] == second["carried_monthly"]["published_kept"] > 0
+    assert second["carried_monthly"]["suppressed"] == second["carried_monthly"]["suppressed_kept"] > 0
+    assert not any(v for k, v in res["union_attack"]["jobb12"].items() if k != "seconds")

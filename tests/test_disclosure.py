@@ -126,7 +126,32 @@ def relations(m: pd.DataFrame, p: pd.DataFrame, outcome: str):
     return cells, value, rel, months_of
 
 
-def bounded_attack(m: pd.DataFrame, p: pd.DataFrame, outcome: str, threshold: int, lp_sample: int = 0, seed: int = 0):
+def union_relations(releases: list[tuple[pd.DataFrame, pd.DataFrame]], outcome: str):
+    """The relations of several releases as one system, as an attacker who keeps every release
+    sets them up: a monthly cell is one unknown in every release that holds it (its value does
+    not change in a world without late corrections), known if any release published it; a period
+    cell is an unknown of its own release (a calendar year grows from one release to the next),
+    summing that release's months."""
+    cells, value, rel, months_of = {}, {}, [], {}
+    seen = set()
+    for i, (m, p) in enumerate(releases):
+        p = p.assign(PERIODE=f"{i}:" + p["PERIODE"].astype(str))
+        c, v, r, mo = relations(m, p, outcome)
+        for k, row in c.items():
+            if k in v or k not in cells:  # a published row has the counts
+                cells[k] = row
+        value.update(v)
+        last = pd.Timestamp(m.loc[m["UTFALL"] == outcome, "BEHOLDNINGSMAANED"].max())
+        months_of.update({t: (a, min(b, last)) for t, (a, b) in mo.items()})  # this release's months only
+        for x in r:
+            f = frozenset(x)
+            if f not in seen:
+                seen.add(f)
+                rel.append(x)
+    return cells, value, rel, months_of
+
+
+def bounded_attack(m, p, outcome: str, threshold: int, lp_sample: int = 0, seed: int = 0):
     """The attacker who also knows bounds (issue 28): counts are whole and at least 1 in a cell
     that is in the table, 0 <= number in work <= count, a month's count is at most the persons
     of a published period holding it. Interval propagation over every relation (with rounding
@@ -136,7 +161,7 @@ def bounded_attack(m: pd.DataFrame, p: pd.DataFrame, outcome: str, threshold: in
     or everybody is proved in work; and the number of LP bounds computed."""
     import scipy.sparse as sp
     from scipy.optimize import linprog
-    cells, value, rel, months_of = relations(m, p, outcome)
+    cells, value, rel, months_of = union_relations(m, outcome) if isinstance(m, list) else relations(m, p, outcome)
     keys = list(cells)
     ix = {k: i for i, k in enumerate(keys)}
     N = len(keys)

@@ -42,6 +42,7 @@ class System:
     floor: np.ndarray  # fewest persons the attacker knows a cell holds (1, or the band's lower end)
     caps: np.ndarray  # most persons (periods' distinct persons, bands); inf if nothing is known
     suppressed: np.ndarray  # bool: the cells that are published as suppressed (checked for disclosure)
+    count_public: np.ndarray | None = None  # bool: suppressed cells whose count another system publishes
 
 
 def intervals(systems: list[System], links: list[tuple[int, int, np.ndarray]]) -> list[dict]:
@@ -93,7 +94,8 @@ def disclosed(system: System, bounds: dict, threshold: int) -> dict[str, np.ndar
     '<q>_ingen' / '<q>_alle': nobody / everybody in the cell was in work."""
     sup = system.suppressed
     lo_n, hi_n = bounds["n"]
-    out = {"antall": sup & (hi_n - lo_n < 0.5), "under_grensen": sup & (hi_n < threshold)}
+    sup_n = sup if system.count_public is None else sup & ~system.count_public
+    out = {"antall": sup_n & (hi_n - lo_n < 0.5), "under_grensen": sup_n & (hi_n < threshold)}
     for q, (kind, _) in system.kinds.items():
         if q == "n":
             continue

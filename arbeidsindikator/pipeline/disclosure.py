@@ -66,6 +66,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import attacker
+from .carry import PUBLISHED_BEFORE, SUPPRESSED_BEFORE
 from .outcomes import outcome_kind
 
 ATTRIBUTE_K = 3  # at least this many in work and not in work (with hours) in a published cell
@@ -238,6 +239,7 @@ class Protection:
     weak: set  # (system index, cell) of primary cells whose room no certificate proves
     disclosed: list = field(default_factory=list)  # (system, reason, flat cells) the bounded attacker still proves
     bounds: list = field(default_factory=list)  # per system: the attacker's intervals (attacker.intervals)
+    only: list = field(default_factory=list)  # per system: suppressed in it alone (Protector.only)
 
     @property
     def unmet(self) -> int:
@@ -249,7 +251,7 @@ class Protection:
         primary, and whether its room is proved (or, for a secondary cell, not required)."""
         rows = []
         for k, mask in enumerate(self.masks):
-            live = self.suppressed & mask.exists
+            live = (self.suppressed | (self.only[k] if self.only else False)) & mask.exists
             live[:, np.append(self.shape.pair_node, True)] = False
             live[-1], live[:, :, -1] = False, False
             t, u, g = np.nonzero(live)
@@ -264,15 +266,18 @@ class Protection:
         attacker's interval (attacker.intervals); the count's row is repeated per outcome."""
         rows = []
         for k, (mask, b) in enumerate(zip(self.masks, self.bounds)):
-            live = self.suppressed & mask.exists
+            live = (self.suppressed | (self.only[k] if self.only else False)) & mask.exists
             live[:, np.append(self.shape.pair_node, True)] = False
             live[-1], live[:, :, -1] = False, False
             flat = np.flatnonzero(live.ravel())
-            t, u, g = np.unravel_index(flat, live.shape)
+            # a count another system publishes (suppressed in this one `only`) is no secret
+            public = (self.only[k] if self.only else np.zeros(live.shape, bool)).ravel()[flat]
             for o in mask.outcomes:
                 for q, key in (("antall", "n"), ("sum", str(o))):
+                    f = flat[~public] if q == "antall" else flat
+                    t, u, g = np.unravel_index(f, live.shape)
                     rows.append(pd.DataFrame({"oi": o, "t": t, "u": u, "g": g, "quantity": q,
-                                              "lower": b[key][0][flat], "upper": b[key][1][flat]}))
+                                              "lower": b[key][0][f], "upper": b[key][1][f]}))
         if not rows:
             return pd.DataFrame({"oi": np.zeros(0, np.int64), "t": np.zeros(0, np.int64), "u": np.zeros(0, np.int64),
                                  "g": np.zeros(0, np.int64), "quantity": np.zeros(0, object), "lower": np.zeros(0),
@@ -297,10 +302,23 @@ class Protector:
     """Secondary suppression by certificates (module docstring)."""
 
     def __init__(self, shape: Shape, masks: list[Mask], primary: np.ndarray, share: float = 0.1,
-                 room_cap: float = 200.0):
+                 room_cap: float = 200.0, kept: list[np.ndarray] | None = None, known: list[np.ndarray] | None = None):
         self.s = shape
         self.masks = masks
-        self.S = primary.copy()
+        self.j = {id(m): j for j, m in enumerate(masks)}  # a system's index (masks compare by identity)
+        # Per system, the cells an earlier release suppressed (they stay suppressed) and published
+        # (they stay published, and no certificate may change them: carry.py). A place published
+        # in one system only (the 3-month outcomes of a month whose 12-month outcomes are new)
+        # keeps that; what the other system suppresses there is suppressed in it `only`.
+        none = [np.zeros(primary.shape, bool) for _ in masks]
+        kept, known = kept or none, [k.copy() for k in (known or none)]
+        everywhere = np.logical_and.reduce([k | ~m.exists for k, m in zip(known, masks)])
+        for k in known:  # primary now where every system published it before: another value or rule
+            k &= ~(primary & everywhere)
+        self.known, self.kept = known, kept
+        self.published_before = np.logical_or.reduce(known)
+        self.S = (primary | np.logical_or.reduce(kept)) & ~self.published_before
+        self.only = [(primary | kp) & self.published_before & ~kn & m.exists for kp, kn, m in zip(kept, known, masks)]
         self.primary = primary
         self.share = share
         self.rng = np.random.default_rng(WITNESS_SEED)
@@ -374,8 +392,10 @@ class Protector:
     # -- the search ---------------------------------------------------------------------------
     def cost(self, mask: Mask) -> np.ndarray:
         """Cost of making each cell part of a perturbation: 0 if suppressed already, the number
-        of persons if published, impossible if empty (padded with a free dummy per dimension)."""
-        c = np.where(mask.exists, np.where(self.S, 0.0, mask.n.astype(float)), BIG)
+        of persons if published, impossible if empty or published by an earlier release (padded
+        with a free dummy per dimension)."""
+        j = self.j[id(mask)]
+        c = np.where(mask.exists & ~self.known[j], np.where(self.S | self.only[j], 0.0, mask.n.astype(float)), BIG)
         s = self.s
         # pair nodes are not cells: free where the pair has persons in the month, free in periods
         for node in np.flatnonzero(s.pair_node):
@@ -393,10 +413,10 @@ class Protector:
             self._cache[key] = self.time_candidates(t0, wide)
         return self._cache[key]
 
-    def _org(self, u0: int, wide: bool):
-        key = ("u", u0, wide)
+    def _org(self, u0: int, wide: bool, cap: int = 40):
+        key = ("u", u0, wide, cap)
         if key not in self._cache:
-            self._cache[key] = self.org_candidates(u0, wide)
+            self._cache[key] = self.org_candidates(u0, wide, cap)
         return self._cache[key]
 
     def search(self, mask: Mask, C: np.ndarray, target: tuple[int, int, int], need: dict | None = None,
@@ -431,14 +451,19 @@ class Protector:
                 cost, cert = self._search(mask, C, target, need, True, alle, top, wide_prune)
                 if cert is not None:
                     return cert
+        if self.published_before.any():  # cells an earlier release published rule out partners: every office
+            for alle in ((False, True) if bd0 > 0 else (True,)):
+                cost, cert = self._search(mask, C, target, need, True, alle, top, 1 << 30, cap=1 << 30)
+                if cert is not None:
+                    return cert
         return None
 
-    def _search(self, mask, C, target, need, wide: bool, alle: bool, top: int, prune: int):
+    def _search(self, mask, C, target, need, wide: bool, alle: bool, top: int, prune: int, cap: int = 40):
         s = self.s
         t0, u0, g0 = target
         bd0 = int(np.searchsorted(s.group_offsets, g0, side="right") - 1)
         ti, ts = self._time(t0, wide)
-        ui, us = self._org(u0, wide)
+        ui, us = self._org(u0, wide, cap)
         if need:  # partners whose edge of the cube already blocks the room are no use
             ok_t = self._edge_ok(mask, ti, ts, lambda idx: (idx, u0, g0), t0, need)
             ok_u = self._edge_ok(mask, ui, us, lambda idx: (t0, idx, g0), u0, need)
@@ -551,13 +576,15 @@ class Protector:
         """Suppress the certificate's support; it proves every system in which it empties no cell."""
         T, U, G, sign, real = self._support(cert)
         t, u, g, sg = T[real], U[real], G[real], sign[real]
-        self.S[t, u, g] = True
+        mine = self.published_before[t, u, g]  # published by an earlier release in another system
+        self.S[t[~mine], u[~mine], g[~mine]] = True
+        self.only[self.j[id(mask)]][t[mine], u[mine], g[mine]] = True
         r = int(self.rng.integers(1, 1 << 20))
-        for m, C, Cr in zip(self.masks, self.C, self.C_room):
-            on = m.exists[t, u, g]
+        for j, (m, C, Cr) in enumerate(zip(self.masks, self.C, self.C_room)):
+            on = m.exists[t, u, g] & (~mine | (m is mask))
             C[t[on], u[on], g[on]] = 0.0
             Cr[t[on], u[on], g[on]] = 0.0
-            if m is not mask and not on.all():
+            if m is not mask and not (on.all() and (self.S | self.only[j])[t, u, g].all()):
                 continue  # it would change an empty cell there (the 12-month system lacks the last months)
             m.certified[t, u, g] = True
             np.add.at(m.witness, (t, u, g), r * sg)
@@ -566,6 +593,21 @@ class Protector:
                 np.maximum.at(m.up[o], (t, u, g), up[real])
                 np.maximum.at(m.down[o], (t, u, g), down[real])
         self.n_cert += 1
+
+    def _publish_here(self, mask: Mask, cell) -> None:
+        """A cell no certificate in this system reaches, suppressed for another system's sake: in
+        a release, a new period of the 3-month outcomes whose months were all published before is
+        a sum of published values. It is published in this system (and stays so) and suppressed in
+        the others alone. Anything else without a certificate is an error."""
+        j = self.j[id(mask)]
+        if self.primary[cell] or self.kept[j][cell] or not self.published_before.any():
+            raise RuntimeError(f"no certificate for cell {cell}: the tables' structure is inconsistent")
+        for i, m in enumerate(self.masks):
+            if i != j and m.exists[cell] and self.S[cell]:
+                self.only[i][cell] = True
+        self.S[cell] = False
+        self.known[j][cell] = self.published_before[cell] = True
+        self.C[j][cell] = self.C_room[j][cell] = BIG
 
     # -- the loop -----------------------------------------------------------------------------
     def _order(self, cells) -> np.ndarray:
@@ -601,9 +643,10 @@ class Protector:
     def _pass(self, rooms: bool) -> bool:
         changed = False
         for mask, C, C_room in zip(self.masks, self.C, self.C_room):
-            live = self.S & mask.exists
+            live = (self.S | self.only[self.j[id(mask)]]) & mask.exists
             live[-1], live[:, -1], live[:, :, -1] = False, False, False
             todo = np.nonzero(live & (self.primary if rooms else ~mask.certified))
+            stuck = []
             for i in self._order(todo):
                 cell = (int(todo[0][i]), int(todo[1][i]), int(todo[2][i]))
                 if rooms:
@@ -619,14 +662,22 @@ class Protector:
                 else:
                     cert = self.search(mask, C, cell)
                     if cert is None:
-                        raise RuntimeError(f"no certificate for cell {cell}: the tables' structure is inconsistent")
+                        # a cell an earlier release suppressed can have been certified there by
+                        # another cell's certificate (an office's, through its region): the
+                        # cells after it in this pass may do that again
+                        stuck.append(cell)
+                        continue
                 self.apply(mask, cert)
                 changed = True
+            for cell in stuck:
+                if not mask.certified[cell]:
+                    self._publish_here(mask, cell)
         return changed
 
 def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_persons: int,
             share: float = 0.1, outcomes: list[str] | None = None, k: int = ATTRIBUTE_K,
-            counts: str = "skjult") -> tuple[np.ndarray, np.ndarray, Protection]:
+            counts: str = "skjult", before: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, Protection]:
     """Primary and secondary suppression of the monthly and period cells together.
 
     `monthly`: rows __mi, lvl, unit, bd, grp, oi, ANTALL_PERSONER (person-months), faktisk and,
@@ -634,7 +685,9 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     ANTALL_PERSONER (different persons: the threshold applies to them) and ANTALL_PERSONMANEDER
     (the person-months the sums are over). `outcomes`: the names by index `oi` (jobbK are shares
     in per cent, atidK hours). Returns, per row of each frame, whether it is suppressed and
-    whether primarily, and the Protection (with its witness and the attacker's intervals)."""
+    whether primarily, and the Protection (with its witness and the attacker's intervals).
+    `before`: per row of each frame, what the release before did with the cell (carry.py):
+    published cells stay published (no certificate may use them), suppressed ones suppressed."""
     M = shape.n_months
     names = list(outcomes) if outcomes is not None else [f"o{i}" for i in range(int(max(monthly["oi"].max(), 0)) + 1)]
     dims = (shape.n_time + 1, shape.n_org + 1, shape.n_group + 1)
@@ -673,12 +726,26 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
         mask = Mask(outs, arr, values)
         mask.persons = per
         mask_list.append(mask)
-    pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons)
+    system_of = np.zeros(int(oi.max()) + 1 if len(oi) else 1, np.int64)
+    for j, outs in enumerate(systems.values()):
+        system_of[outs] = j
+    kept = [np.zeros(dims, bool) for _ in mask_list]
+    known = [np.zeros(dims, bool) for _ in mask_list]
+    if before is not None:
+        b = np.concatenate(before)
+        for j in range(len(mask_list)):
+            mine = system_of[oi] == j
+            kept[j].flat[flat[mine & (b == SUPPRESSED_BEFORE)]] = True
+            known[j].flat[flat[mine & (b == PUBLISHED_BEFORE)]] = True
+    pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons, kept=kept, known=known)
     pr.run()
     left, bounds = _repair(pr, shape, names, min_persons, counts)
+    if any(((pr.S | o) & k).any() for o, k in zip(pr.only, pr.known)):  # no certificate or repair uses them
+        raise RuntimeError("a cell published in an earlier release was suppressed")
     index = {id(mk): j for j, mk in enumerate(mask_list)}
-    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak}, left, bounds)
-    sup = pr.S.flat[flat]
+    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak}, left, bounds,
+                      pr.only)
+    sup = pr.S.flat[flat] | np.stack(pr.only).reshape(len(mask_list), -1)[system_of[oi], flat]
     prim = primary.flat[flat]
     unb = pr.unbanded.flat[flat]
     nm = len(monthly)
@@ -716,14 +783,15 @@ def _systems(pr: "Protector", shape: Shape, names: list[str], threshold: int, co
     for mask in pr.masks:
         if not hasattr(mask, "relations"):
             mask.relations = shape_relations(shape, mask.exists).tocoo()
-        sup = pr.S & mask.exists
+        only = pr.only[pr.j[id(mask)]] & mask.exists
+        sup = (pr.S | only) & mask.exists
         unknown = sup | pair
-        cap, floor = _count_bounds(mask, shape, pr.S, counts, threshold, pr.unbanded)
+        cap, floor = _count_bounds(mask, shape, pr.S | only, counts, threshold, pr.unbanded)
         kinds = {"n": ("count", None), **{str(o): outcome_kind(names[o]) for o in mask.outcomes}}
         values = {"n": mask.n.ravel().astype(float), **{str(o): mask.values[o].ravel() for o in mask.outcomes}}
         out.append(attacker.System(kinds, mask.relations, unknown.ravel(), values,
                                    np.where(sup, floor, 0.0).ravel(), np.where(sup, cap, np.inf).ravel(),
-                                   (sup & ~pair).ravel()))
+                                   (sup & ~pair).ravel(), only.ravel()))
     links = []
     for i in range(len(pr.masks)):
         for j in range(i + 1, len(pr.masks)):
@@ -834,7 +902,7 @@ def _choose(pr, s, cells: np.ndarray, threshold: int) -> int | None:
     prove all its regions small: 22 persons over 13 regions that each hold one.)"""
     _, u, g = np.unravel_index(cells, pr.S.shape)
     n = s.values["n"][cells]
-    ok = ~s.unknown[cells] & (n > 0) & ~((u == 0) & (g == 0))
+    ok = ~s.unknown[cells] & (n > 0) & ~((u == 0) & (g == 0)) & ~pr.published_before.flat[cells]
     if (ok & (u != 0)).any():
         ok &= u != 0
     if not ok.any():

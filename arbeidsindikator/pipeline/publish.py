@@ -44,6 +44,7 @@ import pandas as pd
 
 from ..data import atomic
 from ..data.spreadsheet import escape_sql
+from .carry import MONTH_KEY, PERIOD_KEY, Carried, decisions, release_periods
 from .config import ModelSpec
 from .indicator import CellCodes, coded_table
 from .batches import ClustersApart, insertion_order, is_spark, reduce_batches
@@ -154,23 +155,32 @@ def _long(df: pd.DataFrame, spec: ModelSpec, period_stage: bool) -> pd.DataFrame
     return pd.concat(rows, ignore_index=True)
 
 
-def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
-    """The published key columns from the integer keys, by array lookups."""
+def _key_labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> dict[str, np.ndarray]:
+    """The published key columns of cells from their integer keys, by array lookups."""
     lvl, unit, bd, grp = (d[c].to_numpy(np.int64) for c in ("lvl", "unit", "bd", "grp"))
     obj = lambda xs: np.array(list(xs), dtype=object)  # noqa: E731
     by_level = lambda national, regional, local: np.select(  # noqa: E731
         [lvl == 1, lvl == 2], [national, regional[np.where(lvl == 2, unit, 0)]], local[np.where(lvl == 3, unit, 0)])
-    d["ORG_NIVAA"] = lvl
-    d["ORG_STED_ID"] = by_level("0000", obj(codes.regions), obj(codes.offices))
-    d["ORG_STED"] = by_level("Norge", obj(codes.region_names), obj(codes.office_names))
+    start = np.cumsum([0] + [len(lab) for lab in codes.labels])
+    return {"ORG_NIVAA": lvl, "ORG_STED_ID": by_level("0000", obj(codes.regions), obj(codes.offices)),
+            "ORG_STED": by_level("Norge", obj(codes.region_names), obj(codes.office_names)),
+            "UTFALL": obj(spec.outcomes)[d["oi"].to_numpy()], "NEDBRYTNING": obj(n for n, _ in codes.breakdowns)[bd],
+            "I_MODELLEN": np.array([im for _, im in codes.breakdowns])[bd],
+            "GRUPPE": obj(v for lab in codes.labels for v in lab)[start[bd] + grp]}
+
+
+def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
+    """The published key columns from the integer keys."""
+    lvl, unit = d["lvl"].to_numpy(np.int64), d["unit"].to_numpy(np.int64)
+    keys = _key_labels(d, spec, codes)
+    for c in ("ORG_NIVAA", "ORG_STED_ID", "ORG_STED"):
+        d[c] = keys[c]
     # an office's region: in the month for monthly cells, at the end of the period for periods
     # (an office can move between regions; `__reg`, see _office_regions)
-    d["REGION_ID"] = np.where(lvl == 3, obj(codes.regions)[np.maximum(d.pop("__reg").to_numpy(), 0)], None)
-    d["UTFALL"] = obj(spec.outcomes)[d["oi"].to_numpy()]
-    d["NEDBRYTNING"] = obj(n for n, _ in codes.breakdowns)[bd]
-    d["I_MODELLEN"] = np.array([im for _, im in codes.breakdowns])[bd]
-    start = np.cumsum([0] + [len(lab) for lab in codes.labels])
-    d["GRUPPE"] = obj(v for lab in codes.labels for v in lab)[start[bd] + grp]
+    obj = np.array(list(codes.regions), dtype=object)
+    d["REGION_ID"] = np.where(lvl == 3, obj[np.maximum(d.pop("__reg").to_numpy(), 0)], None)
+    for c in ("UTFALL", "NEDBRYTNING", "I_MODELLEN", "GRUPPE"):
+        d[c] = keys[c]
     return d.drop(columns=["lvl", "unit", "bd", "grp", "oi"])
 
 
@@ -315,12 +325,16 @@ def interval_frame(protection: Protection, spec: ModelSpec, codes: CellCodes, pe
 
 
 def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: IndicatorModel,
-                    source: str = "person_results", periods: list[Period] | None = None) -> Publication:
+                    source: str = "person_results", periods: list[Period] | None = None,
+                    carried: Carried | None = None) -> Publication:
     """Create tables `published` (monthly) and `published_period` in the working connection.
 
     Every aggregation reads the coded person results and groups by their integer codes
-    (CellCodes); the labels are attached to the (few hundred thousand) cells at the end."""
-    periods = periods if periods is not None else default_periods(con, spec, source)
+    (CellCodes); the labels are attached to the (few hundred thousand) cells at the end.
+    `carried`: for a release, the release before it (carry.py): its periods are published again
+    and its cells keep their decisions."""
+    if periods is None:
+        periods = default_periods(con, spec, source) if carried is None else release_periods(con, spec, source, carried)
     codes = CellCodes.read(con, spec, source)
     rows = coded_table(source)
     cell = ", ".join(_key_cols(codes))
@@ -350,8 +364,9 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     shape = Shape.build(shape_pairs,
                         [(month_index(q.start), month_index(q.end)) for q in periods], len(codes.regions),
                         len(codes.offices), [len(lab) for lab in codes.labels])
+    before = None if carried is None else _decisions_before(m, p, spec, codes, periods, carried)
     m_supp, p_supp, protection = protect(m, p, shape, spec.min_persons, spec.protection_share, list(spec.outcomes),
-                                         spec.attribute_k, spec.suppressed_counts)
+                                         spec.attribute_k, spec.suppressed_counts, before)
     m = m.drop(columns="__pos")
     mp = shape_pairs
     m["__reg"] = _office_regions(mp, m["lvl"].to_numpy(), m["unit"].to_numpy(), m["__mi"].to_numpy(), m["__mi"].to_numpy())
@@ -377,6 +392,22 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     intervals = interval_frame(protection, spec, codes, periods)
     _store(con, "disclosure_intervals", intervals)
     return Publication(m, p, witness, protection, intervals)
+
+
+def _decisions_before(m: pd.DataFrame, p: pd.DataFrame, spec: ModelSpec, codes: CellCodes, periods: list[Period],
+                      carried: Carried) -> tuple[np.ndarray, np.ndarray]:
+    """Per monthly and period row, what the release before did with the same cell (carry.py)."""
+    mi = m["__mi"].to_numpy()
+    mk = pd.DataFrame(_key_labels(m, spec, codes)).assign(
+        BEHOLDNINGSMAANED=pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})),
+        ANTALL_PERSONER=m["ANTALL_PERSONER"].to_numpy(), faktisk=m["faktisk"].to_numpy())
+    span = np.array([(_first_day(q.start), _first_day(q.end)) for q in periods], dtype=object).reshape(-1, 2)
+    pi = p["__p"].to_numpy()
+    pk = pd.DataFrame(_key_labels(p, spec, codes)).assign(
+        PERIODE_FRA=span[pi, 0], PERIODE_TIL=span[pi, 1], ANTALL_PERSONER=p["ANTALL_PERSONER"].to_numpy(),
+        ANTALL_PERSONMANEDER=p["ANTALL_PERSONMANEDER"].to_numpy(), faktisk=p["faktisk"].to_numpy())
+    return (decisions(mk, carried.monthly, MONTH_KEY, ["ANTALL_PERSONER", "faktisk"]),
+            decisions(pk, carried.period, PERIOD_KEY, ["ANTALL_PERSONER", "ANTALL_PERSONMANEDER", "faktisk"]))
 
 
 def _period_cells(con, codes: CellCodes, periods: list[Period], outcomes, source: str) -> pd.DataFrame:

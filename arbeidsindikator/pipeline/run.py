@@ -22,6 +22,7 @@ from .indicator import cell_codes, coded_table, person_results_view
 from .batches import is_spark
 from .model import IndicatorModel
 from .outcomes import build_analysis
+from .carry import previous_release
 from .publish import _store, build_published, unit_table
 from .runs import fingerprint, new_run_id, store_run
 from . import versions
@@ -119,6 +120,10 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
             work.execute("SET memory_limit = ?", [limits[0] if yes else limits[1]])
 
     found = register_tables(work, data_dir)
+    as_of = work.execute("SELECT max(month) FROM stock").fetchall()[0][0]
+    # a release is protected with the ones before it (carry.py; refused if older than the
+    # newest stored one); an estimation run stands alone
+    carried = None if frozen is None else previous_release(db, f"{as_of:%Y-%m}")
     report("utfall", 0.05)
     alone(True)
     build_analysis(work, measures="labour_market_measures" in found)
@@ -140,7 +145,7 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     person_results_view(work, spec)
     lap("indicator")
     report("publisering", 0.8)
-    pub = build_published(work, spec, model)
+    pub = build_published(work, spec, model, carried=carried)
     employment_to = work.execute("SELECT max(employment_observed_to) FROM extract").fetchall()[0][0]
     lap("publish")
     report("revisjon", 0.86)
@@ -172,7 +177,6 @@ def _run(work, data_dir, spec, db, keep_person_level, report, lap, timings, _fai
     if frozen is None:
         new_version = versions.version_row(model, manifest)
     else:
-        as_of = work.execute("SELECT max(month) FROM stock").fetchall()[0][0]
         release = {"release_id": run_id, "created_at": manifest["created_at"], "as_of": f"{as_of:%Y-%m}",
                    "employment_observed_to": f"{employment_to:%Y-%m}", "model_version": frozen.version_name_,
                    "data_dir": manifest["data_dir"], "input_fingerprints": json.dumps(manifest["input_fingerprints"])}
