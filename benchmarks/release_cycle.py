@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,7 +97,9 @@ def main() -> None:
             cut_extract(world, x, month, lag=1)
         code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); from release_cycle import child; "
                 f"print(json.dumps(child({str(x)!r}, {str(db)!r})))")
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if r.returncode:
+            sys.exit(f"the release as of {month} failed:\n{r.stderr[-3000:]}")
         row = json.loads(r.stdout.strip().splitlines()[-1]) | {"as_of": month}
         res["releases"].append(row)
         print(month, row["seconds"], "s", row["peak_mb"], "MB", flush=True)
@@ -127,6 +130,8 @@ def main() -> None:
     path = out / f"release_cycle_{a.scale}.json"
     path.write_text(json.dumps(res, indent=1, default=str))
     print("skrev", path)
+    if not a.work:  # a temporary folder of our own: gone with the run
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

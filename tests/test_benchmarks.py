@@ -63,7 +63,7 @@ def test_evaluation_truth(tmp_path):
 
 def test_release_cycle(small_world, tmp_path):
     _run(["benchmarks/release_cycle.py", "--scale", "small", "--world", str(small_world), "--releases", "2",
-          "--out", str(tmp_path)], 900)
+          "--out", str(tmp_path), "--work", str(tmp_path / "arbeid")], 900)
     res = json.loads((tmp_path / "release_cycle_small.json").read_text())
     second = res["releases"][1]
     assert second["carried_monthly"]["published"] == second["carried_monthly"]["published_kept"] > 0

@@ -166,3 +166,23 @@ def test_version_commands_and_their_errors(store, tmp_path):
     duckdb.connect(str(empty)).close()
     with pytest.raises(versions.VersionError, match="ingen modellversjoner"):
         versions.load_version(empty)
+
+
+def test_release_periods_are_complete_for_every_outcome_and_keep_the_earlier_ones():
+    """A release's periods (carry.py): years whose every month every outcome observes, the last
+    12 such months, the spec's own periods; the previous release's again, each span once."""
+    from types import SimpleNamespace
+
+    from arbeidsindikator.pipeline.uncertainty import Period
+    con = duckdb.connect()
+    # jobb3 observed to 2023-03, jobb12 to 2022-12: every outcome to 2022-12
+    con.execute("""CREATE TABLE person_results_coded AS SELECT m::DATE AS month,
+                   CASE WHEN m <= DATE '2023-03-01' THEN 1 END AS actual_jobb3,
+                   CASE WHEN m <= DATE '2022-12-01' THEN 1 END AS actual_jobb12
+                   FROM range(DATE '2021-03-01', DATE '2023-07-01', INTERVAL 1 MONTH) t(m)""")
+    spec = SimpleNamespace(outcomes=["jobb3", "jobb12"], periods=[("vinter", "2022-01", "2022-02"), ("sen", "2022-06", "2023-01")])
+    before = carry.Carried(periods=[Period("siste 12 mnd til 2022-11", "2021-12", "2022-11")])
+    got = [(p.label, p.start, p.end) for p in carry.release_periods(con, spec, "person_results", before)]
+    # 2021 lacks its first months; the last 12 months to 2022-12 are the year 2022: once
+    assert got == [("siste 12 mnd til 2022-11", "2021-12", "2022-11"), ("2022", "2022-01", "2022-12"),
+                   ("vinter", "2022-01", "2022-02")]

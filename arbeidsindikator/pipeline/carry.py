@@ -100,12 +100,14 @@ def release_periods(con, spec, source: str, carried: Carried) -> list[Period]:
     if inside(start, hi):
         periods.append(Period(f"siste 12 mnd til {hi}", start, hi))
     periods += [Period(label, a, b) for label, a, b in spec.periods if inside(a, b)]
-    spans = {(p.start, p.end) for p in periods}
-    for p in carried.periods:  # the earlier releases' periods, kept with their labels
+    # the earlier releases' periods first, with their labels; a span once (the last 12 months to
+    # a December are that calendar year)
+    out, spans = [], set()
+    for p in list(carried.periods) + periods:
         if (p.start, p.end) not in spans:
-            periods.append(p)
+            out.append(p)
             spans.add((p.start, p.end))
-    return periods
+    return out
 
 
 def decisions(new: pd.DataFrame, old: pd.DataFrame | None, key: list[str], values: list[str]) -> np.ndarray:
@@ -115,6 +117,7 @@ def decisions(new: pd.DataFrame, old: pd.DataFrame | None, key: list[str], value
     out = np.full(len(new), FREE, np.int8)
     if old is None or old.empty or new.empty:
         return out
+    old = old.drop_duplicates(key)  # a span published under two labels by an older release
     k_new = _norm(new[key])
     k_old = _norm(old[key])
     j = k_new.reset_index(drop=True).merge(k_old.assign(__row=np.arange(len(old))), on=key, how="left")

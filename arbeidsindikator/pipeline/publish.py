@@ -28,7 +28,9 @@ the person-months the means are over. Censored months are not published.
 
 `published` holds monthly cells. `published_period` holds the same for periods: calendar
 years, the last 12 months with an observed outcome, the whole period, and any period in
-the specification's [publish] periods. Repeated months of a person are clustered there.
+the specification's [publish] periods. Repeated months of a person are clustered there. A
+release (carry.py) publishes only periods complete for every outcome, and again those of the
+release before it.
 """
 
 from __future__ import annotations
