@@ -50,6 +50,11 @@ primary too (the attribute rule), and an attacker who also knows bounds (whole c
 work <= count, hours per person, period persons, count bands) is run after the certificates:
 what he pins or proves small is repaired by further suppression (`_repair`, attacker.py).
 
+Across releases (carry.py). A monthly release keeps the decisions of the release before it:
+its published cells are known (never part of a perturbation), its suppressed cells stay
+suppressed. Where the 12-month outcomes of a month arrive after its 3-month outcomes were
+published, a cell can be suppressed in one system alone (`Protector.only`).
+
 Counts of suppressed cells are not published exactly (`publish.counts` in the specification):
 'skjult' leaves them empty, 'intervall' gives a band (1-19, 20-49, 50-99, 100+ for a threshold
 of 10: no band says that a cell is below the threshold). Their exact values are protected by the same
@@ -742,8 +747,7 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
     left, bounds = _repair(pr, shape, names, min_persons, counts)
     if any(((pr.S | o) & k).any() for o, k in zip(pr.only, pr.known)):  # no certificate or repair uses them
         raise RuntimeError("a cell published in an earlier release was suppressed")
-    index = {id(mk): j for j, mk in enumerate(mask_list)}
-    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(index[i], c) for i, c in pr.weak}, left, bounds,
+    prot = Protection(pr.S, primary, mask_list, shape, pr.n_cert, {(pr.j[i], c) for i, c in pr.weak}, left, bounds,
                       pr.only)
     sup = pr.S.flat[flat] | np.stack(pr.only).reshape(len(mask_list), -1)[system_of[oi], flat]
     prim = primary.flat[flat]
