@@ -33,7 +33,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .indicator import coded_table
 from .uncertainty import Period
+from .versions import _has
 
 FREE, PUBLISHED_BEFORE, SUPPRESSED_BEFORE = 0, 1, 2
 MONTH_KEY = ["BEHOLDNINGSMAANED", "ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE"]
@@ -57,7 +59,6 @@ class Carried:
 def previous_release(db, as_of: str) -> Carried:
     """The newest stored release, which holds every earlier one (module docstring). Raises
     ReleaseOrderError if it is as of a later month than `as_of` ('YYYY-MM')."""
-    from .versions import _has  # noqa: PLC0415 (versions imports the run's modules)
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.IOException:
@@ -73,7 +74,7 @@ def previous_release(db, as_of: str) -> Carried:
             raise ReleaseOrderError(
                 f"Resultatbasen har allerede en publisering per {last}; en publisering per {as_of} kan ikke vernes "
                 "sammen med den (en angriper har begge). Publiser uttrekk i månedsrekkefølge.")
-        cols = ", ".join(["PRIKKET", "ANTALL_PERSONER", "faktisk"])
+        cols = "PRIKKET, ANTALL_PERSONER, faktisk"
         monthly = con.execute(f"SELECT {', '.join(MONTH_KEY)}, {cols} FROM published WHERE run_id = ?", [rid]).df()
         period = con.execute(f"SELECT PERIODE, {', '.join(PERIOD_KEY)}, {cols}, ANTALL_PERSONMANEDER "
                              "FROM published_period WHERE run_id = ?", [rid]).df()
@@ -85,7 +86,6 @@ def previous_release(db, as_of: str) -> Carried:
 
 def release_periods(con, spec, source: str, carried: Carried) -> list[Period]:
     """The periods of a release: those complete for every outcome, and the previous release's."""
-    from .indicator import coded_table  # noqa: PLC0415
     src = coded_table(source)
     first = con.execute(f"SELECT min(month) FROM {src}").fetchall()[0][0]
     lasts = [con.execute(f"SELECT max(month) FROM {src} WHERE actual_{o} IS NOT NULL").fetchall()[0][0]
@@ -148,14 +148,12 @@ def _norm(d: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-
-
 def history_check(con, release_id: str) -> pd.DataFrame:
     """For every earlier release in the store: how many of its published cells this release does
     not publish, or publishes with another count or value though it was final (`skjult_senere`:
     then this release's audit does not cover the history; a provisional value may be revised), and
-    how many of its suppressed cells this release publishes (`vist_senere`). Both 0 means this release holds the whole history (module docstring)."""
-    from .versions import _has  # noqa: PLC0415
+    how many of its suppressed cells this release publishes (`vist_senere`). Both 0 means this
+    release holds the whole history (module docstring)."""
     if not _has(con, "releases"):
         return pd.DataFrame(columns=["release_id", "as_of", "skjult_senere", "vist_senere"])
     rows = []

@@ -173,14 +173,14 @@ def _key_labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> dict[str,
 
 def _labels(d: pd.DataFrame, spec: ModelSpec, codes: CellCodes) -> pd.DataFrame:
     """The published key columns from the integer keys."""
-    lvl, unit = d["lvl"].to_numpy(np.int64), d["unit"].to_numpy(np.int64)
+    lvl = d["lvl"].to_numpy(np.int64)
     keys = _key_labels(d, spec, codes)
     for c in ("ORG_NIVAA", "ORG_STED_ID", "ORG_STED"):
         d[c] = keys[c]
     # an office's region: in the month for monthly cells, at the end of the period for periods
     # (an office can move between regions; `__reg`, see _office_regions)
-    obj = np.array(list(codes.regions), dtype=object)
-    d["REGION_ID"] = np.where(lvl == 3, obj[np.maximum(d.pop("__reg").to_numpy(), 0)], None)
+    regions = np.array(list(codes.regions), dtype=object)
+    d["REGION_ID"] = np.where(lvl == 3, regions[np.maximum(d.pop("__reg").to_numpy(), 0)], None)
     for c in ("UTFALL", "NEDBRYTNING", "I_MODELLEN", "GRUPPE"):
         d[c] = keys[c]
     return d.drop(columns=["lvl", "unit", "bd", "grp", "oi"])
@@ -291,8 +291,7 @@ def _cell_keys(sh: Shape, codes: CellCodes, periods: list[Period], t, u, g) -> p
     month = t < sh.n_months
     mi = sh.m0 + np.where(month, t, 0)
     return pd.DataFrame({
-        "BEHOLDNINGSMAANED": np.where(month, pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1}))
-                                      .dt.date.to_numpy(), None),
+        "BEHOLDNINGSMAANED": np.where(month, _month_dates(mi), None),
         "PERIODE": np.where(month, None, np.array([q.label for q in periods] + [""], dtype=object)[np.where(month, len(periods), t - sh.n_months)]),
         "ORG_NIVAA": lvl, "ORG_STED_ID": ids[np.minimum(u, len(ids) - 1)],
         "NEDBRYTNING": np.array([b for b, _ in codes.breakdowns], dtype=object)[bd], "GRUPPE": groups[g]})
@@ -376,7 +375,7 @@ def build_published(con: duckdb.DuckDBPyConnection, spec: ModelSpec, model: Indi
     p["__reg"] = _office_regions(mp, p["lvl"].to_numpy(), p["unit"].to_numpy(), bounds[p["__p"].to_numpy(), 0],
                                  bounds[p["__p"].to_numpy(), 1])
     mi = m.pop("__mi").to_numpy()
-    m.insert(0, "BEHOLDNINGSMAANED", pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})).dt.date)
+    m.insert(0, "BEHOLDNINGSMAANED", _month_dates(mi))
     m = _finish(m, spec, codes, m_supp)
     m = m[["BEHOLDNINGSMAANED"] + KEY_COLS + VALUE_COLS + ["KOV_INDIKATOR_FAKTISK"] + _bands(m)]
     _store(con, "published", m.sort_values(["ORG_NIVAA", "ORG_STED_ID", "UTFALL", "NEDBRYTNING", "GRUPPE", "BEHOLDNINGSMAANED"]))
@@ -401,7 +400,7 @@ def _decisions_before(m: pd.DataFrame, p: pd.DataFrame, spec: ModelSpec, codes: 
     """Per monthly and period row, what the release before did with the same cell (carry.py)."""
     mi = m["__mi"].to_numpy()
     mk = pd.DataFrame(_key_labels(m, spec, codes)).assign(
-        BEHOLDNINGSMAANED=pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})),
+        BEHOLDNINGSMAANED=_month_dates(mi),
         ANTALL_PERSONER=m["ANTALL_PERSONER"].to_numpy(), faktisk=m["faktisk"].to_numpy())
     span = np.array([(_first_day(q.start), _first_day(q.end)) for q in periods], dtype=object).reshape(-1, 2)
     pi = p["__p"].to_numpy()
@@ -437,6 +436,11 @@ def _period_cells(con, codes: CellCodes, periods: list[Period], outcomes, source
         except ClustersApart:
             acc = reduce_batches(con, sql + " ORDER BY __cluster, __mi", fn)
     return period_frame(acc, cs)
+
+
+def _month_dates(mi: np.ndarray) -> np.ndarray:
+    """Month indices (year x 12 + month - 1) as the first day of each month."""
+    return pd.to_datetime(pd.DataFrame({"year": mi // 12, "month": mi % 12 + 1, "day": 1})).dt.date.to_numpy()
 
 
 def _first_day(ym: str) -> dt.date:
