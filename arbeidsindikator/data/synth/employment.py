@@ -137,7 +137,7 @@ def simulate_chunk(p: Persons, s: Spells, rows: StockRows, theta: np.ndarray, lm
     first_row = np.zeros(n, bool)
     first_row[pos0] = True
     dose = np.where(first_row, 0.0, theta_w[np.maximum(prev, 0)])
-    cr = geo.base_cr[p.base[wp]]
+    cr = geo.base_cr[p.base_at(wp, wm)]  # where the person lives that month
     # bounded: the 20-fold inflow spike of March 2020 must not wipe out all work
     lm = tm.inflow_effect * 1.5 * np.tanh(lm_z[cr, wm - T0] / 1.5)
     # programmes: spell month of every window row (after the spell's end too)

@@ -40,6 +40,14 @@ class Persons:
     health: np.ndarray  # health problem index (higher = worse), partly observed
     need_noise: np.ndarray  # unobserved part of the need index
     unobserved: np.ndarray  # realistic mode: trait correlated with the office (0 in clean mode)
+    moved_at: np.ndarray | None = None  # month index of the person's move (NEVER: no move)
+    base_after: np.ndarray | None = None  # base municipality from that month on
+
+    def base_at(self, person: np.ndarray, month: np.ndarray) -> np.ndarray:
+        """The base municipality person lives in in month (before or after their move)."""
+        if self.moved_at is None:
+            return self.base[person]
+        return np.where(month >= self.moved_at[person], self.base_after[person], self.base[person])
 
 
 @dataclass
@@ -110,6 +118,39 @@ def make_persons(n: int, first_start: np.ndarray, geo: Geography, clean: bool, t
     return Persons(birth, male, edu, imm, base, health, need_noise, unobserved)
 
 
+# Moving house. Each person moves at most once, from their first registration on, with a monthly
+# hazard that falls with age (in Norway about 4 % of the population move to another municipality
+# a year, 10 % of those in their twenties: SSB, flyttinger). Half of the moves stay within the
+# region. In the realistic world the hazard also rises mildly with the person's unobserved
+# employability (x exp(MOVE_UNOBSERVED x trait): about +-30 % over its spread), so movers are a
+# selected group there; where they move is unrelated to any office's contribution.
+NEVER = 10**6
+MOVE_HAZARD = 0.005  # per month, ages 30-49
+MOVE_AGE_FACTOR = ((25, 2.2), (30, 1.6), (50, 1.0), (200, 0.45))  # (below this age, factor)
+MOVE_WITHIN_REGION = 0.5
+MOVE_UNOBSERVED = 1.5
+
+
+def draw_moves(p: Persons, first_start: np.ndarray, geo: Geography, rng: np.random.Generator) -> None:
+    """Set `moved_at` and `base_after` of every person (in place)."""
+    n = len(p.base)
+    age = (first_start - p.birth) / 12.0
+    factor = np.select([age < a for a, _ in MOVE_AGE_FACTOR], [f for _, f in MOVE_AGE_FACTOR])
+    hazard = np.clip(MOVE_HAZARD * factor * np.exp(MOVE_UNOBSERVED * p.unobserved), 1e-6, 0.5)
+    moved_at = first_start + rng.geometric(hazard)
+    anywhere = rng.choice(len(geo.base_weight), size=n, p=geo.base_weight)
+    local = rng.random(n) < MOVE_WITHIN_REGION
+    dest = anywhere.copy()
+    for r in np.unique(geo.base_region):  # a move within the region: drawn by the region's weights
+        bases = np.flatnonzero(geo.base_region == r)
+        who = np.flatnonzero(local & (geo.base_region[p.base] == r))
+        w = geo.base_weight[bases]
+        dest[who] = rng.choice(bases, size=len(who), p=w / w.sum())
+    stays = dest == p.base  # drew their own municipality: no move
+    p.moved_at = np.where(stays, NEVER, moved_at)
+    p.base_after = np.where(stays, p.base, dest)
+
+
 def _spell_attributes(p: Persons, person: np.ndarray, start: np.ndarray, laid_off_wave: np.ndarray,
                       lm_z: np.ndarray, geo: Geography, tm: TrueModel, rng: np.random.Generator) -> Spells:
     """Everything about a spell that is decided when it starts."""
@@ -171,7 +212,7 @@ def _spell_attributes(p: Persons, person: np.ndarray, start: np.ndarray, laid_of
         np.where(u < 0.15, B["annen"], B["ingen"]))
     # the national follow-up unit: new standard users aged 30-59 without exceptions
     decided = start + undecided
-    region = geo.base_region[p.base[person]]
+    region = geo.base_region[p.base_at(person, decided)]
     pilot = np.isin(np.array(geo.region_ids)[region], NOE_PILOT_REGIONS)
     open_ = (decided >= NOE_NATIONAL_START) | (pilot & (decided >= NOE_PILOT_START))
     age_dec = (decided - p.birth[person]) / 12.0
@@ -187,8 +228,9 @@ def _spell_attributes(p: Persons, person: np.ndarray, start: np.ndarray, laid_of
 
 
 def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool, tm: TrueModel,
-                    rng: np.random.Generator) -> tuple[Persons, Spells]:
-    """Generate persons and all their spells from BURN_IN to the end of the stock."""
+                    rng: np.random.Generator, moves: np.random.Generator | None = None) -> tuple[Persons, Spells]:
+    """Generate persons and all their spells from BURN_IN to the end of the stock. `moves`: the
+    random stream of the persons' moves (None: nobody moves)."""
     months = np.arange(BURN_IN, STOCK_LAST + 1)
     nat_lm = lm_z.mean(axis=0)[months - T0]
     season = 1 + 0.15 * np.cos(2 * np.pi * ((months % 12) - 0.5) / 12)  # more registrations in winter
@@ -202,10 +244,12 @@ def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool,
     starts = np.concatenate([first_start, wave_start])
     wave = np.concatenate([np.zeros(len(first_start), bool), np.ones(len(wave_start), bool)])
     persons = make_persons(len(starts), starts, geo, clean, tm, rng)
+    if moves is not None:
+        draw_moves(persons, starts, geo, moves)
     person = np.arange(len(starts))
 
     def lm_at(person, start):
-        cr = geo.base_cr[persons.base[person]]
+        cr = geo.base_cr[persons.base_at(person, start)]
         return lm_z[cr, np.clip(start, T0, None) - T0]
 
     spells = [_spell_attributes(persons, person, starts, wave, lm_at(person, starts), geo, tm, rng)]
@@ -228,7 +272,7 @@ def make_population(scale: Scale, geo: Geography, lm_z: np.ndarray, clean: bool,
     keep_person = np.zeros(len(starts), bool)
     keep_person[allsp.person[in_period]] = True
     new_id = np.cumsum(keep_person) - 1
-    persons = Persons(**{k: v[keep_person] for k, v in persons.__dict__.items()})
+    persons = Persons(**{k: None if v is None else v[keep_person] for k, v in persons.__dict__.items()})
     allsp = allsp.take(np.flatnonzero(keep_person[allsp.person]))
     allsp.person = new_id[allsp.person]
     order = np.lexsort((allsp.start, allsp.person))
@@ -285,7 +329,7 @@ def expand_stock(p: Persons, s: Spells, geo: Geography, last: int = STOCK_LAST) 
     keep = (month >= T0) & (month <= last) & (month - p.birth[s.person[spell]] < RETIREMENT_AGE * 12)
     spell, offset, month = spell[keep], offset[keep], month[keep]
     person = s.person[spell]
-    base = p.base[person]
+    base = p.base_at(person, month)
     k = np.clip(month - T0, 0, geo.office_of_base.shape[1] - 1)
     home = geo.office_of_base[base, k]
     muni = geo.muni_of_base[base, k]

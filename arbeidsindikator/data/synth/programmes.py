@@ -57,7 +57,7 @@ def assign_programmes(p: Persons, s: Spells, geo: Geography, rng: np.random.Gene
     start_month = s.start + offset
     # the region whose budget pays: that of the home office when the programme starts
     k = np.clip(start_month - T0, 0, geo.office_of_base.shape[1] - 1)
-    region = geo.office_region[geo.office_of_base[p.base[s.person], k]]
+    region = geo.office_region[geo.office_of_base[p.base_at(s.person, start_month), k]]
     cut = np.where(start_month >= PROGRAMME_CUT_START, region_cut(geo, cuts)[region], 0.0)
     s.prog_without_cut = possible & (u < p_place)
     s.prog_actual = possible & (u < p_place * (1.0 - cut))

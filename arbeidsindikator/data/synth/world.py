@@ -72,9 +72,9 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     out_dir = Path(out_dir)
     ss = np.random.SeedSequence(seed)
     # a seventh stream for what was added later (NOE's extension, programmes), an eighth for the
-    # candidate models' labour-market measures: the first children are the same as before, so
-    # the rest of the world did not move
-    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks, s_policy, s_measures = ss.spawn(8)
+    # candidate models' labour-market measures, a ninth for the persons' moves: the first
+    # children are the same as before, so what they drew did not change
+    s_geo, s_lm, s_pop, s_hr, s_theta, s_chunks, s_policy, s_measures, s_moves = ss.spawn(9)
     from .params import month_index
     emp_end = month_index(employment_observed_to)
     if not STOCK_LAST <= emp_end <= HORIZON:
@@ -91,7 +91,8 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
     lm_z = (loginf - loginf[:, period].mean()) / (spread if spread > 1e-12 else 1.0)  # the clean world: flat
 
     report("personer og forløp", 0.05)
-    persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop))
+    persons, spells = make_population(sc, geo, lm_z, clean, tm, np.random.default_rng(s_pop),
+                                      moves=np.random.default_rng(s_moves))
     # The clean world checks the machinery: the office contribution is the only thing that
     # differs between units, so no region cuts its programmes and NOE keeps no one longer
     # (the draws are made all the same, so the rest of the world is the same random numbers).
@@ -221,7 +222,7 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
         report("undersøkelser", 0.98)
         summary.update(write_surveys(tmp, seed))
         summary.update(scale=scale, seed=seed, clean=clean, employment_observed_to=employment_observed_to,
-                       persons=n_persons, spells=len(spells), offices=n_off - 1,
+                       persons=n_persons, persons_moving=_movers(persons, spells), spells=len(spells), offices=n_off - 1,
                        commuting_regions=len(geo.cr_ids), municipalities=len(geo.muni_ids),
                        seconds=round(time.perf_counter() - t_start, 1))
         # no timings in the file: the same seed must give byte-identical output
@@ -230,6 +231,16 @@ def generate_world(out_dir: Path | str, scale: str = "medium", seed: int = 1, cl
             indent=2, ensure_ascii=False, default=float))
     report("ferdig", 1.0)
     return summary
+
+
+def _movers(persons, spells) -> int:
+    """Persons who move while registered (between the start of their first spell in the stock
+    period and the end of their last)."""
+    brk = np.flatnonzero(np.r_[True, spells.person[1:] != spells.person[:-1]])
+    first = np.maximum(np.minimum.reduceat(spells.start, brk), STOCK_FIRST)
+    last = np.minimum(np.maximum.reduceat(spells.start + spells.dur - 1, brk), STOCK_LAST)
+    moved = persons.moved_at[spells.person[brk]]
+    return int(((moved > first) & (moved <= last)).sum())
 
 
 def _stock_table(persons, sp, rows, idx, geo) -> pa.Table:
