@@ -839,6 +839,27 @@ def analyse_ressurser(
     console.print(f"Skrev {path}")
 
 
+@analyse_app.command("flyttere")
+@friendly
+def analyse_flyttere(
+    db: Path = typer.Option(Path("arbeidsindikator.duckdb"), metavar="FIL",
+                            help="Resultatbasen med en kjøring lagret på personnivå (run --person-level)."),
+    run_id: list[str] = typer.Option(None, "--run-id", metavar="ID", help="Kjøringen som prøves (gjenta for flere "
+                                     "modellversjoner; standard: den siste på personnivå)."),
+    data: Path = typer.Option(None, metavar="MAPPE", help="En syntetisk verden (med truth/): gir fasitens koeffisient."),
+    utfall: list[str] = typer.Option(None, "--utfall", metavar="UTFALL", help="Utfall (gjenta; standard: alle)."),
+    out: Path = typer.Option(Path("flyttere"), metavar="MAPPE", help="Mappen resultatene skrives til (erstattes helt)."),
+):
+    """Forutsier indikatoren hva et kontor gjør for en bruker? Prognoseskjevhetstest med brukere som bytter kontor."""
+    from .analyses.movers import MoversError
+    from .present.movers_report import write_movers
+    try:
+        path = write_movers(db, out, run_id or None, data, utfall or None)
+    except MoversError as e:
+        _fail(f"Flyttertesten kan ikke kjøres: {e}.")
+    console.print(f"Skrev {path}")
+
+
 @analyse_app.command("evaluering")
 @friendly
 def analyse_evaluering(

@@ -69,6 +69,14 @@ DECLARED: dict[str, tuple[Output, ...]] = {
     "modellsammenligning": (Output("sammenligning.csv", "modell"), Output("per_verden.csv", "modell")),
     # two runs' published national series, and differences summarised over their published cells
     "modellovergang": (Output("nasjonal_serie.csv", "publisert"), Output("overgang.csv", "modell")),
+    # the movers' forecast test: pooled coefficients and tests; movers counted only in groups of at
+    # least MIN_COUNT (a run or year with fewer has no coefficient and no count)
+    "flyttere": (
+        Output("prognoseskjevhet.csv", "telling", counts=("movers", "persons")),
+        Output("per_aar.csv", "telling", counts=("movers",)), Output("gruppert.csv", "telling", counts=("movers",)),
+        # spreads and correlations over all offices of Nav's office mean and the person-effects variant
+        Output("personeffekter.csv", "modell"),
+    ),
     "evaluering": (
         Output("resultater.csv", "modell"), Output("hendelsesstudie.csv", "modell"), Output("robusthet_*.csv", "modell"),
     ),
