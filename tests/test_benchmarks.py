@@ -69,3 +69,11 @@ def test_release_cycle(small_world, tmp_path):
     assert second["carried_monthly"]["published"] == second["carried_monthly"]["published_kept"] > 0
     assert second["carried_monthly"]["suppressed"] == second["carried_monthly"]["suppressed_kept"] > 0
     assert not any(v for k, v in res["union_attack"]["jobb12"].items() if k != "seconds")
+
+
+def test_movers_forecast(small_world, tmp_path):
+    out = tmp_path / "movers.csv"
+    _run(["benchmarks/movers_forecast.py", "--world", str(small_world), "--out", str(out)], 900)
+    got = pd.read_csv(out)
+    assert len(got) == 4 and {"coefficient", "truth_coefficient", "person_effects_r_truth"} <= set(got)
+    assert (tmp_path / "movers_summary.csv").exists()
