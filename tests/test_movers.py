@@ -124,7 +124,7 @@ def test_person_effects_equal_pyfixest(small_run):
     fit = pf.feols("e ~ x | office_id + person_id", data=rows, fixef_tol=1e-12)
     ref = pd.Series(next(v for k, v in fit.fixef(atol=1e-12, btol=1e-12).items() if "office" in k))
     ours = PE.fit_office_effects(rows.assign(e=rows["e"] - fit.coef()["x"] * rows["x"]))
-    assert ours.left_out == 0 and (ours.movers > 10).all()
+    assert ours.left_out == 0 and (ours.movers > 0).all()
     want = ref.set_axis(ref.index.astype(str)).reindex(ours.office).to_numpy(float)
     want = want - np.average(want, weights=ours.n)
     np.testing.assert_allclose(ours.effect, want, atol=1e-5)
