@@ -122,7 +122,7 @@ def make_persons(n: int, first_start: np.ndarray, geo: Geography, clean: bool, t
 # hazard that falls with age (in Norway about 4 % of the population move to another municipality
 # a year, 10 % of those in their twenties: SSB, flyttinger). Half of the moves stay within the
 # region. In the realistic world the hazard also rises mildly with the person's unobserved
-# employability (x exp(MOVE_UNOBSERVED x trait): about +-30 % over its spread), so movers are a
+# employability (x exp(MOVE_UNOBSERVED x trait): +45 % / -31 % at one SD of the trait), so movers are a
 # selected group there; where they move is unrelated to any office's contribution.
 NEVER = 10**6
 MOVE_HAZARD = 0.005  # per month, ages 30-49
