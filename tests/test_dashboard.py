@@ -8,9 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
+from arbeidsindikator.pipeline.shrinkage import NOE_ID
 from arbeidsindikator.present.dashboard import create_app, is_loopback
 
 from conftest import RENDERED_TEXT_PX
@@ -136,6 +138,37 @@ def _open(browser, url, width, height):
     return page, errors
 
 
+def _busy_office(db) -> str:
+    """The local office with the most published jobb3 months in the last half year (its table
+    of the last months has numbers to read)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("""
+            SELECT ORG_STED_ID FROM published
+            WHERE ORG_NIVAA = 3 AND UTFALL = 'jobb3' AND NEDBRYTNING = 'Alle' AND ORG_STED_ID <> ?
+              AND BEHOLDNINGSMAANED > (SELECT max(BEHOLDNINGSMAANED) FROM published) - INTERVAL 6 MONTH
+            GROUP BY ALL ORDER BY count(*) FILTER (WHERE NOT PRIKKET) DESC, sum(ANTALL_PERSONER) DESC, 1
+            LIMIT 1""", [NOE_ID]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def _broken_series(db, breakdown: str, outcome: str) -> tuple[str, str]:
+    """An office and a group of `breakdown` whose monthly series is published, then suppressed,
+    then published again (the chart must break the line there)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return tuple(con.execute("""
+            WITH s AS (
+                SELECT ORG_STED_ID AS unit, GRUPPE AS grp, NOT PRIKKET AND coalesce(lag(PRIKKET) OVER (
+                           PARTITION BY ORG_STED_ID, GRUPPE ORDER BY BEHOLDNINGSMAANED), true) AS starts
+                FROM published WHERE ORG_NIVAA = 3 AND UTFALL = ? AND NEDBRYTNING = ? AND ORG_STED_ID <> ?)
+            SELECT unit, grp FROM s GROUP BY ALL HAVING sum(starts::INTEGER) >= 2 ORDER BY 1, 2 LIMIT 1""",
+                                 [outcome, breakdown, NOE_ID]).fetchall()[0])
+    finally:
+        con.close()
+
+
 def _choose(page, selector, value):
     page.evaluate("delete document.body.dataset.loaded")
     page.select_option(selector, value)
@@ -155,9 +188,12 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     page, errors = _open(browser, server, 1280, 900)
     assert not page.is_visible("#s-groups")  # no breakdown: nothing to set side by side
     assert page.input_value("#from") and page.input_value("#to") and page.input_value("#reference")  # the defaults shown
-    office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
+    office = _busy_office(small_run[1])
     _choose(page, "#unit", office)
     _choose(page, "#outcome", "jobb3")
+    # the last months' table, all users: numbers in Norwegian format
+    cells = page.eval_on_selector_all("#table-month td", "els => els.map(e => e.textContent)")
+    assert any("," in c for c in cells) and not any(re.search(r"[0-9][.][0-9]", c) for c in cells), cells
     _choose(page, "#breakdown", "Innsatsgruppe")
     assert page.is_visible("#s-groups")
     link = page.url  # the view is in the address: the same view opens from it
@@ -184,7 +220,7 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     assert "0" in ticks and any("−" in t for t in ticks)  # zero labelled, a real minus sign
     assert "prosentpoeng" in ticks  # the unit on the axis
     cells = page.eval_on_selector_all("#table-month td", "els => els.map(e => e.textContent)")
-    assert any("," in c for c in cells) and not any(re.search(r"[0-9][.][0-9]", c) for c in cells)
+    assert not any(re.search(r"[0-9][.][0-9]", c) for c in cells), cells  # a group's months: no English decimals
     for code in ("ikke_vestlig", "norskfodt", "situasjonsbestemt", "True", "NaN", "atid3"):
         assert code not in page.locator("main").inner_text()
     assert not page.is_visible("#error"), page.inner_text("#error")
@@ -232,19 +268,19 @@ CLIPPED_TEXT = """(sel) => { const svg = document.querySelector(sel), b = svg.ge
     .map(([s]) => s); }"""
 
 
-def test_dashboard_on_a_phone_and_after_an_error(server, browser):
+def test_dashboard_on_a_phone_and_after_an_error(server, browser, small_run):
     """Phone width: nothing wider than the screen. An error clears the views instead of leaving
     the previous charts under the message; suppressed months break the line."""
     page, errors = _open(browser, server, 390, 844)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    office = page.eval_on_selector("#unit optgroup[label='Kontor'] option", "o => o.value")
+    office, group = _broken_series(small_run[1], "Innvandrerkategori", "atid3")
     _choose(page, "#unit", office)
     assert _selects_fit(page) == []
     _choose(page, "#breakdown", "Innsatsgruppe")  # long group names: one row each, nothing clipped
     assert page.locator("#chart-groups .point").count() >= 3
     assert page.evaluate(CLIPPED_TEXT, "#chart-groups") == []
     _choose(page, "#breakdown", "Innvandrerkategori")
-    _choose(page, "#group", page.eval_on_selector("#group option:last-child", "o => o.value"))
+    _choose(page, "#group", group)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("#multiples-groups svg").count() >= 1  # a small office: groups without a reference value are named
     for i in range(page.locator("#multiples-groups svg").count()):
