@@ -136,8 +136,10 @@ def test_bad_hr_is_reported_and_the_analysis_is_written(small_world, small_run, 
         assert text in page, text
     # a reader sees words: no codes, no True/False/NaN, no Markdown in a code box; 1 before 1b
     text = re.sub(r"<[^>]+>", " ", page)
-    for code in ("sit_spes", "sick_leave", "True", "False", "NaN", "None", "ki_nedre", "dekker_sann_effekt", "**"):
+    for code in ("sit_spes", "sick_leave", "True", "False", "NaN", "None", "ki_nedre", "dekker_sann_effekt"):
         assert code not in text, code
+    # no Markdown bold (a coefficient's significance stars, "-0,012**", are meant)
+    assert re.search(r"\*\*[^\W\d_]", text) is None, re.search(r".{20}\*\*[^\W\d_].{20}", text)
     assert "<pre" not in page and page.index("Tabell 1.") < page.index("Tabell 1b.")
     for f in ("tabell1_sit_spes.csv", "tabell2_alle.csv", "tabell1_sit_spes.html", "utelatt.csv", "metode.md",
               "figurer/ressurser/per_aar_alle.png", "figurer/ressurser/kvintiler_staffing_alle.svg"):

@@ -32,7 +32,9 @@ def corrupted(small_world, tmp_path):
     # duplicate person-month
     _rewrite(d, "stock", "SELECT * FROM {t} UNION ALL (SELECT * FROM {t} LIMIT 2)")
     # negative hours
-    _rewrite(d, "employment", "SELECT * REPLACE (CASE WHEN person_id = 1 THEN -5.0 ELSE hours END AS hours) FROM {t}")
+    # a person with hours (the first persons of a world may never have worked)
+    _rewrite(d, "employment", "SELECT * REPLACE (CASE WHEN person_id = (SELECT min(person_id) FROM {t}) THEN -5.0 "
+                              "ELSE hours END AS hours) FROM {t}")
     return d
 
 
@@ -114,6 +116,16 @@ def _copy(small_world, tmp_path, name="w"):
     return d
 
 
+def _in_stock(d, n: int) -> list[int]:
+    """The first n person ids of the stock."""
+    con = duckdb.connect()
+    try:
+        return [r[0] for r in con.execute("SELECT DISTINCT person_id FROM read_parquet(?) ORDER BY 1 LIMIT ?",
+                                          [(d / "stock.parquet").as_posix(), n]).fetchall()]
+    finally:
+        con.close()
+
+
 def _rules(d):
     with pytest.raises(ValidationError) as e:
         validate(d)
@@ -138,8 +150,10 @@ def test_employment_observed_beyond_the_employment_rows_is_refused(small_world, 
 
 def test_impossible_ages_are_refused(small_world, tmp_path):
     d = _copy(small_world, tmp_path)
-    _rewrite(d, "persons", "SELECT * REPLACE (CASE WHEN person_id = 1 THEN DATE '1720-01-01' "
-                           "WHEN person_id = 2 THEN DATE '2040-01-01' ELSE birth_month END AS birth_month) FROM {t}")
+    # two persons in the stock (a world's persons table also holds persons never followed up)
+    a, b = _in_stock(d, 2)
+    _rewrite(d, "persons", f"SELECT * REPLACE (CASE WHEN person_id = {a} THEN DATE '1720-01-01' "
+                           f"WHEN person_id = {b} THEN DATE '2040-01-01' ELSE birth_month END AS birth_month) FROM {{t}}")
     found = _rules(d)
     assert any(t == "persons" and c == "birth_month" and "age" in r for t, c, r in found)
 
