@@ -102,30 +102,36 @@ def _movers(con, k: int) -> pd.DataFrame:
     """One row per move: origin and destination office, the mover's mean result before (months
     at least k before the move) and after (from the move to k months before a next change), and
     each office's mean over the same months without the mover (leave-out): of all its other
-    users, and of each half of them (persons with an even or odd id)."""
-    return con.execute("""
+    users, and of each half of them (persons with an even or odd id). Leaves TEMP tables `moves`
+    and `side` (the mover's months on each side) for the truth's change over the same months."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE moves AS
         WITH runs AS (
             SELECT person_id, run, any_value(office_id) AS office, min(month) AS first
-            FROM r GROUP BY ALL),
-        moves AS (
-            SELECT a.person_id, a.run AS run_a, b.run AS run_b, a.office AS origin, b.office AS dest,
-                   b.first AS moved, n.first AS next_change
-            FROM runs a JOIN runs b ON b.person_id = a.person_id AND b.run = a.run + 1
-            LEFT JOIN runs n ON n.person_id = a.person_id AND n.run = a.run + 2
-            JOIN (SELECT office_id, max(month) AS last FROM r GROUP BY ALL) o ON o.office_id = a.office
-            -- the office left still has users after the move: a user moved, not the office
-            WHERE a.office <> $noe AND b.office <> $noe AND a.office <> b.office AND o.last >= b.first),
+            FROM r GROUP BY ALL)
+        SELECT a.person_id, a.run AS run_a, b.run AS run_b, a.office AS origin, b.office AS dest,
+               b.first AS moved, n.first AS next_change
+        FROM runs a JOIN runs b ON b.person_id = a.person_id AND b.run = a.run + 1
+        LEFT JOIN runs n ON n.person_id = a.person_id AND n.run = a.run + 2
+        JOIN (SELECT office_id, max(month) AS last FROM r GROUP BY ALL) o ON o.office_id = a.office
+        -- the office left still has users after the move: a user moved, not the office
+        WHERE a.office <> $noe AND b.office <> $noe AND a.office <> b.office AND o.last >= b.first""",
+                {"noe": NOE_ID})
+    # the mover's months before (at the office left) and after (at the office joined)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE side AS
+        SELECT m.person_id, m.run_a, 'pre' AS side, m.origin AS office, r.month, r.e
+        FROM moves m JOIN r ON r.person_id = m.person_id AND r.run = m.run_a
+        WHERE r.e IS NOT NULL AND r.month <= m.moved - to_months($k)
+        UNION ALL
+        SELECT m.person_id, m.run_a, 'post', m.dest, r.month, r.e
+        FROM moves m JOIN r ON r.person_id = m.person_id AND r.run = m.run_b
+        WHERE r.e IS NOT NULL AND (m.next_change IS NULL OR r.month <= m.next_change - to_months($k))""",
+                {"k": int(k)})
+    return con.execute("""
         -- the office's users by half (person id even / odd): two independent measurements
-        om AS (SELECT office_id, month, person_id % 2 AS half, sum(e) AS s, count(e) AS n
-               FROM r WHERE e IS NOT NULL GROUP BY ALL),
-        side AS (  -- the mover's months before (at the office left) and after (at the office joined)
-            SELECT m.person_id, m.run_a, 'pre' AS side, m.origin AS office, r.month, r.e
-            FROM moves m JOIN r ON r.person_id = m.person_id AND r.run = m.run_a
-            WHERE r.e IS NOT NULL AND r.month <= m.moved - to_months($k)
-            UNION ALL
-            SELECT m.person_id, m.run_a, 'post', m.dest, r.month, r.e
-            FROM moves m JOIN r ON r.person_id = m.person_id AND r.run = m.run_b
-            WHERE r.e IS NOT NULL AND (m.next_change IS NULL OR r.month <= m.next_change - to_months($k))),
+        WITH om AS (SELECT office_id, month, person_id % 2 AS half, sum(e) AS s, count(e) AS n
+                    FROM r WHERE e IS NOT NULL GROUP BY ALL),
         own AS (SELECT person_id, run_a, side, avg(e) AS e, sum(e) AS s, count(*) AS n FROM side GROUP BY ALL),
         other AS (  -- the office's users in the mover's months, per half, without the mover
             SELECT x.person_id, x.run_a, x.side, om.half,
@@ -151,7 +157,7 @@ def _movers(con, k: int) -> pd.DataFrame:
         JOIN agg post ON post.person_id = m.person_id AND post.run_a = m.run_a AND post.side = 'post'
         WHERE pre.office_mean_a IS NOT NULL AND pre.office_mean_b IS NOT NULL
           AND post.office_mean_a IS NOT NULL AND post.office_mean_b IS NOT NULL
-        ORDER BY m.person_id, m.moved""", {"noe": NOE_ID, "k": int(k)}).df()
+        ORDER BY m.person_id, m.moved""").df()
 
 
 def _iv(y: np.ndarray, X: np.ndarray, Z: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +278,7 @@ def forecast_test_outcome(con, run_id: str, outcome: str, truth: Path | None = N
     row |= _two_offices(m, groups, df)
     years = _by_year(m, groups)
     if truth is not None:
-        dtrue = _truth_for(con, m, truth, outcome, k)
+        dtrue = _truth_for(con, m, truth, outcome)
         ok = np.isfinite(dtrue)
         tb, tse = _forecast(dtrue[ok], m[ok], groups[ok])
         row |= {"truth_coefficient": tb, "truth_se": tse, "truth_in_interval": bool(row["ci_low"] <= tb <= row["ci_high"])}
@@ -280,28 +286,17 @@ def forecast_test_outcome(con, run_id: str, outcome: str, truth: Path | None = N
     return row, binned, years.assign(run_id=run_id, outcome=outcome)
 
 
-def _truth_for(con, m: pd.DataFrame, truth: Path, outcome: str, k: int) -> np.ndarray:
+def _truth_for(con, m: pd.DataFrame, truth: Path, outcome: str) -> np.ndarray:
     """Each mover's change in their true office contribution, over exactly the months of `dy`
-    (the truth, like `r`, holds job shares in per cent)."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE rt AS
-        SELECT r.person_id, r.month, r.run,
-               p.expected_with_office_{outcome} - p.expected_average_office_{outcome} AS c
-        FROM r JOIN read_parquet($p) p ON p.person_id = r.person_id AND p.month = r.month
-        WHERE r.e IS NOT NULL""", {"p": truth.as_posix()})
-    d = con.execute("""
-        WITH runs AS (SELECT person_id, run, any_value(office_id) AS office, min(month) AS first FROM r GROUP BY ALL),
-        moves AS (
-            SELECT a.person_id, a.run AS run_a, b.run AS run_b, b.first AS moved, n.first AS next_change
-            FROM runs a JOIN runs b ON b.person_id = a.person_id AND b.run = a.run + 1
-            LEFT JOIN runs n ON n.person_id = a.person_id AND n.run = a.run + 2),
-        pre AS (SELECT m.person_id, m.moved, avg(rt.c) AS c FROM moves m
-                JOIN rt ON rt.person_id = m.person_id AND rt.run = m.run_a
-                WHERE rt.month <= m.moved - to_months($k) GROUP BY ALL),
-        post AS (SELECT m.person_id, m.moved, avg(rt.c) AS c FROM moves m
-                 JOIN rt ON rt.person_id = m.person_id AND rt.run = m.run_b
-                 WHERE m.next_change IS NULL OR rt.month <= m.next_change - to_months($k) GROUP BY ALL)
-        SELECT pre.person_id, pre.moved, post.c - pre.c AS dtrue
-        FROM pre JOIN post USING (person_id, moved)""", {"k": int(k)}).df()
+    (TEMP table `side` from `_movers`; the truth, like `r`, holds job shares in per cent)."""
+    d = con.execute(f"""
+        SELECT x.person_id, m.moved,
+               avg(p.expected_with_office_{outcome} - p.expected_average_office_{outcome}) FILTER (WHERE x.side = 'post')
+             - avg(p.expected_with_office_{outcome} - p.expected_average_office_{outcome}) FILTER (WHERE x.side = 'pre')
+               AS dtrue
+        FROM side x JOIN moves m ON m.person_id = x.person_id AND m.run_a = x.run_a
+        JOIN read_parquet($p) p ON p.person_id = x.person_id AND p.month = x.month
+        GROUP BY ALL""", {"p": truth.as_posix()}).df()
     out = m[["person_id", "moved"]].merge(d, on=["person_id", "moved"], how="left")
     return out["dtrue"].to_numpy(float)
 

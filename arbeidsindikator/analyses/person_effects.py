@@ -36,6 +36,7 @@ from scipy.sparse import coo_matrix, diags
 from scipy.sparse.csgraph import connected_components
 
 from ..pipeline.shrinkage import NOE_ID
+from .validity import weighted_correlation
 
 @dataclass
 class OfficeEffects:
@@ -102,10 +103,9 @@ def _signal_var(a: pd.Series, b: pd.Series, w: pd.Series) -> float:
 
 
 def _score(x: np.ndarray, truth: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted correlation with the truth, and the RMSE of the two centred on their means."""
     xm, tm = np.average(x, weights=w), np.average(truth, weights=w)
-    cov = np.average((x - xm) * (truth - tm), weights=w)
-    r = cov / np.sqrt(np.average((x - xm) ** 2, weights=w) * np.average((truth - tm) ** 2, weights=w))
-    return float(r), float(np.sqrt(np.average(((x - xm) - (truth - tm)) ** 2, weights=w)))
+    return float(weighted_correlation(x, truth, w)), float(np.sqrt(np.average(((x - xm) - (truth - tm)) ** 2, weights=w)))
 
 
 def compare_office_measures(con, outcome: str, truth: Path | None = None) -> dict:
