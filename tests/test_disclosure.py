@@ -509,3 +509,43 @@ def test_nothing_is_recovered_through_the_api(strict):
         .astype({"PERIODE": str}), how="left")
     assert funnels["ANTALL_PERSONMANEDER"].notna().all()
     assert attack(seen, funnels, "jobb3") == {}
+
+
+def test_proved_rooms_lie_inside_the_attackers_intervals(small_world, tmp_path):
+    """proof.py builds points the bounded attacker cannot rule out (moves along the certificates
+    that keep every bound); attacker.py bounds what he can prove from outside. Two independent
+    computations: every proved room must lie inside the propagated interval, and since the
+    protector searches on for primary cells that would show nobody or everybody in work, almost
+    none of them is left without a proof that someone can be added to or taken from work."""
+    from arbeidsindikator.pipeline import proof
+    seen = {}
+    repair = disclosure._repair
+
+    def keep(pr, shape, names, threshold, counts):
+        left, bounds = repair(pr, shape, names, threshold, counts)
+        seen.update(pr=pr, shape=shape, bounds=bounds, threshold=threshold,
+                    systems=disclosure._systems(pr, shape, names, threshold, counts)[0])
+        return left, bounds
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(disclosure, "_repair", keep)
+        ai.run_indicator(small_world, db=tmp_path / "res.duckdb")
+    pr, systems = seen["pr"], seen["systems"]
+    months = pr.s.n_months * pr.S.shape[1] * pr.S.shape[2]
+    rooms = proof.prove(systems, pr.certificates, months)
+    proved = 0
+    for s, r, b in zip(systems, rooms, seen["bounds"]):
+        sup = s.suppressed
+        for q, (down, up) in r.items():
+            v = np.asarray(s.values[q], float)
+            lo, hi = b[q]
+            top = np.minimum(v + up, 1e300)  # unbounded both ways (propagation rounds inf to the largest float)
+            assert (top <= hi + 1e-6)[sup].all() and (v - down >= lo - 1e-6)[sup].all(), q
+            proved += int(((up + down) >= 1)[sup].sum())
+    assert proved > 0.5 * sum(int(s.suppressed.sum()) * len(s.kinds) for s in systems)
+    left = proof.unproved(systems, rooms, seen["threshold"])
+    primary = pr.primary.ravel()
+    for s, per in zip(systems, left):
+        for reason, cells in per.items():
+            if reason.endswith("_ingen") or reason.endswith("_alle"):
+                assert primary[cells].mean() < 1.0 or len(cells) < 0.02 * s.suppressed.sum(), (reason, len(cells))

@@ -307,8 +307,17 @@ class Protector:
     """Secondary suppression by certificates (module docstring)."""
 
     def __init__(self, shape: Shape, masks: list[Mask], primary: np.ndarray, share: float = 0.1,
-                 room_cap: float = 200.0, kept: list[np.ndarray] | None = None, known: list[np.ndarray] | None = None):
+                 room_cap: float = 200.0, kept: list[np.ndarray] | None = None, known: list[np.ndarray] | None = None,
+                 binary: set | frozenset = frozenset()):
         self.s = shape
+        # outcomes counted in persons (jobbK): their cells must not prove nobody or everybody in
+        # work; the persons not in work are the second quantity for that (`attribute_need`)
+        self.binary = set(binary)
+        for m in masks:
+            for o in m.outcomes:
+                if o in self.binary:
+                    m.values[("ikke", o)] = m.n - m.values[o]
+                    m.up[("ikke", o)], m.down[("ikke", o)] = np.zeros(m.n.shape), np.zeros(m.n.shape)
         self.masks = masks
         self.j = {id(m): j for j, m in enumerate(masks)}  # a system's index (masks compare by identity)
         # Per system, the cells an earlier release suppressed (they stay suppressed) and published
@@ -328,6 +337,7 @@ class Protector:
         self.share = share
         self.rng = np.random.default_rng(WITNESS_SEED)
         self.n_cert = 0
+        self.certificates = []  # (systems, flat cells, signs) of every certificate applied
         self.pm = shape.period_months.astype(np.int8)
         self.t_dummy, self.u_dummy, self.g_dummy = shape.n_time, shape.n_org, shape.n_group
         self.year = (np.arange(shape.n_months) + shape.m0) // 12
@@ -425,7 +435,7 @@ class Protector:
         return self._cache[key]
 
     def search(self, mask: Mask, C: np.ndarray, target: tuple[int, int, int], need: dict | None = None,
-               top: int = 48, prune: int = 16) -> tuple | None:
+               top: int = 48, prune: int = 16, exhaustive: bool = False) -> tuple | None:
         """The cheapest certificate non-zero at `target`. Near partners first (the same year and
         region, another group of the same breakdown), taken if they cost nothing new; then also
         far ones (any month, other regions), of which the `prune` cheapest partners per dimension
@@ -449,7 +459,7 @@ class Protector:
         # months only): search the far partners again without the pruning before giving up.
         # Only for exactness: room beyond it is a wish (the audit reports the cells without),
         # and an unpruned search for room buys it with many more suppressed cells.
-        if need:
+        if need and not exhaustive:
             return None
         for alle in ((False, True) if bd0 > 0 else (True,)):
             for wide_prune in (4 * prune, 1 << 30):
@@ -585,18 +595,23 @@ class Protector:
         self.S[t[~mine], u[~mine], g[~mine]] = True
         self.only[self.j[id(mask)]][t[mine], u[mine], g[mine]] = True
         r = int(self.rng.integers(1, 1 << 20))
+        valid = []
         for j, (m, C, Cr) in enumerate(zip(self.masks, self.C, self.C_room)):
             on = m.exists[t, u, g] & (~mine | (m is mask))
             C[t[on], u[on], g[on]] = 0.0
             Cr[t[on], u[on], g[on]] = 0.0
             if m is not mask and not (on.all() and (self.S | self.only[j])[t, u, g].all()):
                 continue  # it would change an empty cell there (the 12-month system lacks the last months)
+            valid.append(j)
             m.certified[t, u, g] = True
             np.add.at(m.witness, (t, u, g), r * sg)
-            for o in m.outcomes:
+            for o in m.outcomes + [("ikke", o) for o in m.outcomes if o in self.binary]:
                 up, down = self._rooms(m, o, T, U, G, sign, real)
                 np.maximum.at(m.up[o], (t, u, g), up[real])
                 np.maximum.at(m.down[o], (t, u, g), down[real])
+        # kept for the proof of room under every bound (proof.py): the systems it holds in,
+        # its cells (flat) and their signs
+        self.certificates.append((tuple(valid), np.ravel_multi_index((t, u, g), self.S.shape), sg.astype(np.int8)))
         self.n_cert += 1
 
     def _publish_here(self, mask: Mask, cell) -> None:
@@ -633,6 +648,28 @@ class Protector:
             need_up, need_down = max(self.share * v, 1e-9), self.share * v
             if mask.up[o][cell] < need_up or mask.down[o][cell] < need_down:
                 out[o] = (need_up if mask.up[o][cell] < need_up else 0.0, need_down if mask.down[o][cell] < need_down else 0.0)
+        for key, room in self.attribute_need(mask, cell).items():
+            if mask.up[key][cell] < room[0]:
+                out[key] = room
+        return out
+
+    def attribute_need(self, mask: Mask, cell) -> dict:
+        """The room a primary cell needs so that the attacker who knows bounds cannot tell that
+        nobody (or everybody) in it was in work: one person more in work where none was (the
+        cells going down along the certificate must have someone in work), one more not in work
+        where all were (they must have someone not in work). Unlike the protection range, this
+        is searched for at any cost: linear programming over all relations finds such cells
+        where propagation does not (on the small world, 2 of 8 sampled cells without it)."""
+        if not self.primary[cell]:
+            return {}
+        out = {}
+        for o in mask.outcomes:
+            if o not in self.binary:
+                continue
+            if mask.values[o][cell] < 0.5:
+                out[o] = (1e-9, 0.0)
+            if mask.values[("ikke", o)][cell] < 0.5:
+                out[("ikke", o)] = (1e-9, 0.0)
         return out
 
     def run(self) -> None:
@@ -659,6 +696,9 @@ class Protector:
                     if not need:
                         continue
                     cert = self.search(mask, C_room, cell, need)
+                    attr = {k: r for k, r in self.attribute_need(mask, cell).items() if mask.up[k][cell] < r[0]}
+                    if cert is None and attr:  # that nobody or everybody worked must not follow: search on
+                        cert = self.search(mask, C, cell, attr, exhaustive=True)
                     if cert is None:
                         self.weak.add((id(mask), cell))  # no room provable here: the audit reports it
                         continue
@@ -742,7 +782,8 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
             mine = system_of[oi] == j
             kept[j].flat[flat[mine & (b == SUPPRESSED_BEFORE)]] = True
             known[j].flat[flat[mine & (b == PUBLISHED_BEFORE)]] = True
-    pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons, kept=kept, known=known)
+    pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons, kept=kept, known=known,
+                   binary={i for i, x in enumerate(names) if outcome_kind(x)[0] == "binary"})
     pr.run()
     left, bounds = _repair(pr, shape, names, min_persons, counts)
     if any(((pr.S | o) & k).any() for o, k in zip(pr.only, pr.known)):  # no certificate or repair uses them

@@ -1,0 +1,290 @@
+"""Proved room: points the bounded attacker cannot rule out, built from the certificates.
+
+attacker.py gives the bounded attacker's intervals from outside (propagation: the attacker's
+exact interval lies inside). That proves disclosures, not safety: an exact LP or MILP can be
+tighter than propagation. Safety needs the other side: values of the whole publication,
+different from the true ones, that satisfy everything the attacker knows. Two such points with
+a suppressed cell at different values prove that he cannot pin it, whatever solver he has.
+
+Every certificate of the secondary suppression (disclosure.py) is such a direction: an integer
+vector d, zero on every published and empty cell, that keeps every relation of its system. The
+true tables x are feasible; so is x + t d for every whole t as long as every bound holds. We
+move one quantity at a time, the others staying at their true values:
+
+- the number in work of a jobbK outcome: 0 <= s <= n, the hours of atidK moving with it by 19/K
+  per person (a person in work after K months has at least 19/K hours a week on average), up to
+  60 x n;
+- the hours of an atidK outcome: 19/K x the number in work <= h <= 60 x n;
+- the count n, in every system holding the certificate's months at once (a month's count is
+  the same for the 3- and the 12-month outcomes): n >= 1 (or its band's lower end), n >= the
+  number in work, n >= hours / 60, n <= the persons of a published period holding the month
+  (and its band's upper end). A certificate that would move a count some system publishes, or
+  a month of a system it does not hold in, moves no count.
+
+Each certificate gives every cell of it a room up and down (the largest whole t each way,
+times its sign); a cell's proved interval is the widest over its certificates. Because t and d
+are whole, the points are whole: the proof holds against the integer (MILP) attacker too.
+What is proved per suppressed cell: its count and each sum can take at least two values; a
+count below the threshold can reach the threshold (no proof that the cell is small); at least
+one person in work can be added and removed (no proof of "nobody" or "everybody"). For primary
+cells, also the protection range: `share` of the sum each way (upwards some room at 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from .attacker import MAX_WEEKLY_HOURS, System
+from .outcomes import IN_WORK_WEEKLY_HOURS
+
+
+def _bounds(s: System) -> dict:
+    """Per quantity, the (lower, upper) bound of each cell with every other quantity at its true
+    value (module docstring)."""
+    n = np.asarray(s.values["n"], float)
+    b = {}
+    for q, (kind, horizon) in s.kinds.items():
+        if q == "n":
+            continue
+        v = np.asarray(s.values[q], float)
+        if kind == "binary":
+            # the hours of the same horizon move with it, 19/K per person (so both bounds hold)
+            hi = n.copy()
+            for h, (hk, hh) in s.kinds.items():
+                if hk == "hours" and hh == horizon:
+                    room = (MAX_WEEKLY_HOURS * n - np.asarray(s.values[h], float)) * horizon / IN_WORK_WEEKLY_HOURS
+                    hi = np.minimum(hi, v + np.floor(room + 1e-6))
+            b[q] = (np.zeros_like(v), hi)
+        elif kind == "hours":
+            lo = np.zeros_like(v)
+            for c, (ck, ch) in s.kinds.items():
+                if ck == "binary" and ch == horizon:
+                    lo = np.maximum(lo, IN_WORK_WEEKLY_HOURS / horizon * np.asarray(s.values[c], float))
+            b[q] = (lo, MAX_WEEKLY_HOURS * n)
+        else:
+            b[q] = (np.full_like(v, -np.inf), np.full_like(v, np.inf))
+    lo_n = np.maximum(s.floor, 1.0)
+    for q, (kind, _) in s.kinds.items():
+        if kind == "binary":
+            lo_n = np.maximum(lo_n, np.asarray(s.values[q], float))
+        elif kind == "hours":
+            lo_n = np.maximum(lo_n, np.ceil(np.asarray(s.values[q], float) / MAX_WEEKLY_HOURS - 1e-6))
+    b["n"] = (lo_n, s.caps)
+    return b
+
+
+def _steps(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray, whole: bool) -> tuple[float, float]:
+    """How far t can go up and down along the signs before a cell leaves its bounds."""
+    plus = np.where(sign > 0, hi - v, v - lo).min()
+    minus = np.where(sign > 0, v - lo, hi - v).min()
+    if whole:
+        plus, minus = np.floor(plus + 1e-6), np.floor(minus + 1e-6)
+    return max(float(plus), 0.0), max(float(minus), 0.0)
+
+
+def prove(systems: list[System], certificates: list, n_months_cells: int) -> dict:
+    """Rooms per system and quantity from the certificates (module docstring). `certificates`:
+    (systems it holds in, flat cells, signs); `n_months_cells`: flat cells below it are months
+    (their counts are shared by the systems)."""
+    bounds = [_bounds(s) for s in systems]
+    rooms = [{q: (np.zeros(len(s.unknown)), np.zeros(len(s.unknown))) for q in s.kinds} for s in systems]
+    public = [s.count_public if s.count_public is not None else np.zeros(len(s.unknown), bool) for s in systems]
+    exists = [np.asarray(s.values["n"]) > 0 for s in systems]
+    for valid, cells, sign in certificates:
+        for j in valid:
+            s, b = systems[j], bounds[j]
+            for q, (kind, _) in s.kinds.items():
+                if q == "n":
+                    continue
+                plus, minus = _steps(np.asarray(s.values[q], float)[cells], b[q][0][cells], b[q][1][cells], sign,
+                                     kind == "binary")
+                _widen(rooms[j][q], cells, sign, plus, minus)
+        # the count: moved in every system whose months it touches, or not at all
+        months = cells[cells < n_months_cells]
+        touch = [j for j in range(len(systems)) if exists[j][months].any() or j in valid]
+        if not set(touch) <= set(valid) or any(public[j][cells].any() for j in touch):
+            continue
+        best = (0.0, 0.0)
+        for steps in (_count_alone, _count_with_work):
+            plus, minus = np.inf, np.inf
+            for j in touch:
+                p, m = steps(systems[j], bounds[j], cells, sign)
+                plus, minus = min(plus, p), min(minus, m)
+            best = (max(best[0], plus), max(best[1], minus))
+        for j in touch:
+            _widen(rooms[j]["n"], cells, sign, *best)
+    return rooms
+
+
+def _count_alone(s: System, b: dict, cells: np.ndarray, sign: np.ndarray) -> tuple[float, float]:
+    """Steps of the count with every sum at its true value."""
+    return _steps(np.asarray(s.values["n"], float)[cells], b["n"][0][cells], b["n"][1][cells], sign, True)
+
+
+def _count_with_work(s: System, b: dict, cells: np.ndarray, sign: np.ndarray) -> tuple[float, float]:
+    """Steps of the count with the persons in work moving with it (persons not in work stay),
+    and their hours by 19/K each: a small cell where everybody works can grow."""
+    n = np.asarray(s.values["n"], float)[cells]
+    plus, minus = _steps(n, np.maximum(s.floor[cells], 1.0), s.caps[cells], sign, True)
+    for q, (kind, horizon) in s.kinds.items():
+        v = np.asarray(s.values[q], float)[cells]
+        if kind == "binary":
+            p, m = _steps(v, np.zeros_like(v), np.full_like(v, np.inf), sign, True)
+        elif kind == "hours":
+            paired = any(k == "binary" and h == horizon for k, h in s.kinds.values())
+            a = IN_WORK_WEEKLY_HOURS / horizon if paired else 0.0
+            slack = (MAX_WEEKLY_HOURS * n - v) / (MAX_WEEKLY_HOURS - a)  # hours <= 60 x persons
+            p, m = _steps(slack, np.zeros_like(v), np.full_like(v, np.inf), sign, True)
+        else:
+            continue
+        plus, minus = min(plus, p), min(minus, m)
+    return plus, minus
+
+
+def _widen(room: tuple, cells: np.ndarray, sign: np.ndarray, plus: float, minus: float) -> None:
+    down, up = room
+    np.maximum.at(up, cells, np.where(sign > 0, plus, minus))
+    np.maximum.at(down, cells, np.where(sign > 0, minus, plus))
+
+
+def unproved(systems: list[System], rooms: list, threshold: int, primary: np.ndarray | None = None,
+             share: float = 0.0) -> list[dict]:
+    """Per system, reason -> suppressed flat cells for which the certificates prove nothing of:
+    'antall' (the count can take two values), 'under_grensen' (the count can reach the
+    threshold), '<q>' (the sum can take two values: a step of one person, or half an hour),
+    '<q>_ingen' / '<q>_alle' (someone can be added / removed from work); with `primary` and
+    `share`, '<q>_rom' (the primary cell's protection range)."""
+    out = []
+    for s, r in zip(systems, rooms):
+        sup = s.suppressed
+        n = np.asarray(s.values["n"], float)
+        down, up = r["n"]
+        own = sup if s.count_public is None else sup & ~s.count_public
+        res = {"antall": own & (up + down < 1), "under_grensen": own & (n + up < threshold)}
+        for q, (kind, _) in s.kinds.items():
+            if q == "n":
+                continue
+            v = np.asarray(s.values[q], float)
+            down, up = r[q]
+            step = 1.0 if kind == "binary" else 0.5
+            res[q] = sup & (up + down < step)
+            if kind == "binary":
+                res[f"{q}_ingen"] = sup & (v + up < 1)
+                res[f"{q}_alle"] = sup & (n - (v - down) < 1)
+            if primary is not None and share > 0:
+                need = share * np.abs(v)
+                res[f"{q}_rom"] = sup & primary & ((up < np.maximum(need, 1e-9)) | (down < np.minimum(need, v)))
+        out.append({k: np.flatnonzero(v) for k, v in res.items() if v.any()})
+    return out
+
+
+def lp_rooms(systems: list[System], rooms: list, threshold: int, n_month_cells: int, rounds: int = 3) -> int:
+    """Widen the rooms where the certificates fall short, by linear programs over each system's
+    relations (the other quantities at their true values, every bound of `_bounds`, and a box
+    around the truth that keeps the programs bounded): one program per quantity and direction
+    pushes every cell still short that way at once (the sum of them, up or down), and its optimum
+    is a point the attacker cannot rule out. Repeated for the cells still short, `rounds` times.
+    The points are those of the LP relaxation (fractional): the integer attacker could be
+    tighter, which `unproved` then reports. Returns the number of programs solved."""
+    solved = 0
+    for _ in range(rounds):
+        todo = _needs(systems, rooms, threshold)
+        if not any(todo.values()):
+            break
+        for (j, q), (up, down) in todo.items():
+            for cells, sign in ((up, -1.0), (down, 1.0)):
+                if len(cells):
+                    x, v, colmap = _optimum(systems, j, q, cells, sign, threshold, n_month_cells)
+                    solved += 1
+                    if x is not None:
+                        _take(systems, rooms, q, colmap, x, v)
+    return solved
+
+
+def _needs(systems, rooms, threshold) -> dict:
+    """(system, quantity) -> (cells to push up, cells to push down), from `unproved`."""
+    out = {}
+    for j, per in enumerate(unproved(systems, rooms, threshold)):
+        for reason, cells in per.items():
+            if reason.endswith("_rom"):
+                continue
+            q = "n" if reason in ("antall", "under_grensen") else reason.split("_")[0]
+            up, down = out.setdefault((j, q), (set(), set()))
+            if reason in ("antall", "under_grensen") or not reason.endswith("_alle"):
+                up.update(cells.tolist())
+            if reason == "antall" or reason.endswith("_alle") or reason == q:
+                down.update(cells.tolist())
+    return {k: (np.array(sorted(u), np.int64), np.array(sorted(d), np.int64)) for k, (u, d) in out.items()}
+
+
+def _key(q: str, i: int, c: int, n_month_cells: int):
+    """A variable of the programs: a month's count is one variable for every system."""
+    return c if (q == "n" and c < n_month_cells) else (i, c)
+
+
+def _optimum(systems, j, q, cells, sign, threshold, n_month_cells):
+    """The LP optimum of sign x sum(cells) for quantity q of system j (the count: over every
+    system at once). Returns (x, true values, variable per key) or Nones if none was found."""
+    members = range(len(systems)) if q == "n" else [j]
+    colmap, val, lo, hi, blocks = {}, [], [], [], []
+    for i in members:
+        s = systems[i]
+        lo_i, hi_i = _bounds(s)[q]
+        v = np.asarray(s.values[q], float)
+        unk = s.unknown if (q != "n" or s.count_public is None) else s.unknown & ~s.count_public
+        cols = np.flatnonzero(unk)
+        idx = np.empty(len(cols), np.int64)
+        for k, c in enumerate(cols.tolist()):
+            key = _key(q, i, c, n_month_cells)
+            m = colmap.get(key)
+            if m is None:
+                m = colmap[key] = len(val)
+                val.append(v[c]), lo.append(lo_i[c]), hi.append(hi_i[c])
+            else:  # a month's count: the bounds of every system hold
+                lo[m], hi[m] = max(lo[m], lo_i[c]), min(hi[m], hi_i[c])
+            idx[k] = m
+        rel = s.relations.tocsr()
+        a_u = rel[:, cols]
+        rows = np.flatnonzero(np.diff(a_u.indptr) > 0)
+        a = a_u[rows].tocoo()
+        blocks.append((a.row, idx[a.col], a.data, -(rel[rows][:, ~unk] @ v[~unk])))
+    if q == "n":  # a month's count one system publishes is known in all
+        for i in members:
+            s = systems[i]
+            n_i = np.asarray(s.values["n"], float)
+            for c in np.flatnonzero(~s.unknown[:n_month_cells] & (n_i[:n_month_cells] > 0)).tolist():
+                m = colmap.get(c)
+                if m is not None:
+                    lo[m] = hi[m] = val[m]
+    off, rows, cols_, data, rhs = 0, [], [], [], []
+    for r, c, d, b in blocks:
+        rows.append(r + off), cols_.append(c), data.append(d), rhs.append(b)
+        off += len(b)
+    a_eq = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols_))), shape=(off, len(val)))
+    val, lo, hi = np.array(val), np.array(lo), np.array(hi)
+    box = np.maximum(threshold, 0.25 * np.abs(val))  # bounded programs (a smaller polytope is still sound)
+    lo, hi = np.minimum(np.maximum(lo, val - box), val), np.maximum(np.minimum(hi, val + box), val)
+    cost = np.zeros(len(val))
+    target = [colmap.get(_key(q, j, c, n_month_cells)) for c in cells.tolist()]
+    cost[[m for m in target if m is not None]] = sign
+    res = linprog(cost, A_eq=a_eq, b_eq=np.concatenate(rhs), bounds=np.c_[lo, hi], method="highs")
+    if res.status != 0:
+        return None, None, None
+    return res.x, val, colmap
+
+
+def _take(systems, rooms, q, colmap, x, v) -> None:
+    """Widen the rooms by the point x (a feasible point of the whole publication)."""
+    for key, m in colmap.items():
+        d = x[m] - v[m]
+        if abs(d) < 1e-9:
+            continue
+        for i, c in ([(i, key) for i in range(len(systems)) if systems[i].unknown[key]]
+                     if not isinstance(key, tuple) else [key]):
+            down, up = rooms[i][q]
+            up[c], down[c] = max(up[c], d), max(down[c], -d)
+
+
+__all__ = ["lp_rooms", "prove", "unproved"]
