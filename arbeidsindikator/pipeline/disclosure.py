@@ -457,8 +457,10 @@ class Protector:
         # Pruning to the cheapest partners per dimension can leave only combinations whose
         # cube crosses an empty cell, while others exist (a small group present in a few
         # months only): search the far partners again without the pruning before giving up.
-        # Only for exactness: room beyond it is a wish (the audit reports the cells without),
-        # and an unpruned search for room buys it with many more suppressed cells.
+        # Only for exactness, and for the room that keeps nobody / everybody in work from
+        # following (`exhaustive`, attribute_need): the protection range beyond it is a wish (the
+        # audit reports the cells without), and an unpruned search buys it with many more
+        # suppressed cells.
         if need and not exhaustive:
             return None
         for alle in ((False, True) if bd0 > 0 else (True,)):
