@@ -674,6 +674,16 @@ class Protector:
                 out[("ikke", o)] = (1e-9, 0.0)
         return out
 
+    def _attribute_search(self, mask: Mask, C: np.ndarray, cell, need: dict):
+        """The cheapest certificate with the attribute room, at any cost but the national 'Alle'
+        series (the one series every reader has; closed for the search, then reopened)."""
+        national = C[:, 0, 0].copy()
+        C[:, 0, 0] = np.where(national > 0, BIG, national)
+        try:
+            return self.search(mask, C, cell, need, exhaustive=True)
+        finally:
+            C[:, 0, 0] = national
+
     def run(self) -> None:
         """A certificate for every suppressed cell of every system; then further certificates for
         primary cells whose proved room is short of the requirement; until nothing changes."""
@@ -700,7 +710,7 @@ class Protector:
                     cert = self.search(mask, C_room, cell, need)
                     attr = {k: r for k, r in self.attribute_need(mask, cell).items() if mask.up[k][cell] < r[0]}
                     if cert is None and attr:  # that nobody or everybody worked must not follow: search on
-                        cert = self.search(mask, C, cell, attr, exhaustive=True)
+                        cert = self._attribute_search(mask, C, cell, attr)
                     if cert is None:
                         self.weak.add((id(mask), cell))  # no room provable here: the audit reports it
                         continue
