@@ -153,6 +153,20 @@ def _busy_office(db) -> str:
         con.close()
 
 
+def _year_group(db, office: str, breakdown: str, outcome: str) -> str:
+    """The group of `breakdown` with the most published calendar years at `office` (its year
+    chart has points to draw)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("""
+            SELECT GRUPPE FROM published_period
+            WHERE ORG_STED_ID = ? AND UTFALL = ? AND NEDBRYTNING = ? AND MANEDER = 12 AND length(PERIODE) = 4
+            GROUP BY ALL ORDER BY count(*) FILTER (WHERE NOT PRIKKET) DESC, 1 LIMIT 1""",
+                           [office, outcome, breakdown]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def _broken_series(db, breakdown: str, outcome: str) -> tuple[str, str]:
     """An office and a group of `breakdown` whose monthly series is published, then suppressed,
     then published again (the chart must break the line there)."""
@@ -207,6 +221,7 @@ def test_dashboard_in_a_real_browser(server, browser, small_run, tmp_path):
     assert page.locator("#chart-month .ci-band").count() >= 1 and page.locator("#chart-month .line-unit").count() >= 1
     assert page.locator("#chart-month .compare-line").count() >= 1  # the region's and the country's lines
     assert page.locator("#legend-month").inner_text().count("Nav") >= 1
+    _choose(page, "#group", _year_group(small_run[1], office, "Innsatsgruppe", "jobb3"))
     assert page.locator("#chart-year .point").count() >= 3
     assert page.locator("#chart-groups .point").count() >= 3
     assert page.locator("#chart-funnel .point.mark").count() == 1
