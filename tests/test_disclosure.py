@@ -543,9 +543,12 @@ def test_proved_rooms_lie_inside_the_attackers_intervals(small_world, tmp_path):
             assert (top <= hi + 1e-6)[sup].all() and (v - down >= lo - 1e-6)[sup].all(), q
             proved += int(((up + down) >= 1)[sup].sum())
     assert proved > 0.5 * sum(int(s.suppressed.sum()) * len(s.kinds) for s in systems)
+    # primary cells where no certificate proves that someone can be added to (or taken from)
+    # work: on this world 0.5-0.9 % of the suppressed cells per reason (before the attribute
+    # search: 1 297 cells with nobody in work, 3.2 %)
     left = proof.unproved(systems, rooms, seen["threshold"])
     primary = pr.primary.ravel()
     for s, per in zip(systems, left):
         for reason, cells in per.items():
             if reason.endswith("_ingen") or reason.endswith("_alle"):
-                assert primary[cells].mean() < 1.0 or len(cells) < 0.02 * s.suppressed.sum(), (reason, len(cells))
+                assert primary[cells].sum() < 0.02 * s.suppressed.sum(), (reason, len(cells))

@@ -82,7 +82,7 @@ def _steps(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray, whol
     return max(float(plus), 0.0), max(float(minus), 0.0)
 
 
-def prove(systems: list[System], certificates: list, n_months_cells: int) -> dict:
+def prove(systems: list[System], certificates: list, n_months_cells: int) -> list[dict]:
     """Rooms per system and quantity from the certificates (module docstring). `certificates`:
     (systems it holds in, flat cells, signs); `n_months_cells`: flat cells below it are months
     (their counts are shared by the systems)."""
