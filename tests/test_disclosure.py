@@ -552,3 +552,28 @@ def test_proved_rooms_lie_inside_the_attackers_intervals(small_world, tmp_path):
         for reason, cells in per.items():
             if reason.endswith("_ingen") or reason.endswith("_alle"):
                 assert primary[cells].sum() < 0.02 * s.suppressed.sum(), (reason, len(cells))
+
+
+def test_a_sum_of_certificates_proves_what_none_proves_alone():
+    """proof.combined_step against brute force over whole multiples: the target (nobody in work)
+    can gain a person only if the cell its certificate lowers is refilled by another one."""
+    import itertools
+
+    from arbeidsindikator.pipeline import proof
+    a = ((0,), np.array([0, 1]), np.array([1, -1], np.int8))  # target up, cell 1 down
+    b = ((0,), np.array([1, 2]), np.array([1, -1], np.int8))  # cell 1 up, cell 2 down
+    certs = [a, b]
+    index = proof.certificate_index(certs)
+    hi = np.array([5.0, 5.0, 5.0])
+    bounded = np.ones(3, bool)
+    for work in ([0.0, 0.0, 3.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0], [5.0, 0.0, 1.0]):
+        v = np.array(work)
+        for direction in (1, -1):
+            found = proof.combined_step(certs, index, 0, v, np.zeros(3), hi, bounded, 0, direction)
+            brute = any(direction * la >= 1 and np.all((v + la * np.array([1, -1, 0]) + lb * np.array([0, 1, -1]) >= 0)
+                                                       & (v + la * np.array([1, -1, 0]) + lb * np.array([0, 1, -1]) <= hi))
+                        for la, lb in itertools.product(range(-proof.STEPS, proof.STEPS + 1), repeat=2))
+            assert found == brute, (work, direction)
+    # the case the sum exists for: single certificates cannot, the sum can
+    assert proof.combined_step(certs, index, 0, np.array([0.0, 0.0, 3.0]), np.zeros(3), hi, bounded, 0, 1)
+    assert not proof.combined_step(certs, index, 0, np.array([0.0, 0.0, 0.0]), np.zeros(3), hi, bounded, 0, 1)

@@ -24,6 +24,14 @@ move one quantity at a time, the others staying at their true values:
 Each certificate gives every cell of it a room up and down (the largest whole t each way,
 times its sign); a cell's proved interval is the widest over its certificates. Because t and d
 are whole, the points are whole: the proof holds against the integer (MILP) attacker too.
+
+One certificate can be blocked where another is not: a cell where nobody is in work cannot go
+down, so no single certificate that lowers it can add a person in work to the cell we prove.
+A sum of certificates, x + sum(l_c d_c) with whole l_c, can cancel the blocked cell
+(`combined_step`: a small integer programme over the certificates around the cell, HiGHS
+through scipy, its answer checked in whole numbers here). That is how nobody / everybody in
+work is proved for cells no single certificate reaches, here and in the protector, which looks
+for further suppression only where no combination is found.
 What is proved per suppressed cell: its count and each sum can take at least two values; a
 count below the threshold can reach the threshold (no proof that the cell is small); at least
 one person in work can be added and removed (no proof of "nobody" or "everybody"). For primary
@@ -32,7 +40,11 @@ cells, also the protection range: `share` of the sum each way (upwards some room
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from .attacker import MAX_WEEKLY_HOURS, System
 from .outcomes import IN_WORK_WEEKLY_HOURS
@@ -49,12 +61,8 @@ def _bounds(s: System) -> dict:
         v = np.asarray(s.values[q], float)
         if kind == "binary":
             # the hours of the same horizon move with it, 19/K per person (so both bounds hold)
-            hi = n.copy()
-            for h, (hk, hh) in s.kinds.items():
-                if hk == "hours" and hh == horizon:
-                    room = (MAX_WEEKLY_HOURS * n - np.asarray(s.values[h], float)) * horizon / IN_WORK_WEEKLY_HOURS
-                    hi = np.minimum(hi, v + np.floor(room + 1e-6))
-            b[q] = (np.zeros_like(v), hi)
+            hours = [np.asarray(s.values[h], float) for h, (hk, hh) in s.kinds.items() if hk == "hours" and hh == horizon]
+            b[q] = work_bounds(n, v, hours[0] if hours else None, horizon)
         elif kind == "hours":
             lo = np.zeros_like(v)
             for c, (ck, ch) in s.kinds.items():
@@ -113,7 +121,111 @@ def prove(systems: list[System], certificates: list, n_months_cells: int) -> lis
             best = (max(best[0], plus), max(best[1], minus))
         for j in touch:
             _widen(rooms[j]["n"], cells, sign, *best)
+    _combine(systems, bounds, rooms, certificates)
     return rooms
+
+
+def _combine(systems: list[System], bounds: list, rooms: list, certificates: list) -> None:
+    """Nobody / everybody in work, where no single certificate proves otherwise: a person more
+    in work, or out of work, along a sum of certificates (`combined_step`)."""
+    index = certificate_index(certificates)
+    for j, (s, b) in enumerate(zip(systems, bounds)):
+        n = np.asarray(s.values["n"], float)
+        for q, (kind, _) in s.kinds.items():
+            if kind != "binary":
+                continue
+            v = np.asarray(s.values[q], float)
+            down, up = rooms[j][q]
+            for direction, cells in ((1, np.flatnonzero(s.suppressed & (v + up < 1))),
+                                     (-1, np.flatnonzero(s.suppressed & (n - (v - down) < 1)))):
+                for c in cells.tolist():
+                    if combined_step(certificates, index, j, v, b[q][0], b[q][1], s.suppressed, c, direction):
+                        (up if direction > 0 else down)[c] = max((up if direction > 0 else down)[c], 1.0)
+
+
+def work_bounds(n: np.ndarray, work: np.ndarray, hours: np.ndarray | None, horizon: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The range of the number in work with the count and every other sum at its true value,
+    the hours of the same horizon moving with it by 19/K per person (`_bounds`)."""
+    hi = np.asarray(n, float).copy()
+    if hours is not None:
+        room = (MAX_WEEKLY_HOURS * n - hours) * horizon / IN_WORK_WEEKLY_HOURS
+        hi = np.minimum(hi, work + np.floor(room + 1e-6))
+    return np.zeros_like(hi), hi
+
+
+def certificate_index(certificates: list) -> dict:
+    """flat cell -> the certificates (by position) that hold it."""
+    at = defaultdict(list)
+    for i, (_, cells, _) in enumerate(certificates):
+        for c in cells.tolist():
+            at[c].append(i)
+    return at
+
+
+COMBINED_CERTIFICATES = 300  # at most this many certificates in one programme
+COMBINED_SECONDS = 2.0
+STEPS = 2  # each certificate taken at most this many times either way
+
+
+def combined_step(certificates: list, index: dict, system: int, values: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray, bounded: np.ndarray, target: int, direction: int) -> bool:
+    """Whether whole multiples l_c of the certificates around `target` (flat) move it by at
+    least one whole unit in `direction` (+1 / -1) with every bounded cell within [lo, hi]
+    (flat arrays of one system and quantity). The certificates: those holding the target and
+    those holding a cell that blocks them; if that is not enough, once more. The solver's
+    answer is rounded and checked here, so a True is a proof."""
+    own = lambda cell: [i for i in index.get(cell, ()) if system in certificates[i][0]]  # noqa: E731
+    ids = own(target)
+    if not ids:
+        return False
+    for _ in range(2):  # the smaller programme first: most cells need few certificates
+        blocked = set()
+        for i in ids:
+            _, cells, _ = certificates[i]
+            v = values[cells]
+            room = np.minimum(hi[cells] - v, v - lo[cells])  # a cell that cannot move both ways
+            blocked.update(cells[bounded[cells] & (room < 1)].tolist())
+        more = sorted({i for c in blocked for i in own(c)} - set(ids), key=lambda i: (len(certificates[i][1]), i))
+        ids = (ids + more)[:COMBINED_CERTIFICATES]  # the smallest first: fewer cells to keep in range
+        if _solve(certificates, ids, values, lo, hi, bounded, target, direction):
+            return True
+    return False
+
+
+def _solve(certificates, ids, values, lo, hi, bounded, target, direction) -> bool:
+    """One programme over the certificates `ids` (combined_step)."""
+    cells = np.unique(np.concatenate([certificates[i][1] for i in ids]))
+    rows = np.concatenate([np.searchsorted(cells, certificates[i][1]) for i in ids])
+    cols = np.repeat(np.arange(len(ids)), [len(certificates[i][1]) for i in ids])
+    vals = np.concatenate([certificates[i][2] for i in ids]).astype(float)
+    d = sp.csr_matrix((vals, (rows, cols)), shape=(len(cells), len(ids)))
+    v = values[cells]
+    # a cell that no admissible step can push out of its range need not be a constraint
+    reach = STEPS * (abs(d) @ np.ones(len(ids)))
+    keep = bounded[cells] & ((v - reach < lo[cells]) | (v + reach > hi[cells]))
+    t = int(np.searchsorted(cells, target))
+    # the linear programme first: its vertex is often whole already (the certificates are
+    # +-1 vectors); the integer programme only where it is not
+    a_ub = sp.vstack([d[keep], -d[keep], -direction * d[[t]]]).tocsr()
+    b_ub = np.r_[(hi[cells] - v)[keep], (v - lo[cells])[keep], -1.0]
+    lp = linprog(np.zeros(len(ids)), A_ub=a_ub, b_ub=b_ub, bounds=(-STEPS, STEPS), method="highs")
+    if lp.status == 2:
+        return False
+    if lp.status == 0 and _whole_and_inside(d, np.rint(lp.x), v, lo[cells], hi[cells], keep, t, direction):
+        return True
+    res = milp(np.zeros(len(ids)), integrality=np.ones(len(ids)), bounds=Bounds(-STEPS, STEPS),
+               constraints=[LinearConstraint(d[keep], (lo[cells] - v)[keep], (hi[cells] - v)[keep]),
+                            LinearConstraint(direction * d[[t]], 1, np.inf)],
+               options={"time_limit": COMBINED_SECONDS})
+    return res.x is not None and _whole_and_inside(d, np.rint(res.x), v, lo[cells], hi[cells], keep, t, direction)
+
+
+def _whole_and_inside(d, steps, v, lo, hi, keep, t, direction) -> bool:
+    """The check that makes a solver's answer a proof: whole steps, every cell in range."""
+    moved = v + d @ steps
+    return bool(direction * (moved[t] - v[t]) >= 1 and np.all((moved >= lo - 1e-6)[keep])
+                and np.all((moved <= hi + 1e-6)[keep]))
 
 
 def _count_alone(s: System, b: dict, cells: np.ndarray, sign: np.ndarray) -> tuple[float, float]:
@@ -178,4 +290,4 @@ def unproved(systems: list[System], rooms: list, threshold: int, primary: np.nda
     return out
 
 
-__all__ = ["prove", "unproved"]
+__all__ = ["certificate_index", "combined_step", "prove", "unproved", "work_bounds"]
