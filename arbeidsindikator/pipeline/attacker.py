@@ -28,6 +28,7 @@ from .outcomes import IN_WORK_WEEKLY_HOURS
 
 MAX_WEEKLY_HOURS = 60.0  # the most hours a week anyone is taken to average: tighter helps an attacker
 TOL = 1e-7
+JOINT_ROUNDS = 8
 ROUNDS = 300
 
 
@@ -208,4 +209,76 @@ def _couple(kinds: dict, b: dict) -> int:
     return moved
 
 
-__all__ = ["MAX_WEEKLY_HOURS", "System", "binding_rows", "disclosed", "intervals", "row_cells", "row_values"]
+def small_in_month(system: System, bounds: dict, threshold: int, cells_per_month: int, n_months: int,
+                   clean: dict | None = None) -> np.ndarray:
+    """Suppressed cells whose count an exact LP over the relations within their month proves
+    below `threshold` where propagation does not (the tests' attacker found one on the small
+    world). Per month: the count of every suppressed cell between its propagated bounds, every
+    relation whose cells all lie in the month; one programme maximises sum(min(n_c, threshold))
+    over the cells that really are small, and only those that stay below get their own
+    (HiGHS through scipy). Only cells that are small can be proved small, so the others are
+    not asked. A finder of disclosures, not a proof: relations across months are left out.
+
+    `clean` (month -> its suppressed cells) remembers months where nothing was found: with the
+    same cells suppressed there, nothing can be found again (suppressing more elsewhere only
+    widens the bounds), so a repair round solves only the months it changed."""
+    from scipy.optimize import linprog
+
+    lo, hi = (np.asarray(x, float) for x in bounds["n"])
+    n = np.asarray(system.values["n"], float)
+    own = system.suppressed if system.count_public is None else system.suppressed & ~system.count_public
+    asked = own & (n < threshold) & (hi >= threshold)
+    rel = system.relations.tocoo()
+    month = rel.col // cells_per_month
+    first = np.full(rel.shape[0], np.iinfo(np.int64).max)
+    last = np.full(rel.shape[0], -1)
+    np.minimum.at(first, rel.row, month)
+    np.maximum.at(last, rel.row, month)
+    within = (first == last) & (last < n_months)
+    rel = rel.tocsr()
+    found = []
+    for m in np.unique(first[within]):
+        rows = np.flatnonzero(within & (first == m))
+        block = rel[rows]
+        cells = np.unique(block.indices)
+        unknown = cells[system.unknown[cells]]
+        targets = unknown[asked[unknown]]
+        key = unknown.tobytes()
+        if not len(targets) or (clean is not None and clean.get(m) == key):
+            continue
+        before = len(found)
+        a = block[:, unknown]
+        b = -(block[:, cells[~system.unknown[cells]]] @ n[cells[~system.unknown[cells]]])
+        k, t = len(unknown), len(targets)
+        col = np.searchsorted(unknown, targets)
+        pick = sp.csr_matrix((np.ones(t), (np.arange(t), col)), shape=(t, k))
+        var = [(lo[c], None if np.isinf(hi[c]) else hi[c]) for c in unknown]
+        # joint programmes over the cells not yet shown to reach the threshold, while they show
+        # more; the cells left get their own
+        left = np.arange(t)
+        for _ in range(JOINT_ROUNDS):
+            sub = pick[left]
+            res = linprog(np.r_[np.zeros(k), -np.ones(len(left))],
+                          A_ub=sp.hstack([-sub, sp.identity(len(left))]).tocsr(), b_ub=np.zeros(len(left)),
+                          A_eq=sp.hstack([a, sp.csr_matrix((a.shape[0], len(left)))]), b_eq=b,
+                          bounds=var[:k] + [(0, threshold)] * len(left), method="highs")
+            if res.status != 0:
+                left = left[:0]
+                break
+            reached = res.x[k:] >= threshold - 1e-6
+            left = left[~reached]
+            if not reached.any() or not len(left):
+                break
+        for i in left:
+            objective = np.zeros(k)
+            objective[col[i]] = -1.0
+            res = linprog(objective, A_eq=a, b_eq=b, bounds=var[:k], method="highs")
+            if res.status == 0 and -res.fun < threshold - 1e-6:
+                found.append(int(targets[i]))
+        if clean is not None and len(found) == before:
+            clean[m] = key
+    return np.array(sorted(found), np.int64)
+
+
+__all__ = ["MAX_WEEKLY_HOURS", "System", "binding_rows", "disclosed", "intervals", "row_cells", "row_values",
+           "small_in_month"]

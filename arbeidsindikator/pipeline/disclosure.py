@@ -63,6 +63,7 @@ certificates: person-months are additive like the sums.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -70,7 +71,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import attacker
+from . import attacker, proof
 from .carry import PUBLISHED_BEFORE, SUPPRESSED_BEFORE
 from .outcomes import outcome_kind
 
@@ -308,11 +309,12 @@ class Protector:
 
     def __init__(self, shape: Shape, masks: list[Mask], primary: np.ndarray, share: float = 0.1,
                  room_cap: float = 200.0, kept: list[np.ndarray] | None = None, known: list[np.ndarray] | None = None,
-                 binary: set | frozenset = frozenset()):
+                 kinds: dict | None = None):
         self.s = shape
         # outcomes counted in persons (jobbK): their cells must not prove nobody or everybody in
         # work; the persons not in work are the second quantity for that (`attribute_need`)
-        self.binary = set(binary)
+        self.kinds = kinds or {}
+        self.binary = {o for o, (kind, _) in self.kinds.items() if kind == "binary"}
         for m in masks:
             for o in m.outcomes:
                 if o in self.binary:
@@ -338,6 +340,9 @@ class Protector:
         self.rng = np.random.default_rng(WITNESS_SEED)
         self.n_cert = 0
         self.certificates = []  # (systems, flat cells, signs) of every certificate applied
+        self.cert_at = defaultdict(list)  # flat cell -> the certificates holding it
+        self.deferred = {}  # primary cells whose attribute room waits for every other certificate (`_late`)
+        self._work = {}  # (system, outcome) -> the range of its number in work, flat (`_combined`)
         self.pm = shape.period_months.astype(np.int8)
         self.t_dummy, self.u_dummy, self.g_dummy = shape.n_time, shape.n_org, shape.n_group
         self.year = (np.arange(shape.n_months) + shape.m0) // 12
@@ -613,7 +618,10 @@ class Protector:
                 np.maximum.at(m.down[o], (t, u, g), down[real])
         # kept for the proof of room under every bound (proof.py): the systems it holds in,
         # its cells (flat) and their signs
-        self.certificates.append((tuple(valid), np.ravel_multi_index((t, u, g), self.S.shape), sg.astype(np.int8)))
+        flat = np.ravel_multi_index((t, u, g), self.S.shape)
+        for c in flat.tolist():
+            self.cert_at[c].append(len(self.certificates))
+        self.certificates.append((tuple(valid), flat, sg.astype(np.int8)))
         self.n_cert += 1
 
     def _publish_here(self, mask: Mask, cell) -> None:
@@ -643,7 +651,7 @@ class Protector:
         """Room a primary cell still lacks, per outcome: `share` of its sum of the actual outcome
         down (or to 0), and up as much and at least something (at 0, or the attacker knows it)."""
         out = {}
-        if not self.primary[cell] or (id(mask), cell) in self.weak:
+        if not self.primary[cell] or (id(mask), cell) in self.weak or (id(mask), cell) in self.deferred:
             return out
         for o in mask.outcomes:
             v = abs(mask.values[o][cell])
@@ -674,6 +682,46 @@ class Protector:
                 out[("ikke", o)] = (1e-9, 0.0)
         return out
 
+    def _combined(self, mask: Mask, cell, need: dict) -> bool:
+        """Whether a sum of the certificates applied so far gives the attribute room `need` asks
+        for (proof.combined_step); if so, it is recorded as the cell's room."""
+        j = self.j[id(mask)]
+        flat = int(np.ravel_multi_index(cell, self.S.shape))
+        for key in need:
+            o = key[1] if isinstance(key, tuple) else key
+            if (j, o) not in self._work:
+                hours = [(h, kh) for h, (kind, kh) in self.kinds.items()
+                         if kind == "hours" and kh == self.kinds[o][1] and h in mask.outcomes]
+                n, work = mask.n.ravel().astype(float), mask.values[o].ravel()
+                lo, hi = proof.work_bounds(n, work, mask.values[hours[0][0]].ravel() if hours else None,
+                                           self.kinds[o][1])
+                bounded = (mask.exists & ~self.is_pair[None, :, None]).ravel()
+                self._work[(j, o)] = (work, lo, hi, bounded)
+            work, lo, hi, bounded = self._work[(j, o)]
+            direction = -1 if isinstance(key, tuple) else 1  # a person out of work, or into it
+            if not proof.combined_step(self.certificates, self.cert_at, j, work, lo, hi, bounded, flat, direction):
+                return False
+        for key in need:
+            mask.up[key][cell] = max(mask.up[key][cell], 1.0)
+        return True
+
+    def _late(self) -> bool:
+        """The primary cells whose attribute room neither one certificate nor a sum of them
+        gives, once every other certificate is in place: the exhaustive search for each."""
+        changed = False
+        todo, self.deferred = list(self.deferred.values()), {}
+        for mask, cell in todo:
+            attr = {k: r for k, r in self.attribute_need(mask, cell).items() if mask.up[k][cell] < r[0]}
+            if not attr or self._combined(mask, cell, attr):
+                continue
+            cert = self._attribute_search(mask, self.C[self.j[id(mask)]], cell, attr)
+            if cert is None:
+                self.weak.add((id(mask), cell))
+                continue
+            self.apply(mask, cert)
+            changed = True
+        return changed
+
     def _attribute_search(self, mask: Mask, C: np.ndarray, cell, need: dict):
         """The cheapest certificate with the attribute room, at any cost but the national 'Alle'
         series (the one series every reader has; closed for the search, then reopened)."""
@@ -690,7 +738,7 @@ class Protector:
         for _ in range(100):  # new suppressions in one system may need certificates in another
             changed = self._pass(rooms=False)
             changed = self._pass(rooms=True) or changed
-            if not changed:
+            if not changed and not self._late():
                 return
         raise RuntimeError("secondary suppression did not settle")
 
@@ -709,8 +757,12 @@ class Protector:
                         continue
                     cert = self.search(mask, C_room, cell, need)
                     attr = {k: r for k, r in self.attribute_need(mask, cell).items() if mask.up[k][cell] < r[0]}
-                    if cert is None and attr:  # that nobody or everybody worked must not follow: search on
-                        cert = self._attribute_search(mask, C, cell, attr)
+                    if cert is None and attr:
+                        # that nobody or everybody worked must not follow: proved by a sum of
+                        # certificates, or searched for at any cost, once every cheaper
+                        # certificate is in place (`_late`)
+                        self.deferred[(id(mask), cell)] = (mask, cell)
+                        continue
                     if cert is None:
                         self.weak.add((id(mask), cell))  # no room provable here: the audit reports it
                         continue
@@ -795,7 +847,7 @@ def protect(monthly: pd.DataFrame, period: pd.DataFrame, shape: Shape, min_perso
             kept[j].flat[flat[mine & (b == SUPPRESSED_BEFORE)]] = True
             known[j].flat[flat[mine & (b == PUBLISHED_BEFORE)]] = True
     pr = Protector(shape, mask_list, primary, share, room_cap=20.0 * min_persons, kept=kept, known=known,
-                   binary={i for i, x in enumerate(names) if outcome_kind(x)[0] == "binary"})
+                   kinds={i: outcome_kind(x) for i, x in enumerate(names)})
     pr.run()
     left, bounds = _repair(pr, shape, names, min_persons, counts)
     if any(((pr.S | o) & k).any() for o, k in zip(pr.only, pr.known)):  # no certificate or repair uses them
@@ -876,11 +928,16 @@ def _repair(pr: "Protector", shape: Shape, names: list[str], threshold: int, cou
     for each disclosure, the relation that gives the binding bound gets one more suppressed
     cell (the smallest holding at least the threshold, never the national series), and the
     new cells get certificates. Returns what is still disclosed and the final intervals."""
+    clean = [{} for _ in pr.masks]  # per system, the months the LP found nothing in (attacker.small_in_month)
     for _ in range(REPAIR_ROUNDS):
         systems, links = _systems(pr, shape, names, threshold, counts)
         bounds = attacker.intervals(systems, links)
         found = [(i, reason, cells) for i, (s, b) in enumerate(zip(systems, bounds))
                  for reason, cells in attacker.disclosed(s, b, threshold).items()]
+        if not found:  # what propagation does not prove, an LP within a month can (a cell small)
+            per_month = pr.S.shape[1] * pr.S.shape[2]
+            found = [(i, "under_grensen", cells) for i, (s, b) in enumerate(zip(systems, bounds))
+                     if len(cells := attacker.small_in_month(s, b, threshold, per_month, shape.n_months, clean[i]))]
         if not found:
             return [], bounds
         added, unband = set(), set()
