@@ -46,9 +46,12 @@ must be movable upwards by at least `share` of its value, and downwards too (or 
 whose certificates do not reach that get further certificates chosen to reach it.
 
 Beyond the relations. Cells where fewer than `k` are in work or not in work (or have hours) are
-primary too (the attribute rule), and an attacker who also knows bounds (whole counts, 0 <= in
-work <= count, hours per person, period persons, count bands) is run after the certificates:
-what he pins or proves small is repaired by further suppression (`_repair`, attacker.py).
+primary too (the attribute rule), and each primary cell must be able to gain a person in work
+where nobody was (and out of work where everybody was): along one certificate, a sum of them
+(proof.combined_step), or else a further certificate searched for at any cost (`_late`). An
+attacker who also knows bounds (whole counts, 0 <= in work <= count, hours per person, period
+persons, count bands) is run after the certificates, with LPs within each month for small
+cells: what he pins or proves small is repaired by further suppression (`_repair`, attacker.py).
 
 Across releases (carry.py). A monthly release keeps the decisions of the release before it:
 its published cells are known (never part of a perturbation), its suppressed cells stay
