@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import linprog
 
 from .outcomes import IN_WORK_WEEKLY_HOURS
 
 MAX_WEEKLY_HOURS = 60.0  # the most hours a week anyone is taken to average: tighter helps an attacker
 TOL = 1e-7
-JOINT_ROUNDS = 8
+JOINT_ROUNDS = 16  # joint LPs per month in `small_in_month` before the cells left get one each
 ROUNDS = 300
 
 
@@ -222,12 +223,10 @@ def small_in_month(system: System, bounds: dict, threshold: int, cells_per_month
     `clean` (month -> its suppressed cells) remembers months where nothing was found: with the
     same cells suppressed there, nothing can be found again (suppressing more elsewhere only
     widens the bounds), so a repair round solves only the months it changed."""
-    from scipy.optimize import linprog
-
     lo, hi = (np.asarray(x, float) for x in bounds["n"])
     n = np.asarray(system.values["n"], float)
-    own = system.suppressed if system.count_public is None else system.suppressed & ~system.count_public
-    asked = own & (n < threshold) & (hi >= threshold)
+    hidden = system.suppressed if system.count_public is None else system.suppressed & ~system.count_public
+    asked = hidden & (n < threshold) & (hi >= threshold)
     rel = system.relations.tocoo()
     month = rel.col // cells_per_month
     first = np.full(rel.shape[0], np.iinfo(np.int64).max)
@@ -248,7 +247,8 @@ def small_in_month(system: System, bounds: dict, threshold: int, cells_per_month
             continue
         before = len(found)
         a = block[:, unknown]
-        b = -(block[:, cells[~system.unknown[cells]]] @ n[cells[~system.unknown[cells]]])
+        known = cells[~system.unknown[cells]]
+        b = -(block[:, known] @ n[known])
         k, t = len(unknown), len(targets)
         col = np.searchsorted(unknown, targets)
         pick = sp.csr_matrix((np.ones(t), (np.arange(t), col)), shape=(t, k))
@@ -261,19 +261,24 @@ def small_in_month(system: System, bounds: dict, threshold: int, cells_per_month
             res = linprog(np.r_[np.zeros(k), -np.ones(len(left))],
                           A_ub=sp.hstack([-sub, sp.identity(len(left))]).tocsr(), b_ub=np.zeros(len(left)),
                           A_eq=sp.hstack([a, sp.csr_matrix((a.shape[0], len(left)))]), b_eq=b,
-                          bounds=var[:k] + [(0, threshold)] * len(left), method="highs")
-            if res.status != 0:
-                left = left[:0]
+                          bounds=var + [(0, threshold)] * len(left), method="highs")
+            if res.status != 0:  # undecided: every cell left gets its own programme
                 break
             reached = res.x[k:] >= threshold - 1e-6
             left = left[~reached]
             if not reached.any() or not len(left):
                 break
-        for i in left:
+        reached = np.zeros(t, bool)
+        for i in left:  # each programme's point also shows the other cells it takes to the threshold
+            if reached[i]:
+                continue
             objective = np.zeros(k)
             objective[col[i]] = -1.0
-            res = linprog(objective, A_eq=a, b_eq=b, bounds=var[:k], method="highs")
-            if res.status == 0 and -res.fun < threshold - 1e-6:
+            res = linprog(objective, A_eq=a, b_eq=b, bounds=var, method="highs")
+            if res.status != 0:
+                continue
+            reached[left] |= res.x[col[left]] >= threshold - 1e-6
+            if -res.fun < threshold - 1e-6:
                 found.append(int(targets[i]))
         if clean is not None and len(found) == before:
             clean[m] = key
