@@ -693,11 +693,10 @@ class Protector:
         for key in need:
             o = key[1] if isinstance(key, tuple) else key
             if (j, o) not in self._work:
-                hours = [(h, kh) for h, (kind, kh) in self.kinds.items()
-                         if kind == "hours" and kh == self.kinds[o][1] and h in mask.outcomes]
-                n, work = mask.n.ravel().astype(float), mask.values[o].ravel()
-                lo, hi = proof.work_bounds(n, work, mask.values[hours[0][0]].ravel() if hours else None,
-                                           self.kinds[o][1])
+                horizon = self.kinds[o][1]
+                hours = [mask.values[h].ravel() for h in mask.outcomes if self.kinds[h] == ("hours", horizon)]
+                work = mask.values[o].ravel()
+                lo, hi = proof.work_bounds(mask.n.ravel().astype(float), work, hours[0] if hours else None, horizon)
                 bounded = (mask.exists & ~self.is_pair[None, :, None]).ravel()
                 self._work[(j, o)] = (work, lo, hi, bounded)
             work, lo, hi, bounded = self._work[(j, o)]

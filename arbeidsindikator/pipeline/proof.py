@@ -32,6 +32,7 @@ A sum of certificates, x + sum(l_c d_c) with whole l_c, can cancel the blocked c
 through scipy, its answer checked in whole numbers here). That is how nobody / everybody in
 work is proved for cells no single certificate reaches, here and in the protector, which looks
 for further suppression only where no combination is found.
+
 What is proved per suppressed cell: its count and each sum can take at least two values; a
 count below the threshold can reach the threshold (no proof that the cell is small); at least
 one person in work can be added and removed (no proof of "nobody" or "everybody"). For primary
