@@ -28,7 +28,7 @@ demo: $(VENV)/.demo
 	$(BIN)/arbeidsindikator demo --out demo-output
 
 test: $(VENV)/.test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # renew the lock files from pyproject.toml (needs the network; commit the result)
 lock:
